@@ -1,0 +1,13 @@
+//! agh: a grading host. Course graders are WebAssembly components; student
+//! code runs only inside gVisor Docker sandboxes that this library creates,
+//! limits and tears down.
+//!
+//! The `agh` binary is a thin command line over this library (see [`cli`]).
+
+pub mod cli;
+pub mod doctor;
+pub mod report;
+pub mod sandbox;
+
+/// The version of agh, recorded in every result.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

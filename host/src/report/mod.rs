@@ -1,0 +1,5 @@
+//! Results: verdicts, the result model, and the files agh writes.
+
+mod verdict;
+
+pub use verdict::Verdict;

@@ -1,0 +1,452 @@
+//! Running commands in a sandbox: deadlines, output caps, and the kill that
+//! leaves no process of the command's user behind.
+
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::query_parameters::WaitContainerOptions;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWriteExt};
+
+use super::{docker_call, Sandbox, SandboxError, User, DOCKER_CALL_TIMEOUT, KILL_GRACE};
+
+/// Most arguments one command may have.
+pub const MAX_ARGS: usize = 4096;
+/// Most bytes of arguments and environment together (well under the kernel's
+/// ARG_MAX, so a refused command is refused here with a clear reason).
+pub const MAX_ARG_BYTES: usize = 128 * 1024;
+/// Most bytes of stdin one command may be given; bigger inputs are files.
+pub const MAX_STDIN_BYTES: usize = 16 * 1024 * 1024;
+
+/// Runs the command's argv as given, then kills every process left to its
+/// user, then exits with the command's status. The argv arrives as positional
+/// parameters, never as shell text, so nothing in it is interpreted.
+/// `kill -1` signals every process the caller may signal except itself.
+const RUN_WRAPPER: &str = "\"$@\"; status=$?; kill -9 -1 2>/dev/null; exit $status";
+
+/// Counts the processes in the sandbox, then kills every process of the
+/// calling user. Run as the user of a command that overran.
+const KILL_USER_PROCESSES: &str = "set -- /proc/[0-9]*; echo $#; kill -9 -1 2>/dev/null; exit 0";
+
+/// Processes in a sandbox that belong to no command: the init, its sleep, and
+/// the killing shell itself.
+const BASELINE_PROCESSES: usize = 3;
+
+/// A command to run in the sandbox.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Command {
+    /// Program and arguments; the program is looked up on `PATH`.
+    pub argv: Vec<String>,
+    /// Bytes fed to stdin, then end of file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stdin: Vec<u8>,
+    /// Working directory; `/work` when empty.
+    #[serde(default)]
+    pub cwd: String,
+    /// Extra environment variables.
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+    /// Which sandbox user runs it.
+    #[serde(default)]
+    pub user: User,
+    /// Deadline; the sandbox's wall-time limit when unset, never above it.
+    #[serde(default)]
+    pub wall_time: Option<Duration>,
+    /// Bytes kept per stream; the sandbox's limit when unset, never above it.
+    #[serde(default)]
+    pub output_bytes: Option<u64>,
+}
+
+impl Command {
+    /// A command running `argv` as the student.
+    #[must_use]
+    pub fn new<I, S>(argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self { argv: argv.into_iter().map(Into::into).collect(), ..Self::default() }
+    }
+
+    fn validate(&self) -> Result<(), SandboxError> {
+        let invalid = |msg: String| Err(SandboxError::Invalid(msg));
+        if self.argv.is_empty() || self.argv[0].is_empty() {
+            return invalid("a command needs a program name as its first argument".into());
+        }
+        if self.argv.len() > MAX_ARGS {
+            return invalid(format!("{} arguments is more than the {MAX_ARGS} allowed", self.argv.len()));
+        }
+        let bytes: usize = self.argv.iter().map(String::len).sum::<usize>()
+            + self.env.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>();
+        if bytes > MAX_ARG_BYTES {
+            return invalid(format!("arguments and environment take {bytes} bytes, more than {MAX_ARG_BYTES}"));
+        }
+        if self.argv.iter().any(|a| a.contains('\0')) {
+            return invalid("an argument contains a NUL byte".into());
+        }
+        for (name, value) in &self.env {
+            let good_name = !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !good_name || value.contains('\0') {
+                return invalid(format!("environment variable {name:?} is not a valid NAME=value"));
+            }
+        }
+        if !self.cwd.is_empty() && (!self.cwd.starts_with('/') || self.cwd.contains('\0')) {
+            return invalid(format!("working directory {:?} must be an absolute path", self.cwd));
+        }
+        if self.stdin.len() > MAX_STDIN_BYTES {
+            return invalid(format!("stdin of {} bytes is more than {MAX_STDIN_BYTES}", self.stdin.len()));
+        }
+        Ok(())
+    }
+}
+
+/// What happened to a command. Raw facts; [`crate::report::Verdict`] reads them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CommandOutcome {
+    /// The argv that ran.
+    pub argv: Vec<String>,
+    /// The user that ran it.
+    pub user: User,
+    /// Exit status, when the command ended by itself.
+    pub exit_code: Option<i64>,
+    /// The signal that ended it (`SIGSEGV`), read from a status of 128 + n.
+    pub signal: Option<String>,
+    /// Captured stdout, at most the output cap.
+    #[serde(skip)]
+    pub stdout: Vec<u8>,
+    /// Captured stderr, at most the output cap.
+    #[serde(skip)]
+    pub stderr: Vec<u8>,
+    /// Stdout went past the cap; the command was killed.
+    pub stdout_truncated: bool,
+    /// Stderr went past the cap; the command was killed.
+    pub stderr_truncated: bool,
+    /// The deadline passed; the command was killed.
+    pub timed_out: bool,
+    /// The sandbox ran out of memory.
+    pub out_of_memory: bool,
+    /// The user had as many processes as the limit allows when it was killed.
+    pub process_limit_reached: bool,
+    /// The sandbox died during the command and cannot run more.
+    pub sandbox_lost: bool,
+    /// Wall time from start to end (or kill).
+    #[serde(with = "duration_ms")]
+    pub wall_time: Duration,
+}
+
+mod duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+/// Where an exec's stdin comes from.
+pub(crate) enum Stdin {
+    None,
+    Bytes(Vec<u8>),
+    Stream(Pin<Box<dyn AsyncRead + Send>>),
+}
+
+/// One exec as the sandbox layer runs it, without the student wrapper.
+pub(crate) struct ExecRequest {
+    pub argv: Vec<String>,
+    pub user: &'static str,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub stdin: Stdin,
+    pub output_cap: u64,
+    pub deadline: Duration,
+}
+
+/// Why an exec's output stream stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExecEnd {
+    Finished,
+    Deadline,
+    OutputLimit,
+    SandboxStopped,
+}
+
+pub(crate) struct RawExec {
+    pub end: ExecEnd,
+    pub exec_id: String,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+    pub started: Instant,
+}
+
+/// Appends `chunk` to `buf` up to `cap`; returns true when bytes were dropped.
+fn keep_up_to(buf: &mut Vec<u8>, chunk: &[u8], cap: u64) -> bool {
+    let room = usize::try_from(cap).unwrap_or(usize::MAX).saturating_sub(buf.len());
+    buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    chunk.len() > room
+}
+
+impl Sandbox {
+    /// Runs `command` and reports what happened. A command that overruns its
+    /// deadline or output cap is killed together with every process of its
+    /// user; so is anything a command leaves running after it exits.
+    ///
+    /// # Errors
+    /// [`SandboxError::Invalid`] for a malformed command,
+    /// [`SandboxError::Lost`] when the sandbox already died, infra errors
+    /// when Docker fails. A student's failure is an outcome, not an error.
+    pub async fn run(&self, command: &Command) -> Result<CommandOutcome, SandboxError> {
+        self.ensure_alive()?;
+        command.validate()?;
+        let limits = &self.spec.limits;
+        let deadline = command.wall_time.map_or(limits.wall_time, |w| w.min(limits.wall_time));
+        let output_cap = command.output_bytes.map_or(limits.output_bytes, |o| o.min(limits.output_bytes));
+        let mut argv = vec!["/bin/sh".into(), "-c".into(), RUN_WRAPPER.into(), "agh-run".into()];
+        argv.extend(command.argv.iter().cloned());
+        let request = ExecRequest {
+            argv,
+            user: command.user.docker_user(),
+            env: command_env(command),
+            cwd: if command.cwd.is_empty() { "/work".into() } else { command.cwd.clone() },
+            stdin: if command.stdin.is_empty() { Stdin::None } else { Stdin::Bytes(command.stdin.clone()) },
+            output_cap,
+            deadline,
+        };
+        let raw = self.exec(request).await?;
+        let mut outcome = CommandOutcome {
+            argv: command.argv.clone(),
+            user: command.user,
+            stdout_truncated: raw.stdout_truncated,
+            stderr_truncated: raw.stderr_truncated,
+            timed_out: raw.end == ExecEnd::Deadline,
+            ..CommandOutcome::default()
+        };
+        match raw.end {
+            ExecEnd::SandboxStopped => {}
+            ExecEnd::Deadline | ExecEnd::OutputLimit => {
+                let processes = self.kill_user_processes(command.user).await?;
+                outcome.process_limit_reached =
+                    processes.is_some_and(|n| n + 1 >= usize::try_from(limits.processes).unwrap_or(usize::MAX));
+            }
+            ExecEnd::Finished => {
+                outcome.exit_code = self.exec_exit_code(&raw.exec_id).await?;
+                // 128 + n is how a shell reports death by signal n; the
+                // wrapper itself may have been killed, so make sure nothing
+                // of this user survives.
+                if outcome.exit_code.is_some_and(|c| c > 128) {
+                    self.kill_user_processes(command.user).await?;
+                }
+            }
+        }
+        outcome.wall_time = raw.started.elapsed();
+        outcome.signal = outcome.exit_code.and_then(signal_of_status);
+        if raw.end != ExecEnd::Finished || outcome.exit_code.is_none_or(|c| c > 128) {
+            if let Some(oom) = self.check_alive().await? {
+                outcome.sandbox_lost = true;
+                outcome.out_of_memory = oom;
+            }
+        }
+        outcome.stdout = raw.stdout;
+        outcome.stderr = raw.stderr;
+        Ok(outcome)
+    }
+
+    /// Kills every process of `user`; returns how many processes the sandbox
+    /// had that were not its own plumbing, when that could be counted.
+    async fn kill_user_processes(&self, user: User) -> Result<Option<usize>, SandboxError> {
+        let request = ExecRequest {
+            argv: vec!["/bin/sh".into(), "-c".into(), KILL_USER_PROCESSES.into()],
+            user: user.docker_user(),
+            env: base_env(user),
+            cwd: "/".into(),
+            stdin: Stdin::None,
+            output_cap: 64,
+            deadline: KILL_GRACE,
+        };
+        let raw = match self.exec(request).await {
+            Ok(raw) => raw,
+            Err(SandboxError::Lost { .. }) => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        if raw.end != ExecEnd::Finished {
+            // The killer itself could not run: the only safe state left is no
+            // sandbox at all.
+            tracing::warn!(container = %self.id, "killing a command's processes failed; stopping the sandbox");
+            self.teardown().await;
+            *self.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some("a command's processes could not be killed, so the sandbox was stopped".into());
+            return Ok(None);
+        }
+        let count = String::from_utf8_lossy(&raw.stdout).trim().parse::<usize>().ok();
+        Ok(count.map(|n| n.saturating_sub(BASELINE_PROCESSES)))
+    }
+
+    pub(crate) async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, SandboxError> {
+        let inspect = docker_call("inspect exec", DOCKER_CALL_TIMEOUT, self.docker.inspect_exec(exec_id)).await?;
+        Ok(inspect.exit_code)
+    }
+
+    /// Starts an exec and collects its output until it ends, overruns, or
+    /// the sandbox stops.
+    pub(crate) async fn exec(&self, request: ExecRequest) -> Result<RawExec, SandboxError> {
+        let attach_stdin = !matches!(request.stdin, Stdin::None);
+        let options = CreateExecOptions {
+            attach_stdin: Some(attach_stdin),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(false),
+            env: Some(request.env),
+            cmd: Some(request.argv),
+            privileged: Some(false),
+            user: Some(request.user.to_string()),
+            working_dir: Some(request.cwd),
+            detach_keys: None,
+        };
+        let exec_id =
+            docker_call("create exec", DOCKER_CALL_TIMEOUT, self.docker.create_exec(&self.id, options)).await?.id;
+        let started = Instant::now();
+        let StartExecResults::Attached { mut output, mut input } =
+            docker_call("start exec", DOCKER_CALL_TIMEOUT, self.docker.start_exec(&exec_id, None)).await?
+        else {
+            return Err(SandboxError::Invalid("docker started the exec detached".into()));
+        };
+        let feeder = tokio::spawn(async move {
+            let copied = match request.stdin {
+                Stdin::None => return Ok(0),
+                Stdin::Bytes(bytes) => input.write_all(&bytes).await.map(|()| bytes.len() as u64),
+                Stdin::Stream(mut reader) => tokio::io::copy(&mut reader, &mut input).await,
+            };
+            // End of file for the command, whatever happened above.
+            let _ = input.shutdown().await;
+            copied
+        });
+
+        let mut stopped = self
+            .docker
+            .wait_container(&self.id, Some(WaitContainerOptions { condition: "not-running".into() }));
+        let deadline = tokio::time::sleep(request.deadline);
+        tokio::pin!(deadline);
+        let mut raw = RawExec {
+            end: ExecEnd::Finished,
+            exec_id,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            started,
+        };
+        let cap = request.output_cap;
+        raw.end = loop {
+            tokio::select! {
+                chunk = output.next() => match chunk {
+                    None => break ExecEnd::Finished,
+                    Some(Ok(LogOutput::StdOut { message })) => {
+                        if keep_up_to(&mut raw.stdout, &message, cap) {
+                            raw.stdout_truncated = true;
+                            break ExecEnd::OutputLimit;
+                        }
+                    }
+                    Some(Ok(LogOutput::StdErr { message })) => {
+                        if keep_up_to(&mut raw.stderr, &message, cap) {
+                            raw.stderr_truncated = true;
+                            break ExecEnd::OutputLimit;
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(source)) => {
+                        feeder.abort();
+                        if self.check_alive().await?.is_some() {
+                            break ExecEnd::SandboxStopped;
+                        }
+                        return Err(SandboxError::Docker { operation: "read exec output", source });
+                    }
+                },
+                () = &mut deadline => break ExecEnd::Deadline,
+                _ = stopped.next() => break ExecEnd::SandboxStopped,
+            }
+        };
+        feeder.abort();
+        Ok(raw)
+    }
+}
+
+/// The environment of every exec: an allowlist, nothing from the host.
+fn base_env(user: User) -> Vec<String> {
+    let (name, home) = match user {
+        User::Student => ("student", "/home/student"),
+        User::Grader => ("grader", "/home/grader"),
+    };
+    vec![
+        "PATH=/usr/local/bin:/usr/bin:/bin".into(),
+        "LANG=C.UTF-8".into(),
+        format!("HOME={home}"),
+        format!("USER={name}"),
+        format!("LOGNAME={name}"),
+    ]
+}
+
+fn command_env(command: &Command) -> Vec<String> {
+    let mut env = base_env(command.user);
+    env.extend(command.env.iter().map(|(k, v)| format!("{k}={v}")));
+    env
+}
+
+/// Reads a shell-style status of 128 + n as death by signal n.
+fn signal_of_status(status: i64) -> Option<String> {
+    const NAMES: [&str; 31] = [
+        "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL", "SIGUSR1",
+        "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT", "SIGSTOP",
+        "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH",
+        "SIGIO", "SIGPWR", "SIGSYS",
+    ];
+    let n = usize::try_from(status.checked_sub(128)?).ok()?;
+    match n {
+        1..=31 => Some(NAMES[n - 1].to_string()),
+        32..=64 => Some(format!("SIGRT{}", n - 32)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_above_128_name_their_signal() {
+        assert_eq!(signal_of_status(139).as_deref(), Some("SIGSEGV"));
+        assert_eq!(signal_of_status(137).as_deref(), Some("SIGKILL"));
+        assert_eq!(signal_of_status(1), None);
+        assert_eq!(signal_of_status(128), None);
+    }
+
+    #[test]
+    fn capture_stops_at_the_cap() {
+        let mut buf = Vec::new();
+        assert!(!keep_up_to(&mut buf, b"abc", 5));
+        assert!(keep_up_to(&mut buf, b"defg", 5));
+        assert_eq!(buf, b"abcde");
+    }
+
+    #[test]
+    fn malformed_commands_are_refused_with_a_reason() {
+        let empty = Command::default();
+        assert!(empty.validate().unwrap_err().to_string().contains("program name"));
+        let bad_env = Command { env: vec![("A=B".into(), "x".into())], ..Command::new(["true"]) };
+        assert!(bad_env.validate().unwrap_err().to_string().contains("NAME=value"));
+        let nul = Command::new(["echo", "a\0b"]);
+        assert!(nul.validate().unwrap_err().to_string().contains("NUL"));
+        let relative = Command { cwd: "work".into(), ..Command::new(["true"]) };
+        assert!(relative.validate().unwrap_err().to_string().contains("absolute"));
+    }
+}

@@ -1,0 +1,417 @@
+//! Moving files into and out of a sandbox.
+//!
+//! Files go in as a tar stream piped into `tar -x` through `docker exec`,
+//! run as the user who should own them. That reaches the tmpfs places, which
+//! the Docker archive API cannot see under gVisor, and large files stream
+//! through without ever sitting whole in memory or on a command line.
+//! Files come out through `head -c` after a check, inside the sandbox, that
+//! the path is a regular file reached through no symbolic link, so a planted
+//! link or FIFO is refused instead of followed or blocking.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tokio_util::io::SyncIoBridge;
+
+use super::exec::{ExecEnd, ExecRequest, Stdin};
+use super::{Sandbox, SandboxError, User, DOCKER_CALL_TIMEOUT};
+
+/// Most bytes one read-back may return; graders read outputs, not datasets.
+pub const MAX_READ_BYTES: u64 = 64 * 1024 * 1024;
+/// Most files one copy from the host may hold (a submission, an asset tree).
+pub const MAX_COPY_FILES: usize = 10_000;
+/// Buffer between the tar builder thread and the exec's stdin.
+const TAR_PIPE_BYTES: usize = 256 * 1024;
+/// How long a copy into the sandbox may take: placing a 500 MB asset under
+/// runsc takes seconds, so this only catches a stuck daemon.
+const COPY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Who owns files placed in the sandbox, and so where they may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Owner {
+    /// Root: course files under `/assets` that students read but cannot change.
+    Root,
+    /// The student: files under `/work` (the submission, scratch inputs).
+    Student,
+    /// The grader user: files under `/grader` that students cannot read.
+    Grader,
+}
+
+impl Owner {
+    fn docker_user(self) -> &'static str {
+        match self {
+            Owner::Root => "0:0",
+            Owner::Student => User::Student.docker_user(),
+            Owner::Grader => User::Grader.docker_user(),
+        }
+    }
+
+    fn uid(self) -> u64 {
+        match self {
+            Owner::Root => 0,
+            Owner::Student => 1000,
+            Owner::Grader => 1001,
+        }
+    }
+
+    /// The writable places this owner may put files in.
+    fn places(self) -> &'static [&'static str] {
+        match self {
+            Owner::Root => &["/assets"],
+            Owner::Student => &["/work", "/tmp"],
+            Owner::Grader => &["/grader", "/tmp"],
+        }
+    }
+}
+
+/// One file or directory to put into the sandbox, relative to a destination.
+#[derive(Debug)]
+pub struct FileEntry {
+    /// Path below the destination, with `/` separators.
+    pub path: String,
+    /// Where the bytes come from; `None` for a directory.
+    pub source: Option<EntrySource>,
+    /// Whether the file should be executable.
+    pub executable: bool,
+}
+
+/// The bytes of a [`FileEntry`].
+#[derive(Debug)]
+pub enum EntrySource {
+    /// Bytes in memory (small files the grader writes).
+    Bytes(Vec<u8>),
+    /// A host file, streamed.
+    HostFile(PathBuf),
+}
+
+/// Checks a path inside the sandbox: absolute, no `.` or `..`, no empty or
+/// NUL parts, and inside one of `owner`'s places. Returns (place, rest).
+///
+/// # Errors
+/// [`SandboxError::Invalid`] saying what is wrong and where files may go.
+pub fn check_sandbox_path(path: &str, owner: Owner) -> Result<(&'static str, String), SandboxError> {
+    let refuse = |why: &str| {
+        Err(SandboxError::Invalid(format!(
+            "sandbox path {path:?} {why}; {owner:?} files go below {}",
+            owner.places().join(" or ")
+        )))
+    };
+    if !path.starts_with('/') {
+        return refuse("is not absolute");
+    }
+    if path.contains('\0') || path.split('/').skip(1).any(|p| p.is_empty() || p == "." || p == "..") {
+        return refuse("has an empty, '.', '..' or NUL part");
+    }
+    for place in owner.places() {
+        if path == *place {
+            return Ok((place, String::new()));
+        }
+        if let Some(rest) = path.strip_prefix(place).and_then(|r| r.strip_prefix('/')) {
+            return Ok((place, rest.to_string()));
+        }
+    }
+    refuse("is outside the places it may be written")
+}
+
+/// Checks a relative path from a host tree or a grader: no absolute, `..`,
+/// or odd components.
+fn check_relative(path: &str) -> Result<(), SandboxError> {
+    let ok = !path.is_empty()
+        && !path.contains('\0')
+        && Path::new(path).components().all(|c| matches!(c, Component::Normal(_)));
+    if ok { Ok(()) } else { Err(SandboxError::Invalid(format!("relative path {path:?} must not be absolute or contain '..'"))) }
+}
+
+/// Opens a host file for reading without following a symbolic link and
+/// without blocking on a FIFO, and checks it is a regular file.
+///
+/// # Errors
+/// An I/O error saying what the file is when it is not a regular file.
+pub fn open_regular_file(path: &Path) -> io::Result<File> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} is not a regular file", path.display())));
+    }
+    Ok(file)
+}
+
+/// Lists a host folder as entries, depth first, refusing symbolic links,
+/// devices, FIFOs and sockets instead of following or opening them.
+///
+/// # Errors
+/// [`SandboxError::Invalid`] for a link or special file, or too many files;
+/// [`SandboxError::Io`] when the folder cannot be read.
+pub fn host_tree_entries(root: &Path) -> Result<Vec<FileEntry>, SandboxError> {
+    let mut entries = Vec::new();
+    let mut pending = vec![PathBuf::new()];
+    while let Some(relative) = pending.pop() {
+        let dir = root.join(&relative);
+        let io_err = |source| SandboxError::Io { context: format!("reading {}", dir.display()), source };
+        let mut names: Vec<_> = std::fs::read_dir(&dir).map_err(io_err)?.collect::<Result<_, _>>().map_err(io_err)?;
+        names.sort_by_key(std::fs::DirEntry::file_name);
+        for item in names {
+            let rel = relative.join(item.file_name());
+            let rel_text = rel.to_str().ok_or_else(|| {
+                SandboxError::Invalid(format!("file name {} is not UTF-8", rel.display()))
+            })?;
+            let meta = item.metadata().map_err(io_err)?; // lstat: links are not followed
+            let kind = meta.file_type();
+            if kind.is_dir() {
+                entries.push(FileEntry { path: rel_text.to_string(), source: None, executable: true });
+                pending.push(rel);
+            } else if kind.is_file() {
+                use std::os::unix::fs::PermissionsExt;
+                let executable = meta.permissions().mode() & 0o111 != 0;
+                entries.push(FileEntry {
+                    path: rel_text.to_string(),
+                    source: Some(EntrySource::HostFile(item.path())),
+                    executable,
+                });
+            } else {
+                return Err(SandboxError::Invalid(format!(
+                    "{} is a symbolic link or special file; only regular files and folders are copied",
+                    root.join(&rel).display()
+                )));
+            }
+            if entries.len() > MAX_COPY_FILES {
+                return Err(SandboxError::Invalid(format!(
+                    "{} holds more than {MAX_COPY_FILES} files",
+                    root.display()
+                )));
+            }
+        }
+    }
+    Ok(entries)
+}
+
+/// Writes `entries` as a tar stream with the given owner and modes.
+fn write_tar(
+    out: impl io::Write,
+    prefix: &str,
+    entries: Vec<FileEntry>,
+    owner: Owner,
+    read_only: bool,
+) -> io::Result<()> {
+    let mut builder = tar::Builder::new(out);
+    let mut parents: Vec<String> = Vec::new();
+    // Intermediate folders of the prefix, so tar creates them owned right.
+    let mut acc = String::new();
+    for part in prefix.split('/').filter(|p| !p.is_empty()) {
+        acc = if acc.is_empty() { part.to_string() } else { format!("{acc}/{part}") };
+        parents.push(acc.clone());
+    }
+    let header_for = |size: u64, mode: u32, kind: tar::EntryType| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(size);
+        header.set_mode(mode);
+        header.set_uid(owner.uid());
+        header.set_gid(owner.uid());
+        header.set_entry_type(kind);
+        header.set_mtime(0);
+        header
+    };
+    for dir in parents {
+        let mut header = header_for(0, 0o755, tar::EntryType::Directory);
+        builder.append_data(&mut header, &dir, io::empty())?;
+    }
+    let join = |path: &str| if prefix.is_empty() { path.to_string() } else { format!("{prefix}/{path}") };
+    let write_bits = if read_only { 0 } else { 0o200 };
+    for entry in entries {
+        let exec_bits = if entry.executable { 0o111 } else { 0 };
+        match entry.source {
+            None => {
+                // Folders stay writable by their owner so the rest extracts.
+                let mut header = header_for(0, 0o755, tar::EntryType::Directory);
+                builder.append_data(&mut header, join(&entry.path), io::empty())?;
+            }
+            Some(EntrySource::Bytes(bytes)) => {
+                let mut header = header_for(bytes.len() as u64, 0o444 | write_bits | exec_bits, tar::EntryType::Regular);
+                builder.append_data(&mut header, join(&entry.path), bytes.as_slice())?;
+            }
+            Some(EntrySource::HostFile(path)) => {
+                let file = open_regular_file(&path)?;
+                let size = file.metadata()?.len();
+                let mut header = header_for(size, 0o444 | write_bits | exec_bits, tar::EntryType::Regular);
+                // take(): a file that grows while copying cannot overrun its header.
+                builder.append_data(&mut header, join(&entry.path), file.take(size))?;
+            }
+        }
+    }
+    builder.finish()
+}
+
+impl Sandbox {
+    /// Places `entries` below `dest` (a folder inside one of `owner`'s
+    /// places), owned by `owner`, without write permission when `read_only`.
+    ///
+    /// # Errors
+    /// [`SandboxError::Invalid`] for a refused path; [`SandboxError::Lost`]
+    /// when the sandbox died; infra errors when Docker or the host fails.
+    pub async fn copy_in(
+        &self,
+        dest: &str,
+        entries: Vec<FileEntry>,
+        owner: Owner,
+        read_only: bool,
+    ) -> Result<(), SandboxError> {
+        self.ensure_alive()?;
+        let (place, prefix) = check_sandbox_path(dest, owner)?;
+        for entry in &entries {
+            check_relative(&entry.path)?;
+        }
+        let (reader, writer) = tokio::io::duplex(TAR_PIPE_BYTES);
+        let builder = tokio::task::spawn_blocking(move || {
+            write_tar(SyncIoBridge::new(writer), &prefix, entries, owner, read_only)
+        });
+        let request = ExecRequest {
+            argv: ["tar", "-x", "-f", "-", "-C", place].map(String::from).to_vec(),
+            user: owner.docker_user(),
+            env: vec!["PATH=/usr/bin:/bin".into()],
+            cwd: "/".into(),
+            stdin: Stdin::Stream(Box::pin(reader)),
+            output_cap: 64 * 1024,
+            deadline: COPY_TIMEOUT,
+        };
+        let raw = self.exec(request).await?;
+        let built = builder.await.map_err(|e| SandboxError::Io {
+            context: "building the tar stream".into(),
+            source: io::Error::other(e),
+        })?;
+        if raw.end == ExecEnd::SandboxStopped {
+            self.check_alive().await?;
+            self.ensure_alive()?;
+        }
+        if raw.end == ExecEnd::Deadline {
+            return Err(SandboxError::Timeout { operation: "copy into sandbox", timeout: COPY_TIMEOUT });
+        }
+        let code = self.exec_exit_code(&raw.exec_id).await?;
+        built.map_err(|source| SandboxError::Io { context: format!("copying into {dest}"), source })?;
+        if code != Some(0) {
+            return Err(SandboxError::Invalid(format!(
+                "extracting into {dest} failed (tar exit {code:?}): {}",
+                String::from_utf8_lossy(&raw.stderr).trim()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Copies a host folder's files below `dest`; see [`host_tree_entries`].
+    ///
+    /// # Errors
+    /// As [`host_tree_entries`] and [`Sandbox::copy_in`].
+    pub async fn copy_dir_in(&self, host_dir: &Path, dest: &str, owner: Owner, read_only: bool) -> Result<(), SandboxError> {
+        let entries = host_tree_entries(host_dir)?;
+        self.copy_in(dest, entries, owner, read_only).await
+    }
+
+    /// Writes one file at `path` with `bytes`.
+    ///
+    /// # Errors
+    /// As [`Sandbox::copy_in`].
+    pub async fn write_file(&self, path: &str, bytes: Vec<u8>, owner: Owner, read_only: bool) -> Result<(), SandboxError> {
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let entry = FileEntry { path: name.to_string(), source: Some(EntrySource::Bytes(bytes)), executable: false };
+        self.copy_in(if dir.is_empty() { "/" } else { dir }, vec![entry], owner, read_only).await
+    }
+
+    /// Reads up to `max_bytes` of the regular file at `path` as `user`.
+    /// Returns the bytes and whether the file was longer.
+    ///
+    /// # Errors
+    /// [`SandboxError::Invalid`] when the path is missing, not a regular
+    /// file, reached through a symbolic link, or unreadable by `user`.
+    pub async fn read_file(&self, path: &str, max_bytes: u64, user: User) -> Result<(Vec<u8>, bool), SandboxError> {
+        /// Exit statuses of the check, for a clear refusal.
+        const LINK: i64 = 3;
+        const NOT_REGULAR: i64 = 4;
+        const READ_CHECKED: &str = r#"p=$1; [ "$(readlink -f -- "$p")" = "$p" ] || exit 3; [ -f "$p" ] || exit 4; exec head -c "$2" -- "$p""#;
+        self.ensure_alive()?;
+        if !path.starts_with('/') || path.contains('\0') || path.split('/').any(|p| p == "..") {
+            return Err(SandboxError::Invalid(format!("read path {path:?} must be absolute without '..'")));
+        }
+        let max_bytes = max_bytes.min(MAX_READ_BYTES);
+        let request = ExecRequest {
+            argv: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                READ_CHECKED.into(),
+                "agh-read".into(),
+                path.into(),
+                (max_bytes + 1).to_string(),
+            ],
+            user: user.docker_user(),
+            env: vec!["PATH=/usr/bin:/bin".into()],
+            cwd: "/".into(),
+            stdin: Stdin::None,
+            output_cap: max_bytes + 1,
+            deadline: DOCKER_CALL_TIMEOUT,
+        };
+        let mut raw = self.exec(request).await?;
+        if raw.end != ExecEnd::Finished {
+            self.check_alive().await?;
+            self.ensure_alive()?;
+            return Err(SandboxError::Timeout { operation: "read file", timeout: DOCKER_CALL_TIMEOUT });
+        }
+        match self.exec_exit_code(&raw.exec_id).await? {
+            Some(0) => {
+                let truncated = raw.stdout.len() as u64 > max_bytes;
+                raw.stdout.truncate(usize::try_from(max_bytes).unwrap_or(usize::MAX));
+                Ok((raw.stdout, truncated))
+            }
+            Some(LINK) => Err(SandboxError::Invalid(format!("{path} is or passes through a symbolic link; not read"))),
+            Some(NOT_REGULAR) => Err(SandboxError::Invalid(format!("{path} is missing or not a regular file"))),
+            code => Err(SandboxError::Invalid(format!(
+                "reading {path} failed (exit {code:?}): {}",
+                String::from_utf8_lossy(&raw.stderr).trim()
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sandbox_paths_stay_in_their_owners_places() {
+        assert_eq!(check_sandbox_path("/assets/tests/a.py", Owner::Root).unwrap(), ("/assets", "tests/a.py".into()));
+        assert_eq!(check_sandbox_path("/work", Owner::Student).unwrap(), ("/work", String::new()));
+        for bad in ["/assets/../etc/passwd", "assets/a", "/etc/passwd", "/assets//a", "/assetsx/a", "/work/./a"] {
+            let err = check_sandbox_path(bad, Owner::Root).unwrap_err().to_string();
+            assert!(err.contains("/assets"), "{bad}: {err}");
+        }
+        assert!(check_sandbox_path("/grader/x", Owner::Student).is_err());
+    }
+
+    #[test]
+    fn host_trees_refuse_links_and_fifos() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.py"), "print(1)").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("leak")).unwrap();
+        let err = host_tree_entries(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        std::fs::remove_file(dir.path().join("leak")).unwrap();
+        // mkfifo(3) is unsafe in Rust; the coreutils tool does the same.
+        let status = std::process::Command::new("mkfifo").arg(dir.path().join("pipe")).status().unwrap();
+        assert!(status.success());
+        let err = host_tree_entries(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("special file"), "{err}");
+        std::fs::remove_file(dir.path().join("pipe")).unwrap();
+        let entries = host_tree_entries(dir.path()).unwrap();
+        assert_eq!(entries.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), ["main.py"]);
+    }
+
+    #[test]
+    fn opening_refuses_links() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", dir.path().join("l")).unwrap();
+        assert!(open_regular_file(&dir.path().join("l")).is_err());
+    }
+}

@@ -1,0 +1,127 @@
+//! Resource limits for a sandbox and for each command run in it.
+//!
+//! Every limit is a positive number: zero is refused rather than read as
+//! "unlimited", because an operator or a plugin that writes 0 by mistake must
+//! never switch a bound off.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Bytes in one mebibyte.
+pub const MIB: u64 = 1024 * 1024;
+
+/// Threads the gVisor sentry itself needs inside the container's pids cgroup.
+/// Debian's runsc does not boot with a pids limit of 32; the cgroup limit is a
+/// backstop set this far above the per-user process limit, which gVisor
+/// enforces itself (RLIMIT_NPROC) without killing the whole sandbox.
+pub const SENTRY_PIDS_HEADROOM: u32 = 512;
+
+/// Limits applied to one sandbox and, as defaults, to its commands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Wall-clock deadline of one command.
+    #[serde(with = "humantime_serde_compat")]
+    pub wall_time: Duration,
+    /// Memory of the whole sandbox in bytes; swap is set equal, so no swap.
+    pub memory_bytes: u64,
+    /// Processes (and threads) one sandbox user may have at once.
+    pub processes: u32,
+    /// CPU share in thousandths of a core.
+    pub millicpus: u32,
+    /// Bytes kept of each of stdout and stderr of one command.
+    pub output_bytes: u64,
+    /// Largest file a command may write.
+    pub file_size_bytes: u64,
+    /// Size of each writable tmpfs (`/work`, `/grader`, `/assets`, `/tmp`).
+    pub tmpfs_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            wall_time: Duration::from_secs(10),
+            memory_bytes: 512 * MIB,
+            processes: 64,
+            millicpus: 1000,
+            output_bytes: MIB,
+            file_size_bytes: 64 * MIB,
+            tmpfs_bytes: 256 * MIB,
+        }
+    }
+}
+
+impl Limits {
+    /// Checks that every limit is positive and that the sandbox can boot.
+    ///
+    /// # Errors
+    /// A message naming the first limit that is zero or too small.
+    pub fn validate(&self) -> Result<(), String> {
+        let checks: [(&str, bool); 7] = [
+            ("wall_time", self.wall_time.is_zero()),
+            ("memory_bytes", self.memory_bytes == 0),
+            ("processes", self.processes == 0),
+            ("millicpus", self.millicpus == 0),
+            ("output_bytes", self.output_bytes == 0),
+            ("file_size_bytes", self.file_size_bytes == 0),
+            ("tmpfs_bytes", self.tmpfs_bytes == 0),
+        ];
+        if let Some((name, _)) = checks.iter().find(|(_, zero)| *zero) {
+            return Err(format!("limit {name} is 0; 0 never means unlimited, give a positive value"));
+        }
+        if self.memory_bytes < 32 * MIB {
+            return Err(format!(
+                "limit memory_bytes is {} bytes; a gVisor sandbox needs at least 32 MiB",
+                self.memory_bytes
+            ));
+        }
+        Ok(())
+    }
+
+    /// The pids cgroup limit for the container: processes plus the sentry's
+    /// own threads (see [`SENTRY_PIDS_HEADROOM`]).
+    #[must_use]
+    pub fn container_pids(&self) -> i64 {
+        i64::from(self.processes) * 2 + i64::from(SENTRY_PIDS_HEADROOM)
+    }
+}
+
+/// Durations in TOML and JSON as human text ("10s", "1m 30s").
+pub(crate) mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_is_refused_not_unlimited() {
+        let limits = Limits { processes: 0, ..Limits::default() };
+        let err = limits.validate().unwrap_err();
+        assert!(err.contains("processes is 0"), "{err}");
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Limits::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn pids_backstop_leaves_room_for_the_sentry() {
+        let limits = Limits { processes: 10, ..Limits::default() };
+        assert_eq!(limits.container_pids(), 20 + 512);
+    }
+}

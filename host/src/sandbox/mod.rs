@@ -1,0 +1,210 @@
+//! Docker sandboxes under gVisor: the only place agh executes student code.
+//!
+//! A [`Sandbox`] is one container per submission, created from a
+//! [`SandboxSpec`] with no network, a read-only root, size-limited tmpfs
+//! places to write, every capability dropped and `no-new-privileges`. Commands
+//! run in it through `docker exec` as an unprivileged user, each under a
+//! wall-clock deadline and output caps; when a command ends, for whatever
+//! reason, every process its user still has is killed, so nothing a student
+//! starts outlives the command.
+//!
+//! Writable places inside every sandbox:
+//!
+//! | path      | owner   | mode | for                                      |
+//! |-----------|---------|------|------------------------------------------|
+//! | `/work`   | student | 0755 | the submission and what it builds        |
+//! | `/assets` | root    | 0755 | course files students may read, not edit |
+//! | `/grader` | grader  | 0700 | files only the grader user may read      |
+//! | `/tmp`    | all     | 1777 | scratch                                  |
+//!
+//! Under gVisor an out-of-memory kill ends the whole sandbox, not one
+//! process. The command that caused it reports `out_of_memory` and
+//! `sandbox_lost`; every later operation on that sandbox fails with
+//! [`SandboxError::Lost`], which a grader sees as an error it can handle
+//! (the remaining tests score zero as not run). The sandbox is not silently
+//! recreated: files built by earlier commands would be missing and the
+//! remaining results would not mean what the grader thinks.
+
+mod container;
+mod exec;
+mod files;
+pub mod limits;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bollard::Docker;
+use serde::{Deserialize, Serialize};
+
+pub use container::{remove_labelled_containers, Sandbox};
+pub use exec::{Command, CommandOutcome};
+pub use files::{FileEntry, Owner, MAX_READ_BYTES};
+pub use limits::Limits;
+
+/// Label on every container agh creates; the value is the agh version.
+pub const LABEL_MANAGED: &str = "agh.managed";
+/// Label naming the batch a container belongs to.
+pub const LABEL_BATCH: &str = "agh.batch";
+/// Label naming the submission a container grades.
+pub const LABEL_SUBMISSION: &str = "agh.submission";
+
+/// How long one ordinary Docker API call may take before it is an infra error.
+pub const DOCKER_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long creating and starting a container may take (runsc boots a kernel).
+pub const DOCKER_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Extra time after a command's deadline for killing it and draining output.
+pub const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// The OCI runtime containers run under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Runtime {
+    /// gVisor: a user-space kernel between the student and the host.
+    #[default]
+    Runsc,
+    /// Plain runc: namespaces and cgroups only. Only on an explicit insecure
+    /// opt-in, and recorded as such in every result.
+    RuncInsecure,
+}
+
+impl Runtime {
+    /// The runtime name Docker knows.
+    #[must_use]
+    pub fn docker_name(self) -> &'static str {
+        match self {
+            Runtime::Runsc => "runsc",
+            Runtime::RuncInsecure => "runc",
+        }
+    }
+}
+
+/// Which user inside the sandbox runs a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum User {
+    /// The unprivileged owner of `/work` (uid 1000).
+    #[default]
+    Student,
+    /// A second unprivileged user (uid 1001) that owns `/grader`.
+    Grader,
+}
+
+impl User {
+    /// `uid:gid` for Docker.
+    #[must_use]
+    pub fn docker_user(self) -> &'static str {
+        match self {
+            User::Student => "1000:1000",
+            User::Grader => "1001:1001",
+        }
+    }
+}
+
+/// Everything needed to create a sandbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SandboxSpec {
+    /// Image reference, for example `agh/python-c:1`.
+    pub image: String,
+    /// OCI runtime.
+    pub runtime: Runtime,
+    /// Limits for the sandbox and the defaults for its commands.
+    pub limits: Limits,
+    /// Extra labels; agh adds [`LABEL_MANAGED`] itself.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl SandboxSpec {
+    /// A spec for `image` under runsc with default limits.
+    #[must_use]
+    pub fn new(image: impl Into<String>) -> Self {
+        Self {
+            image: image.into(),
+            runtime: Runtime::Runsc,
+            limits: Limits::default(),
+            labels: BTreeMap::new(),
+        }
+    }
+
+    /// Labels the sandbox with its batch and submission.
+    #[must_use]
+    pub fn labelled(mut self, batch: &str, submission: &str) -> Self {
+        self.labels.insert(LABEL_BATCH.into(), batch.into());
+        self.labels.insert(LABEL_SUBMISSION.into(), submission.into());
+        self
+    }
+}
+
+/// Failures of the sandbox layer. Only [`SandboxError::Invalid`] and
+/// [`SandboxError::Lost`] concern the request itself; everything else is
+/// infrastructure and never a verdict on the student.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The Docker daemon answered with an error.
+    #[error("docker {operation} failed: {source}")]
+    Docker {
+        /// What agh was doing.
+        operation: &'static str,
+        /// The daemon's error.
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// The Docker daemon did not answer in time.
+    #[error("docker {operation} did not answer within {}s; is dockerd overloaded or stuck?", timeout.as_secs())]
+    Timeout {
+        /// What agh was doing.
+        operation: &'static str,
+        /// The bound that ran out.
+        timeout: Duration,
+    },
+    /// The sandbox died (out of memory, or killed) and cannot run more.
+    #[error("the sandbox is gone: {reason}")]
+    Lost {
+        /// Why, as far as the daemon says.
+        reason: String,
+    },
+    /// The request was refused before reaching Docker.
+    #[error("{0}")]
+    Invalid(String),
+    /// A host-side file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What agh was doing.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl SandboxError {
+    /// True for failures of Docker or the host that a retry may cure.
+    #[must_use]
+    pub fn is_infra(&self) -> bool {
+        matches!(self, SandboxError::Docker { .. } | SandboxError::Timeout { .. } | SandboxError::Io { .. })
+    }
+}
+
+/// Runs one Docker call under `timeout`, mapping both failure kinds.
+pub(crate) async fn docker_call<T>(
+    operation: &'static str,
+    timeout: Duration,
+    call: impl std::future::Future<Output = Result<T, bollard::errors::Error>>,
+) -> Result<T, SandboxError> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(source)) => Err(SandboxError::Docker { operation, source }),
+        Err(_) => Err(SandboxError::Timeout { operation, timeout }),
+    }
+}
+
+/// Connects to the local Docker daemon (`DOCKER_HOST` or the default socket)
+/// and checks that it answers.
+///
+/// # Errors
+/// [`SandboxError::Docker`] or [`SandboxError::Timeout`] when no daemon answers.
+pub async fn connect() -> Result<Docker, SandboxError> {
+    let docker = Docker::connect_with_local_defaults()
+        .map_err(|source| SandboxError::Docker { operation: "connect", source })?;
+    docker_call("ping", DOCKER_CALL_TIMEOUT, docker.ping()).await?;
+    Ok(docker)
+}
