@@ -35,13 +35,15 @@ impl Verdict {
     pub fn of_outcome(outcome: &CommandOutcome) -> Option<Verdict> {
         if outcome.out_of_memory {
             Some(Verdict::MemoryLimit)
-        } else if outcome.process_limit_reached {
+        } else if outcome.process_limit_reached || (outcome.sandbox_lost && !outcome.timed_out && outcome.exit_code.is_none()) {
+            // A sandbox that stops mid-command without running out of memory
+            // hit one of its host-side limits (pids).
             Some(Verdict::ResourceLimit)
         } else if outcome.timed_out {
             Some(Verdict::TimeLimit)
         } else if outcome.stdout_truncated || outcome.stderr_truncated {
             Some(Verdict::OutputLimit)
-        } else if outcome.signal.as_deref() == Some("SIGXFSZ") {
+        } else if outcome.storage_full || outcome.signal.as_deref() == Some("SIGXFSZ") {
             Some(Verdict::ResourceLimit)
         } else if outcome.sandbox_lost || outcome.exit_code != Some(0) {
             Some(Verdict::RuntimeError)

@@ -96,7 +96,14 @@ impl Sandbox {
     /// Checks whether the container still runs; if not, records why and
     /// returns whether the kernel killed it for memory.
     pub(crate) async fn check_alive(&self) -> Result<Option<bool>, SandboxError> {
-        let state = self.inspect().await?.state.unwrap_or_default();
+        let state = match self.inspect().await {
+            Ok(inspect) => inspect.state.unwrap_or_default(),
+            Err(SandboxError::Docker { source: bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }, .. }) => {
+                self.mark_lost("the sandbox container no longer exists".into());
+                return Ok(Some(false));
+            }
+            Err(err) => return Err(err),
+        };
         if state.running == Some(true) {
             return Ok(None);
         }
@@ -106,8 +113,13 @@ impl Sandbox {
         } else {
             format!("the sandbox stopped (exit code {})", state.exit_code.unwrap_or(-1))
         };
-        *self.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason);
+        self.mark_lost(reason);
         Ok(Some(oom))
+    }
+
+    /// Records that the sandbox can run nothing more, and why.
+    pub(crate) fn mark_lost(&self, reason: String) {
+        *self.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason);
     }
 
     /// Kills the container with SIGKILL and removes it, each under a timeout.
@@ -172,7 +184,7 @@ fn container_body(spec: &SandboxSpec) -> ContainerCreateBody {
         ("/tmp".to_string(), format!("rw,exec,nosuid,nodev,size={tmpfs_size},mode=1777")),
     ]);
     let file_size = i64::try_from(limits.file_size_bytes).unwrap_or(i64::MAX);
-    let processes = i64::from(limits.processes);
+    let processes = limits.container_nproc();
     let ulimits = vec![
         ResourcesUlimits { name: Some("fsize".into()), soft: Some(file_size), hard: Some(file_size) },
         ResourcesUlimits { name: Some("nproc".into()), soft: Some(processes), hard: Some(processes) },

@@ -21,15 +21,25 @@ pub const MAX_ARG_BYTES: usize = 128 * 1024;
 /// Most bytes of stdin one command may be given; bigger inputs are files.
 pub const MAX_STDIN_BYTES: usize = 16 * 1024 * 1024;
 
-/// Runs the command's argv as given, then kills every process left to its
-/// user, then exits with the command's status. The argv arrives as positional
-/// parameters, never as shell text, so nothing in it is interpreted.
-/// `kill -1` signals every process the caller may signal except itself.
-const RUN_WRAPPER: &str = "\"$@\"; status=$?; kill -9 -1 2>/dev/null; exit $status";
+/// Sets the process limit given as `$1` (`ulimit -u` in busybox and bash,
+/// `-p` in dash; refusing to run when neither works), runs the rest of the
+/// argv as given, then kills every process left to its user, and exits with
+/// the command's status. The argv arrives as positional parameters, never as
+/// shell text, so nothing in it is interpreted. `kill -1` signals every
+/// process the caller may signal except itself.
+const RUN_WRAPPER: &str = "n=$1; shift; { ulimit -u \"$n\" 2>/dev/null || ulimit -p \"$n\"; } || exit 125; \
+                           \"$@\"; status=$?; kill -9 -1 2>/dev/null; exit $status";
 
-/// Counts the processes in the sandbox, then kills every process of the
-/// calling user. Run as the user of a command that overran.
-const KILL_USER_PROCESSES: &str = "set -- /proc/[0-9]*; echo $#; kill -9 -1 2>/dev/null; exit 0";
+/// Run as the user of a command that overran or failed: counts the
+/// processes in the sandbox, kills every process of the calling user, again
+/// and again (a fork bomb forks while it is being killed) until only the
+/// sandbox's own processes are left or 3 s have passed, then reports
+/// how full the writable places are (`df -P`), so a failure caused by a full
+/// tmpfs is told apart from an ordinary one.
+const KILL_AND_SURVEY: &str = "set -- /proc/[0-9]*; n=$#; i=0; \
+     while :; do kill -9 -1 2>/dev/null; set -- /proc/[0-9]*; [ $# -le 3 ] || [ $i -ge 30 ] && break; \
+     sleep 0.1; i=$((i+1)); done; \
+     echo \"$n\"; df -P /work /tmp /dev/shm /grader 2>/dev/null; exit 0";
 
 /// Processes in a sandbox that belong to no command: the init, its sleep, and
 /// the killing shell itself.
@@ -132,6 +142,9 @@ pub struct CommandOutcome {
     pub out_of_memory: bool,
     /// The user had as many processes as the limit allows when it was killed.
     pub process_limit_reached: bool,
+    /// A writable place (`/work`, `/tmp`, `/dev/shm`, `/grader`) was full
+    /// when the command failed.
+    pub storage_full: bool,
     /// The sandbox died during the command and cannot run more.
     pub sandbox_lost: bool,
     /// Wall time from start to end (or kill).
@@ -150,6 +163,32 @@ mod duration_ms {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+/// What [`KILL_AND_SURVEY`] saw.
+#[derive(Debug, PartialEq)]
+struct Survey {
+    /// Processes that were not the sandbox's own plumbing.
+    processes: usize,
+    /// Some writable place had (almost) no room left.
+    storage_full: bool,
+}
+
+impl Survey {
+    fn parse(text: &str) -> Self {
+        let mut lines = text.lines();
+        let processes = lines
+            .next()
+            .and_then(|l| l.trim().parse::<usize>().ok())
+            .map_or(0, |n| n.saturating_sub(BASELINE_PROCESSES));
+        // df -P: Filesystem 1024-blocks Used Available Capacity Mounted-on
+        let storage_full = lines.skip(1).any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let number = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+            matches!((number(1), number(3)), (Some(total), Some(free)) if total > 0 && free * 200 < total)
+        });
+        Survey { processes, storage_full }
     }
 }
 
@@ -212,7 +251,8 @@ impl Sandbox {
         let limits = &self.spec.limits;
         let deadline = command.wall_time.map_or(limits.wall_time, |w| w.min(limits.wall_time));
         let output_cap = command.output_bytes.map_or(limits.output_bytes, |o| o.min(limits.output_bytes));
-        let mut argv = vec!["/bin/sh".into(), "-c".into(), RUN_WRAPPER.into(), "agh-run".into()];
+        let mut argv =
+            vec!["/bin/sh".into(), "-c".into(), RUN_WRAPPER.into(), "agh-run".into(), limits.processes.to_string()];
         argv.extend(command.argv.iter().cloned());
         let request = ExecRequest {
             argv,
@@ -232,26 +272,25 @@ impl Sandbox {
             timed_out: raw.end == ExecEnd::Deadline,
             ..CommandOutcome::default()
         };
-        match raw.end {
-            ExecEnd::SandboxStopped => {}
-            ExecEnd::Deadline | ExecEnd::OutputLimit => {
-                let processes = self.kill_user_processes(command.user).await?;
-                outcome.process_limit_reached =
-                    processes.is_some_and(|n| n + 1 >= usize::try_from(limits.processes).unwrap_or(usize::MAX));
-            }
-            ExecEnd::Finished => {
-                outcome.exit_code = self.exec_exit_code(&raw.exec_id).await?;
-                // 128 + n is how a shell reports death by signal n; the
-                // wrapper itself may have been killed, so make sure nothing
-                // of this user survives.
-                if outcome.exit_code.is_some_and(|c| c > 128) {
-                    self.kill_user_processes(command.user).await?;
-                }
+        if raw.end == ExecEnd::Finished {
+            outcome.exit_code = self.exec_exit_code(&raw.exec_id).await?;
+        }
+        // After an overrun or a failure, kill what is left of the user (the
+        // wrapper itself may have been killed by the student, leaving its
+        // children) and look at why it failed. A clean exit skips this: the
+        // wrapper has already killed everything.
+        if raw.end != ExecEnd::SandboxStopped && outcome.exit_code != Some(0) {
+            if let Some(survey) = self.kill_and_survey(command.user).await? {
+                let limit = usize::try_from(limits.processes).unwrap_or(usize::MAX);
+                outcome.process_limit_reached = raw.end != ExecEnd::Finished && survey.processes + 1 >= limit;
+                outcome.storage_full = survey.storage_full;
             }
         }
         outcome.wall_time = raw.started.elapsed();
         outcome.signal = outcome.exit_code.and_then(signal_of_status);
-        if raw.end != ExecEnd::Finished || outcome.exit_code.is_none_or(|c| c > 128) {
+        if self.ensure_alive().is_err() {
+            outcome.sandbox_lost = true;
+        } else if raw.end != ExecEnd::Finished || outcome.exit_code.is_none_or(|c| c > 128) {
             if let Some(oom) = self.check_alive().await? {
                 outcome.sandbox_lost = true;
                 outcome.out_of_memory = oom;
@@ -262,16 +301,16 @@ impl Sandbox {
         Ok(outcome)
     }
 
-    /// Kills every process of `user`; returns how many processes the sandbox
-    /// had that were not its own plumbing, when that could be counted.
-    async fn kill_user_processes(&self, user: User) -> Result<Option<usize>, SandboxError> {
+    /// Kills every process of `user` and surveys the sandbox; `None` when
+    /// the sandbox is gone.
+    async fn kill_and_survey(&self, user: User) -> Result<Option<Survey>, SandboxError> {
         let request = ExecRequest {
-            argv: vec!["/bin/sh".into(), "-c".into(), KILL_USER_PROCESSES.into()],
+            argv: vec!["/bin/sh".into(), "-c".into(), KILL_AND_SURVEY.into()],
             user: user.docker_user(),
             env: base_env(user),
             cwd: "/".into(),
             stdin: Stdin::None,
-            output_cap: 64,
+            output_cap: 4096,
             deadline: KILL_GRACE,
         };
         let raw = match self.exec(request).await {
@@ -284,12 +323,10 @@ impl Sandbox {
             // sandbox at all.
             tracing::warn!(container = %self.id, "killing a command's processes failed; stopping the sandbox");
             self.teardown().await;
-            *self.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                Some("a command's processes could not be killed, so the sandbox was stopped".into());
+            self.mark_lost("a command's processes could not be killed, so the sandbox was stopped".into());
             return Ok(None);
         }
-        let count = String::from_utf8_lossy(&raw.stdout).trim().parse::<usize>().ok();
-        Ok(count.map(|n| n.saturating_sub(BASELINE_PROCESSES)))
+        Ok(Some(Survey::parse(&String::from_utf8_lossy(&raw.stdout))))
     }
 
     pub(crate) async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, SandboxError> {
@@ -428,6 +465,15 @@ mod tests {
         assert_eq!(signal_of_status(137).as_deref(), Some("SIGKILL"));
         assert_eq!(signal_of_status(1), None);
         assert_eq!(signal_of_status(128), None);
+    }
+
+    #[test]
+    fn survey_reads_process_count_and_full_places() {
+        let text = "40\nFilesystem 1024-blocks Used Available Capacity Mounted on\n\
+                    none 8192 0 8192 0% /work\nnone 16384 16384 0 100% /tmp\n";
+        assert_eq!(Survey::parse(text), Survey { processes: 37, storage_full: true });
+        let roomy = "3\nFilesystem 1024-blocks Used Available Capacity Mounted on\nnone 8192 10 8182 1% /work\n";
+        assert_eq!(Survey::parse(roomy), Survey { processes: 0, storage_full: false });
     }
 
     #[test]

@@ -11,11 +11,21 @@ use serde::{Deserialize, Serialize};
 /// Bytes in one mebibyte.
 pub const MIB: u64 = 1024 * 1024;
 
-/// Threads the gVisor sentry itself needs inside the container's pids cgroup.
-/// Debian's runsc does not boot with a pids limit of 32; the cgroup limit is a
-/// backstop set this far above the per-user process limit, which gVisor
-/// enforces itself (RLIMIT_NPROC) without killing the whole sandbox.
+/// Host tasks the gVisor sentry needs for itself in the container's pids
+/// cgroup: Debian's runsc does not boot with a pids limit of 32.
 pub const SENTRY_PIDS_HEADROOM: u32 = 512;
+
+/// Processes a sandbox user may have beyond its command's limit: the command
+/// runs under `processes` (set by the exec wrapper), while the user's
+/// container-wide limit leaves this many more, so agh can still start the
+/// exec that kills a command whose user is at its limit.
+pub const KILLER_HEADROOM: u32 = 8;
+
+/// Host tasks per guest process under gVisor's ptrace platform (each address
+/// space has stub threads on the host). Measured with a busy fork bomb of 32
+/// guest processes: the host task count levels off near 2,200 (about 70 a
+/// process), and a pids limit of 1,024 killed the whole sandbox.
+pub const HOST_TASKS_PER_PROCESS: u32 = 96;
 
 /// Limits applied to one sandbox and, as defaults, to its commands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,11 +89,19 @@ impl Limits {
         Ok(())
     }
 
-    /// The pids cgroup limit for the container: processes plus the sentry's
-    /// own threads (see [`SENTRY_PIDS_HEADROOM`]).
+    /// The container-wide RLIMIT_NPROC (see [`KILLER_HEADROOM`]).
+    #[must_use]
+    pub fn container_nproc(&self) -> i64 {
+        i64::from(self.processes) + i64::from(KILLER_HEADROOM)
+    }
+
+    /// The pids cgroup limit for the container. The process limit itself is
+    /// RLIMIT_NPROC, which gVisor enforces inside the sandbox by failing
+    /// `fork`; hitting the host cgroup limit instead kills the whole sandbox,
+    /// so the cgroup limit is only a backstop above what the guest can reach.
     #[must_use]
     pub fn container_pids(&self) -> i64 {
-        i64::from(self.processes) * 2 + i64::from(SENTRY_PIDS_HEADROOM)
+        self.container_nproc() * i64::from(HOST_TASKS_PER_PROCESS) + i64::from(SENTRY_PIDS_HEADROOM)
     }
 }
 
@@ -122,6 +140,6 @@ mod tests {
     #[test]
     fn pids_backstop_leaves_room_for_the_sentry() {
         let limits = Limits { processes: 10, ..Limits::default() };
-        assert_eq!(limits.container_pids(), 20 + 512);
+        assert_eq!(limits.container_pids(), (10 + 8) * 96 + 512);
     }
 }

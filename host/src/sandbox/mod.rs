@@ -33,13 +33,13 @@ pub mod limits;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bollard::Docker;
+pub use bollard::Docker;
 use serde::{Deserialize, Serialize};
 
 pub use container::{remove_labelled_containers, Sandbox};
 pub use exec::{Command, CommandOutcome};
-pub use files::{FileEntry, Owner, MAX_READ_BYTES};
-pub use limits::Limits;
+pub use files::{check_sandbox_path, host_tree_entries, open_regular_file, EntrySource, FileEntry, Owner, MAX_READ_BYTES};
+pub use limits::{Limits, MIB};
 
 /// Label on every container agh creates; the value is the agh version.
 pub const LABEL_MANAGED: &str = "agh.managed";

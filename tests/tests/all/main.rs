@@ -1,0 +1,6 @@
+//! End-to-end and adversarial tests of agh, against the real Docker daemon
+//! with the runsc runtime. Nothing here is skipped when Docker is missing:
+//! the tests fail and say how to set the machine up.
+
+mod sandbox;
+mod support;
