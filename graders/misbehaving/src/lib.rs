@@ -1,0 +1,108 @@
+//! A grader that misbehaves on purpose, for agh's tests. The mode comes from
+//! the course setting `mode` (for `describe`) or from the submission's file
+//! `mode.txt` (for `grade`), so one batch can mix bad and good submissions.
+//! Every mode but `ok` must end as plugin-error for that submission only.
+
+use agh_grader::{Cmd, GradeContext, Grader, GraderInfo, Report, Test, TestResult, Verdict, Visibility};
+
+struct Misbehaving;
+
+fn setting<'a>(settings: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    settings.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn test(name: &str, score: f64, max: f64) -> TestResult {
+    Test::new(name, max).scored(score, Verdict::Accepted, "")
+}
+
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    std::hint::black_box(recurse(depth + 1)) + 1
+}
+
+impl Grader for Misbehaving {
+    fn describe(settings: Vec<(String, String)>) -> GraderInfo {
+        let mut info = agh_grader::info("misbehaving", "0.1.0", "agh/busybox:1");
+        match setting(&settings, "mode") {
+            Some("wrong-api-version") => info.api_version = "9.0.0".into(),
+            Some("above-ceilings") => {
+                info.limits.memory_bytes = 64 * 1024 * 1024 * 1024;
+                info.limits.wall_time_ms = 3_600_000;
+            }
+            Some("zero-limits") => info.limits.processes = 0,
+            Some("ungranted-image") => info.image = "docker.io/library/ubuntu:latest".into(),
+            Some("ungranted-asset") => info.assets.push(agh_grader::asset("secrets", "elsewhere:keys", "/grader/keys")),
+            Some("describe-loop") => loop {
+                std::hint::black_box(0);
+            },
+            _ => {}
+        }
+        info
+    }
+
+    fn grade(_context: GradeContext) -> Result<Report, String> {
+        let mode = agh_grader::submission_file("mode.txt").map_err(agh_grader::describe_error)?;
+        let mode = String::from_utf8_lossy(&mode).trim().to_string();
+        let tests = match mode.as_str() {
+            "ok" => {
+                let run = Cmd::new(["echo", "fine"]).run().map_err(agh_grader::describe_error)?;
+                vec![Test::new("echo", 1.0).passed(&run.stdout_text())]
+            }
+            "loop" => loop {
+                std::hint::black_box(0);
+            },
+            "allocate" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "recurse" => vec![test("deep", recurse(0) as f64, 1.0)],
+            "panic" => panic!("the grader panicked on purpose"),
+            "unreachable" => std::process::abort(),
+            "nan-score" => vec![test("nan", f64::NAN, 1.0)],
+            "negative-score" => vec![test("negative", -1.0, 1.0)],
+            "above-max" => vec![test("greedy", 11.0, 10.0)],
+            "infinite-max" => vec![test("infinite", 1.0, f64::INFINITY)],
+            "million-tests" => (0..1_000_000).map(|i| test(&format!("t{i}"), 0.0, 1.0)).collect(),
+            "huge-output" => vec![Test::new("huge", 1.0).passed(&"x".repeat(16 * 1024 * 1024))],
+            "duplicate-names" => vec![test("same", 1.0, 1.0), test("same", 1.0, 1.0)],
+            "bad-path" => {
+                agh_grader::write_file("/work/../etc/passwd", b"x", false).map_err(agh_grader::describe_error)?;
+                vec![test("unreachable", 1.0, 1.0)]
+            }
+            "host-path" => {
+                agh_grader::submission_file("../../../../etc/passwd").map_err(agh_grader::describe_error)?;
+                vec![test("unreachable", 1.0, 1.0)]
+            }
+            "undeclared-asset" => {
+                agh_grader::place_asset("not-declared").map_err(agh_grader::describe_error)?;
+                vec![test("unreachable", 1.0, 1.0)]
+            }
+            "call-flood" => loop {
+                let _ = agh_grader::submission_files();
+            },
+            "log-flood" => loop {
+                agh_grader::log_info(&"spam ".repeat(100));
+            },
+            "wasi-escape" => {
+                let read = std::fs::read_to_string("/etc/passwd");
+                let env: Vec<_> = std::env::vars().collect();
+                if read.is_ok() || !env.is_empty() {
+                    return Err(format!("WASI gave the grader the host: file {}, env {env:?}", read.is_ok()));
+                }
+                return Err("no host access through WASI, as expected".into());
+            }
+            other => return Err(format!("unknown mode {other:?}")),
+        };
+        Ok(Report { tests, output: String::new() }).map(|mut r| {
+            for t in &mut r.tests {
+                t.visibility = Visibility::Visible;
+            }
+            r
+        })
+    }
+}
+
+agh_grader::export_grader!(Misbehaving);

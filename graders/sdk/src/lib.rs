@@ -1,0 +1,382 @@
+//! Write agh course graders in Rust.
+//!
+//! A grader is a WebAssembly component. Implement [`Grader`] and export it:
+//!
+//! ```ignore
+//! use agh_grader::{Cmd, Grader, GraderInfo, GradeContext, Report, Test};
+//!
+//! struct Course;
+//!
+//! impl Grader for Course {
+//!     fn describe(_settings: Vec<(String, String)>) -> GraderInfo {
+//!         agh_grader::info("hello", "1.0.0", "agh/python-c:1")
+//!     }
+//!
+//!     fn grade(_context: GradeContext) -> Result<Report, String> {
+//!         let run = Cmd::new(["python3", "hello.py"]).run().map_err(agh_grader::describe_error)?;
+//!         let test = Test::new("prints hello", 1.0);
+//!         let test = if agh_grader::compare::ignoring_whitespace("hello", &run.stdout_text()) {
+//!             test.passed("")
+//!         } else {
+//!             test.failed_with(&run, "expected hello")
+//!         };
+//!         Ok(Report { tests: vec![test], output: String::new() })
+//!     }
+//! }
+//!
+//! agh_grader::export_grader!(Course);
+//! ```
+//!
+//! Build with `cargo build --target wasm32-wasip2 --release`; the `.wasm`
+//! in `target/wasm32-wasip2/release/` is the grader.
+//!
+//! The grader never runs anything itself: [`Cmd::run`] asks agh to run the
+//! command in the submission's gVisor sandbox, under the limits the operator
+//! allows, and returns what happened.
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "grader-plugin",
+        pub_export_macro: true,
+        default_bindings_module: "agh_grader::bindings",
+    });
+}
+
+pub use bindings::agh::grader::types::{
+    Asset, Command, CommandResult, Error, GradeContext, GraderInfo, Limits, Report, TestResult, User, Verdict,
+    Visibility,
+};
+pub use bindings::exports::agh::grader::grader::Guest as Grader;
+use bindings::agh::grader::{assets, log, sandbox, submission};
+
+/// The contract version this SDK speaks.
+pub const API_VERSION: &str = "0.1.0";
+
+/// Exports a type implementing [`Grader`] as the component's grader.
+#[macro_export]
+macro_rules! export_grader {
+    ($grader:ident) => {
+        $crate::bindings::export!($grader with_types_in $crate::bindings);
+    };
+}
+
+/// Limits that suit most course exercises: 10 s per command, 512 MiB,
+/// 64 processes, 1 MiB of output per stream, 64 MiB files.
+#[must_use]
+pub fn default_limits() -> Limits {
+    Limits {
+        wall_time_ms: 10_000,
+        memory_bytes: 512 * 1024 * 1024,
+        processes: 64,
+        output_bytes: 1024 * 1024,
+        file_size_bytes: 64 * 1024 * 1024,
+    }
+}
+
+/// A [`GraderInfo`] with [`default_limits`], no assets, and this SDK's API version.
+#[must_use]
+pub fn info(name: &str, version: &str, image: &str) -> GraderInfo {
+    GraderInfo {
+        name: name.into(),
+        version: version.into(),
+        api_version: API_VERSION.into(),
+        image: image.into(),
+        limits: default_limits(),
+        assets: Vec::new(),
+    }
+}
+
+/// An [`Asset`] declaration: `source` is `SOURCE:PATH` as the operator grants.
+#[must_use]
+pub fn asset(name: &str, source: &str, target: &str) -> Asset {
+    Asset { name: name.into(), source: source.into(), target: target.into() }
+}
+
+/// A one-line description of a host error, for reports and `Err` returns.
+#[must_use]
+pub fn describe_error(error: Error) -> String {
+    match error {
+        Error::Refused(m) => format!("refused: {m}"),
+        Error::NotFound(m) => format!("not found: {m}"),
+        Error::SandboxLost(m) => format!("sandbox lost: {m}"),
+        Error::TooLarge(m) => format!("too large: {m}"),
+        Error::Unavailable(m) => format!("unavailable: {m}"),
+    }
+}
+
+/// A command to run in the sandbox, built step by step.
+#[derive(Debug, Clone)]
+pub struct Cmd {
+    command: Command,
+}
+
+impl Cmd {
+    /// Runs `argv` as the student, in `/work`, with no stdin.
+    pub fn new<I, S>(argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            command: Command {
+                argv: argv.into_iter().map(Into::into).collect(),
+                stdin: Vec::new(),
+                cwd: None,
+                env: Vec::new(),
+                user: User::Student,
+                wall_time_ms: None,
+                output_bytes: None,
+            },
+        }
+    }
+
+    /// Feeds `bytes` to stdin.
+    #[must_use]
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.command.stdin = bytes.into();
+        self
+    }
+
+    /// Runs in `dir` instead of `/work`.
+    #[must_use]
+    pub fn cwd(mut self, dir: &str) -> Self {
+        self.command.cwd = Some(dir.into());
+        self
+    }
+
+    /// Adds an environment variable.
+    #[must_use]
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.command.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// Runs as the grader user, who can read `/grader`.
+    #[must_use]
+    pub fn as_grader(mut self) -> Self {
+        self.command.user = User::Grader;
+        self
+    }
+
+    /// Sets the deadline (never above the sandbox's).
+    #[must_use]
+    pub fn timeout_ms(mut self, ms: u64) -> Self {
+        self.command.wall_time_ms = Some(ms);
+        self
+    }
+
+    /// Keeps at most `bytes` of each output stream (never above the sandbox's).
+    #[must_use]
+    pub fn output_bytes(mut self, bytes: u64) -> Self {
+        self.command.output_bytes = Some(bytes);
+        self
+    }
+
+    /// Runs the command in the sandbox.
+    ///
+    /// # Errors
+    /// When the host refuses the command or the sandbox is gone.
+    pub fn run(&self) -> Result<CommandResult, Error> {
+        sandbox::run(&self.command)
+    }
+}
+
+impl CommandResult {
+    /// Stdout as text (invalid UTF-8 replaced).
+    #[must_use]
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Stderr as text (invalid UTF-8 replaced).
+    #[must_use]
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+
+    /// True when the command exited 0 within every limit.
+    #[must_use]
+    pub fn succeeded(&self) -> bool {
+        self.verdict.is_none() && self.exit_code == Some(0)
+    }
+}
+
+/// Writes a file into the sandbox (`/work`, `/grader` or `/assets`).
+///
+/// # Errors
+/// When the path is refused or the sandbox is gone.
+pub fn write_file(path: &str, contents: &[u8], read_only: bool) -> Result<(), Error> {
+    sandbox::write_file(path, contents, read_only)
+}
+
+/// Reads up to `max_bytes` of a regular file in the sandbox.
+///
+/// # Errors
+/// When the file is missing, a link, a special file, or the sandbox is gone.
+pub fn read_file(path: &str, max_bytes: u64) -> Result<Vec<u8>, Error> {
+    sandbox::read_file(path, max_bytes)
+}
+
+/// Places a declared asset at its declared target.
+///
+/// # Errors
+/// When the asset was not declared, is missing, or the sandbox is gone.
+pub fn place_asset(name: &str) -> Result<(), Error> {
+    sandbox::place_asset(name)
+}
+
+/// The submission's files, from the host's pristine copy.
+///
+/// # Errors
+/// When the host cannot list them.
+pub fn submission_files() -> Result<Vec<String>, Error> {
+    submission::list_files()
+}
+
+/// One submission file's bytes, from the host's pristine copy.
+///
+/// # Errors
+/// When the file is missing or refused.
+pub fn submission_file(path: &str) -> Result<Vec<u8>, Error> {
+    submission::read_file(path)
+}
+
+/// The files of a declared asset.
+///
+/// # Errors
+/// When the asset was not declared or cannot be read.
+pub fn asset_files(name: &str) -> Result<Vec<String>, Error> {
+    assets::list_files(name)
+}
+
+/// One file of a declared asset, read by the grader (it never enters the sandbox).
+///
+/// # Errors
+/// When the asset or file is missing or refused.
+pub fn asset_file(name: &str, path: &str) -> Result<Vec<u8>, Error> {
+    assets::read(name, path)
+}
+
+/// Logs for the operator.
+pub fn log_info(message: &str) {
+    log::log(log::Level::Info, message);
+}
+
+/// Logs a warning for the operator.
+pub fn log_warn(message: &str) {
+    log::log(log::Level::Warn, message);
+}
+
+/// Comparing a program's output with what was expected.
+pub mod compare {
+    /// Byte-for-byte equal.
+    #[must_use]
+    pub fn exact(expected: &str, got: &str) -> bool {
+        expected == got
+    }
+
+    /// Equal after splitting both on any whitespace.
+    #[must_use]
+    pub fn ignoring_whitespace(expected: &str, got: &str) -> bool {
+        expected.split_whitespace().eq(got.split_whitespace())
+    }
+
+    /// Token by token: numbers within `tolerance` (absolute or relative),
+    /// other tokens equal.
+    #[must_use]
+    pub fn numeric(expected: &str, got: &str, tolerance: f64) -> bool {
+        let mut want = expected.split_whitespace();
+        let mut have = got.split_whitespace();
+        loop {
+            match (want.next(), have.next()) {
+                (None, None) => return true,
+                (Some(w), Some(h)) => {
+                    let close = match (w.parse::<f64>(), h.parse::<f64>()) {
+                        (Ok(a), Ok(b)) if a.is_finite() && b.is_finite() => {
+                            (a - b).abs() <= tolerance || (a - b).abs() <= tolerance * a.abs()
+                        }
+                        _ => w == h,
+                    };
+                    if !close {
+                        return false;
+                    }
+                }
+                _ => return false,
+            }
+        }
+    }
+}
+
+/// Building one [`TestResult`].
+#[derive(Debug, Clone)]
+pub struct Test {
+    name: String,
+    max_score: f64,
+    visibility: Visibility,
+}
+
+impl Test {
+    /// A test worth `max_score` points, visible to the student.
+    #[must_use]
+    pub fn new(name: &str, max_score: f64) -> Self {
+        Self { name: name.into(), max_score, visibility: Visibility::Visible }
+    }
+
+    /// Sets who may see the result.
+    #[must_use]
+    pub fn visibility(mut self, visibility: Visibility) -> Self {
+        self.visibility = visibility;
+        self
+    }
+
+    /// Full marks.
+    #[must_use]
+    pub fn passed(self, output: &str) -> TestResult {
+        let max = self.max_score;
+        self.scored(max, Verdict::Accepted, output)
+    }
+
+    /// No marks, with the verdict given.
+    #[must_use]
+    pub fn failed(self, verdict: Verdict, output: &str) -> TestResult {
+        self.scored(0.0, verdict, output)
+    }
+
+    /// No marks; the verdict comes from the run (a crash, a timeout), or is
+    /// `wrong` when the run itself was clean.
+    #[must_use]
+    pub fn failed_with(self, run: &CommandResult, output: &str) -> TestResult {
+        self.failed(run.verdict.unwrap_or(Verdict::Wrong), output)
+    }
+
+    /// `score` points with the verdict given.
+    #[must_use]
+    pub fn scored(self, score: f64, verdict: Verdict, output: &str) -> TestResult {
+        TestResult {
+            name: self.name,
+            score,
+            max_score: self.max_score,
+            verdict,
+            output: output.into(),
+            visibility: self.visibility,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compare;
+
+    #[test]
+    fn comparisons() {
+        assert!(compare::exact("a\n", "a\n"));
+        assert!(!compare::exact("a\n", "a"));
+        assert!(compare::ignoring_whitespace("1 2\n3", " 1\t2 3 \n"));
+        assert!(!compare::ignoring_whitespace("1 2", "1 2 3"));
+        assert!(compare::numeric("3.14159 ok", "3.1416 ok", 1e-3));
+        assert!(!compare::numeric("3.14", "3.2", 1e-3));
+        assert!(!compare::numeric("nan", "1", 1.0));
+    }
+}
