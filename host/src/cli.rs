@@ -9,7 +9,10 @@ use bytesize::ByteSize;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
+use crate::batch::{self, Batch, BatchError};
+use crate::config::Config;
 use crate::doctor;
+use crate::report::{write_atomic, Status, SubmissionResult};
 use crate::report::Verdict;
 use crate::sandbox::{self, Command, Limits, Runtime, Sandbox, SandboxError, SandboxSpec, User};
 
@@ -40,6 +43,51 @@ enum Commands {
     /// Operate sandboxes directly, for trying limits.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
+    /// Grade one submission or a folder of them with a grader plugin.
+    Grade(GradeArgs),
+    /// Show what a grader declares and what the policy allows; runs nothing.
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    /// The grader component (.wasm).
+    #[arg(long)]
+    plugin: PathBuf,
+    /// The operator's configuration (agh.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct GradeArgs {
+    /// The grader component (.wasm).
+    #[arg(long)]
+    plugin: PathBuf,
+    /// One submission folder.
+    #[arg(long, conflicts_with = "submissions", required_unless_present = "submissions")]
+    submission: Option<PathBuf>,
+    /// A folder holding one folder per submission.
+    #[arg(long)]
+    submissions: Option<PathBuf>,
+    /// Where to write one result JSON per submission.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print the results as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// The operator's configuration (agh.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Submissions graded at once (default: one per core).
+    #[arg(short = 'j', long)]
+    jobs: Option<usize>,
+    /// Use plain runc instead of gVisor. Insecure: recorded in every result.
+    #[arg(long)]
+    insecure_runc: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,6 +198,8 @@ pub fn main() -> ExitCode {
             Commands::Doctor { images } => doctor_command(images).await,
             Commands::Sandbox(SandboxCommand::Run(args)) => sandbox_run(args).await,
             Commands::Sandbox(SandboxCommand::Clean) => sandbox_clean().await,
+            Commands::Grade(args) => grade_command(args).await,
+            Commands::Plan(args) => plan_command(args).await,
         }
     })
 }
@@ -240,4 +290,151 @@ async fn sandbox_clean() -> ExitCode {
         }
         Err(err) => sandbox_error_exit(&err),
     }
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
+    match path {
+        Some(path) => Config::load(path).map_err(|err| {
+            eprintln!("agh: {err}");
+            ExitCode::from(EXIT_USAGE)
+        }),
+        None => Ok(Config::default()),
+    }
+}
+
+fn batch_error_exit(err: &BatchError) -> ExitCode {
+    eprintln!("agh: {err}");
+    ExitCode::from(if err.is_infra() { EXIT_INFRA } else { EXIT_PLUGIN })
+}
+
+async fn plan_command(args: PlanArgs) -> ExitCode {
+    let config = match load_config(args.config.as_ref()) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let plan = match batch::plan(&args.plugin, &config).await {
+        Ok(plan) => plan,
+        Err(err) => return batch_error_exit(&err),
+    };
+    let d = &plan.description;
+    if args.json {
+        let printed = json!({
+            "grader": { "name": d.name, "version": d.version, "sha256": plan.grader.sha256() },
+            "requested": { "image": d.request.image, "limits": d.request.limits, "assets": d.request.assets },
+            "allowed": plan.effective,
+            "runtime": config.runtime,
+        });
+        println!("{}", serde_json::to_string_pretty(&printed).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
+    println!("grader   {} {} (sha256 {})", d.name, d.version, plan.grader.sha256());
+    println!("image    {}", plan.effective.image);
+    println!("runtime  {}", config.runtime.docker_name());
+    let l = &plan.effective.limits;
+    println!(
+        "limits   wall {} | memory {} | processes {} | cpu {:.2} | output {} | file {} | tmpfs {}",
+        humantime::format_duration(l.wall_time),
+        ByteSize(l.memory_bytes),
+        l.processes,
+        f64::from(l.millicpus) / 1000.0,
+        ByteSize(l.output_bytes),
+        ByteSize(l.file_size_bytes),
+        ByteSize(l.tmpfs_bytes),
+    );
+    for clamp in &plan.effective.clamped {
+        println!("clamped  {clamp}");
+    }
+    for a in &plan.effective.assets {
+        println!("asset    {} = {}:{} -> {} ({:?}, {})", a.name, a.source, a.path, a.target, a.owner, a.root.display());
+    }
+    ExitCode::SUCCESS
+}
+
+/// One submission per line: name, status, score, tests passed, time.
+fn print_table(results: &[SubmissionResult]) {
+    let width = results.iter().map(|r| r.submission.len()).max().unwrap_or(10).max(10);
+    println!("{:width$}  {:18}  {:>13}  {:>6}  {:>7}", "submission", "status", "score", "passed", "time");
+    for r in results {
+        let status = serde_json::to_value(r.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        let passed = r.tests.iter().filter(|t| t.status == "passed").count();
+        println!(
+            "{:width$}  {:18}  {:>13}  {:>6}  {:>6.1}s",
+            r.submission,
+            status,
+            format!("{:.1}/{:.1}", r.score, r.max_score),
+            format!("{passed}/{}", r.tests.len()),
+            r.timings.total_ms as f64 / 1000.0,
+        );
+        if let Some(error) = &r.error {
+            println!("{:width$}    {}", "", error.lines().next().unwrap_or_default());
+        }
+    }
+}
+
+async fn grade_command(args: GradeArgs) -> ExitCode {
+    let mut config = match load_config(args.config.as_ref()) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    if args.insecure_runc {
+        config.runtime = Runtime::RuncInsecure;
+    }
+    if config.runtime == Runtime::RuncInsecure {
+        eprintln!("agh: WARNING: sandboxes run under plain runc, WITHOUT gVisor; every result records \"insecure\": true");
+    }
+    let dirs = match (&args.submission, &args.submissions) {
+        (Some(one), _) => vec![one.clone()],
+        (None, Some(many)) => match batch::submission_dirs(many) {
+            Ok(dirs) => dirs,
+            Err(err) => {
+                eprintln!("agh: {err}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+        (None, None) => unreachable!("clap requires one of --submission and --submissions"),
+    };
+    let batch_id = format!("{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()));
+    let batch = match Batch::prepare(&args.plugin, config, batch_id).await {
+        Ok(batch) => batch,
+        Err(err) => return batch_error_exit(&err),
+    };
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let mut results = Vec::new();
+    let mut write_failed = false;
+    batch
+        .grade_all(dirs, jobs, |result| {
+            if let Some(out) = &args.out {
+                let file = out.join(format!("{}.json", result.submission));
+                let bytes = serde_json::to_vec_pretty(result).unwrap_or_default();
+                if let Err(err) = write_atomic(out, &file, &bytes) {
+                    eprintln!("agh: cannot write {}: {err}", file.display());
+                    write_failed = true;
+                }
+            }
+            if !args.json {
+                eprintln!("graded {} ({:?})", result.submission, result.status);
+            }
+            results.push(result.clone());
+        })
+        .await;
+    results.sort_by(|a, b| a.submission.cmp(&b.submission));
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results).unwrap_or_default());
+    } else {
+        print_table(&results);
+    }
+    if batch.stopped() {
+        eprintln!(
+            "agh: stopped after {} plugin errors in a row: the grader looks broken; fix it and grade again",
+            batch::MAX_CONSECUTIVE_PLUGIN_ERRORS
+        );
+        return ExitCode::from(EXIT_PLUGIN);
+    }
+    if write_failed || results.iter().any(|r| r.status == Status::InfraError) {
+        return ExitCode::from(EXIT_INFRA);
+    }
+    if results.iter().any(|r| r.status == Status::PluginError) {
+        return ExitCode::from(EXIT_PLUGIN);
+    }
+    ExitCode::SUCCESS
 }

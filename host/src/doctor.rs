@@ -97,7 +97,7 @@ async fn check_runsc_registered(docker: &Docker) -> Check {
 }
 
 /// Starts a real sandbox and reads the kernel log from inside it.
-async fn check_gvisor_inside(docker: &Docker, image: &str) -> Check {
+pub async fn check_gvisor_inside(docker: &Docker, image: &str) -> Check {
     let name = format!("sandbox runs under gVisor ({image})");
     let spec = SandboxSpec { runtime: Runtime::Runsc, ..SandboxSpec::new(image) }.labelled("doctor", "doctor");
     let sandbox = match Sandbox::create(docker, spec).await {

@@ -4,8 +4,11 @@
 //!
 //! The `agh` binary is a thin command line over this library (see [`cli`]).
 
+pub mod batch;
 pub mod cli;
+pub mod config;
 pub mod doctor;
+pub mod plugin;
 pub mod report;
 pub mod sandbox;
 

@@ -74,7 +74,7 @@ fn judge(case: &TestCase, run: &CommandResult, nonce: &str) -> TestResult {
 impl Grader for PythonUnittest {
     fn describe(_settings: Vec<(String, String)>) -> GraderInfo {
         let mut info = agh_grader::info("python-unittest", "0.1.0", "agh/python-c:1");
-        info.limits.wall_time_ms = 5_000;
+        info.limits.wall_time_ms = 3_000;
         info.limits.memory_bytes = 256 * 1024 * 1024;
         info.assets.push(agh_grader::asset("tests", "course:tests", "/assets/tests"));
         info

@@ -1,5 +1,7 @@
 //! Results: verdicts, the result model, and the files agh writes.
 
+mod result;
 mod verdict;
 
+pub use result::{write_atomic, Provenance, Status, SubmissionResult, TestRecord, Timings};
 pub use verdict::Verdict;

@@ -331,7 +331,8 @@ impl Sandbox {
         /// Exit statuses of the check, for a clear refusal.
         const LINK: i64 = 3;
         const NOT_REGULAR: i64 = 4;
-        const READ_CHECKED: &str = r#"p=$1; [ "$(readlink -f -- "$p")" = "$p" ] || exit 3; [ -f "$p" ] || exit 4; exec head -c "$2" -- "$p""#;
+        const MISSING: i64 = 5;
+        const READ_CHECKED: &str = r#"p=$1; [ -e "$p" ] || [ -L "$p" ] || exit 5; [ "$(readlink -f -- "$p")" = "$p" ] || exit 3; [ -f "$p" ] || exit 4; exec head -c "$2" -- "$p""#;
         self.ensure_alive()?;
         if !path.starts_with('/') || path.contains('\0') || path.split('/').any(|p| p == "..") {
             return Err(SandboxError::Invalid(format!("read path {path:?} must be absolute without '..'")));
@@ -366,7 +367,8 @@ impl Sandbox {
                 Ok((raw.stdout, truncated))
             }
             Some(LINK) => Err(SandboxError::Invalid(format!("{path} is or passes through a symbolic link; not read"))),
-            Some(NOT_REGULAR) => Err(SandboxError::Invalid(format!("{path} is missing or not a regular file"))),
+            Some(NOT_REGULAR) => Err(SandboxError::Invalid(format!("{path} is not a regular file"))),
+            Some(MISSING) => Err(SandboxError::NotFound(format!("{path} does not exist"))),
             code => Err(SandboxError::Invalid(format!(
                 "reading {path} failed (exit {code:?}): {}",
                 String::from_utf8_lossy(&raw.stderr).trim()

@@ -165,6 +165,9 @@ pub enum SandboxError {
     /// The request was refused before reaching Docker.
     #[error("{0}")]
     Invalid(String),
+    /// A file asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
     /// A host-side file operation failed.
     #[error("{context}: {source}")]
     Io {

@@ -1,0 +1,358 @@
+//! Grading submissions: preparing a batch (load, describe, policy,
+//! preflight, runtime check), grading each submission in its own sandbox,
+//! and running many at once.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+
+use crate::config::{self, Config, Effective};
+use crate::plugin::{self, Description, GradeContext, Grader, PluginError, PluginHost, Session};
+use crate::report::{Provenance, Status, SubmissionResult, TestRecord, Timings, Verdict};
+use crate::sandbox::{self, host_tree_entries, open_regular_file, Docker, Owner, Runtime, Sandbox, SandboxSpec};
+
+/// After this many plugin errors in a row the batch stops: the grader is
+/// broken, and going on would fail every student.
+pub const MAX_CONSECUTIVE_PLUGIN_ERRORS: usize = 5;
+/// Attempts for a submission that hits an infra error.
+pub const INFRA_ATTEMPTS: u32 = 3;
+
+/// Why a batch could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// The grader could not be loaded or described.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// The grader asks for what the operator does not grant.
+    #[error("the operator's policy refuses this grader:\n  - {}", .0.join("\n  - "))]
+    Policy(Vec<String>),
+    /// Declared assets are missing or refused.
+    #[error("assets the grader declares are not available:\n  - {}", .0.join("\n  - "))]
+    Assets(Vec<String>),
+    /// Docker, runsc or the image is not usable.
+    #[error("{0}")]
+    Infra(String),
+}
+
+impl BatchError {
+    /// True when the host, not the grader or policy, is at fault.
+    #[must_use]
+    pub fn is_infra(&self) -> bool {
+        matches!(self, BatchError::Infra(_) | BatchError::Plugin(PluginError::Infra(_)))
+    }
+}
+
+/// What a grader declares and what policy allows, before anything runs.
+pub struct Plan {
+    /// The loaded grader.
+    pub grader: Grader,
+    /// What it said of itself.
+    pub description: Description,
+    /// What policy allows.
+    pub effective: Effective,
+}
+
+/// Loads a grader, describes it and intersects it with the policy. Runs no
+/// student code and starts no sandbox.
+///
+/// # Errors
+/// [`BatchError`] with every refusal listed.
+pub async fn plan(plugin_path: &Path, config: &Config) -> Result<Plan, BatchError> {
+    let host = PluginHost::new(PluginHost::default_cache_dir())?;
+    let grader = host.load(plugin_path)?;
+    let settings: Vec<(String, String)> = config.settings.clone().into_iter().collect();
+    let description = grader.describe(&settings).await?;
+    let mut effective = config::intersect(&description.request, config).map_err(BatchError::Policy)?;
+    effective.limits.millicpus = effective.limits.millicpus.min(config.ceilings.millicpus);
+    Ok(Plan { grader, description, effective })
+}
+
+/// A batch ready to grade.
+pub struct Batch {
+    plan: Plan,
+    config: Config,
+    docker: Docker,
+    image_id: String,
+    runtime_verified: bool,
+    batch_id: String,
+    consecutive_plugin_errors: AtomicUsize,
+    stopped: AtomicBool,
+}
+
+impl Batch {
+    /// Prepares a batch: plan, asset preflight, Docker, the image, and a
+    /// check from inside a sandbox that runsc really is gVisor. Fails closed.
+    ///
+    /// # Errors
+    /// [`BatchError`] saying what is missing and what to do.
+    pub async fn prepare(plugin_path: &Path, config: Config, batch_id: String) -> Result<Self, BatchError> {
+        let plan = plan(plugin_path, &config).await?;
+        let missing: Vec<String> = plan
+            .effective
+            .assets
+            .iter()
+            .filter_map(|a| {
+                plugin::asset_location(&a.root, &a.path)
+                    .err()
+                    .map(|e| format!("asset {:?} ({}:{}): {e:?}", a.name, a.source, a.path))
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(BatchError::Assets(missing));
+        }
+        let docker = sandbox::connect().await.map_err(|e| BatchError::Infra(format!("{e}; run `agh doctor`")))?;
+        let image = docker.inspect_image(&plan.effective.image).await.map_err(|e| {
+            BatchError::Infra(format!("image {}: {e}; run `sudo scripts/setup`", plan.effective.image))
+        })?;
+        let runtime_verified = match config.runtime {
+            Runtime::Runsc => {
+                let check = crate::doctor::check_gvisor_inside(&docker, &plan.effective.image).await;
+                if !check.ok {
+                    return Err(BatchError::Infra(format!(
+                        "refusing to run student code: {} ({}); run `agh doctor`",
+                        check.detail,
+                        check.fix.unwrap_or_default()
+                    )));
+                }
+                true
+            }
+            Runtime::RuncInsecure => {
+                tracing::warn!("sandboxes run under plain runc: NOT isolated by gVisor; every result says so");
+                false
+            }
+        };
+        Ok(Self {
+            plan,
+            config,
+            docker,
+            image_id: image.id.unwrap_or_default(),
+            runtime_verified,
+            batch_id,
+            consecutive_plugin_errors: AtomicUsize::new(0),
+            stopped: AtomicBool::new(false),
+        })
+    }
+
+    /// The plan the batch runs.
+    #[must_use]
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// True once the batch stopped after too many plugin errors in a row.
+    #[must_use]
+    pub fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Grades `dirs` with up to `jobs` at once, calling `done` with each
+    /// result as it finishes. Submissions not started because the batch
+    /// stopped get no result.
+    pub async fn grade_all(&self, dirs: Vec<PathBuf>, jobs: usize, mut done: impl FnMut(&SubmissionResult)) {
+        let mut results = futures_util::stream::iter(dirs)
+            .map(|dir| async move {
+                if self.stopped() {
+                    return None;
+                }
+                Some(self.grade_with_retries(&dir).await)
+            })
+            .buffer_unordered(jobs.max(1));
+        while let Some(result) = results.next().await {
+            if let Some(result) = result {
+                done(&result);
+            }
+        }
+    }
+
+    async fn grade_with_retries(&self, dir: &Path) -> SubmissionResult {
+        let mut attempt = 1;
+        loop {
+            let result = self.grade_submission(dir).await;
+            match result.status {
+                Status::InfraError if attempt < INFRA_ATTEMPTS => {
+                    tracing::warn!(submission = %result.submission, error = ?result.error, attempt, "infra error; retrying");
+                    tokio::time::sleep(Duration::from_secs(2u64.pow(attempt))).await;
+                    attempt += 1;
+                }
+                Status::PluginError => {
+                    let n = self.consecutive_plugin_errors.fetch_add(1, Ordering::SeqCst) + 1;
+                    if n >= MAX_CONSECUTIVE_PLUGIN_ERRORS {
+                        self.stopped.store(true, Ordering::SeqCst);
+                    }
+                    return result;
+                }
+                _ => {
+                    self.consecutive_plugin_errors.store(0, Ordering::SeqCst);
+                    return result;
+                }
+            }
+        }
+    }
+
+    /// Grades one submission folder in a fresh sandbox.
+    pub async fn grade_submission(&self, dir: &Path) -> SubmissionResult {
+        let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let submission_sha256 = match submission_digest(dir) {
+            Ok(digest) => digest,
+            Err(err) => return SubmissionResult::failed(&name, Status::InvalidSubmission, err),
+        };
+        let started = Instant::now();
+        let effective = &self.plan.effective;
+        let spec = SandboxSpec {
+            runtime: self.config.runtime,
+            limits: effective.limits.clone(),
+            ..SandboxSpec::new(&effective.image)
+        }
+        .labelled(&self.batch_id, &name);
+        let sandbox = match Sandbox::create(&self.docker, spec).await {
+            Ok(sandbox) => Arc::new(sandbox),
+            Err(err) => return SubmissionResult::failed(&name, Status::InfraError, format!("creating the sandbox: {err}")),
+        };
+        if let Err(err) = sandbox.copy_dir_in(dir, "/work", Owner::Student, false).await {
+            sandbox.teardown().await;
+            let status = if err.is_infra() { Status::InfraError } else { Status::InvalidSubmission };
+            return SubmissionResult::failed(&name, status, format!("copying the submission in: {err}"));
+        }
+        let setup = started.elapsed();
+        let submission_dir = match cap_std::fs::Dir::open_ambient_dir(dir, cap_std::ambient_authority()) {
+            Ok(d) => d,
+            Err(err) => {
+                sandbox.teardown().await;
+                return SubmissionResult::failed(&name, Status::InfraError, format!("opening {}: {err}", dir.display()));
+            }
+        };
+        let session = Session {
+            sandbox: sandbox.clone(),
+            submission_path: dir.to_path_buf(),
+            submission_dir,
+            assets: Arc::new(effective.assets.clone()),
+            commands: Vec::new(),
+        };
+        let context = GradeContext {
+            submission: name.clone(),
+            settings: self.config.settings.clone().into_iter().collect(),
+        };
+        let run = self.plan.grader.grade(session, context).await;
+        sandbox.teardown().await;
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let timings = Timings {
+            total_ms: ms(started.elapsed()),
+            sandbox_setup_ms: ms(setup),
+            grade_ms: ms(run.call_time),
+            grader_own_ms: ms(run.call_time.saturating_sub(run.host_time)),
+            instantiate_us: u64::try_from(run.instantiate_time.as_micros()).unwrap_or(u64::MAX),
+        };
+        let provenance = Provenance {
+            agh_version: crate::VERSION.into(),
+            plugin_sha256: self.plan.grader.sha256().into(),
+            wit_version: plugin::WIT_VERSION.into(),
+            grader: format!("{} {}", self.plan.description.name, self.plan.description.version),
+            image: effective.image.clone(),
+            image_id: self.image_id.clone(),
+            runtime: self.config.runtime,
+            runtime_verified: self.runtime_verified,
+            insecure: self.config.runtime == Runtime::RuncInsecure,
+            limits: effective.limits.clone(),
+            clamped: effective.clamped.clone(),
+            submission_sha256,
+        };
+        let mut result = match run.report {
+            Ok(report) => {
+                let tests: Vec<TestRecord> = report.tests.into_iter().map(test_record).collect();
+                SubmissionResult {
+                    submission: name,
+                    status: Status::Graded,
+                    error: None,
+                    score: tests.iter().map(|t| t.score).sum(),
+                    max_score: tests.iter().map(|t| t.max_score).sum(),
+                    tests,
+                    output: report.output,
+                    commands: Vec::new(),
+                    log: Vec::new(),
+                    provenance: None,
+                    timings: Timings::default(),
+                }
+            }
+            Err(PluginError::Infra(why)) => SubmissionResult::failed(&name, Status::InfraError, why),
+            Err(err) => SubmissionResult::failed(&name, Status::PluginError, err.to_string()),
+        };
+        result.commands = run.commands;
+        result.log = run.log;
+        result.provenance = Some(provenance);
+        result.timings = timings;
+        result
+    }
+}
+
+fn test_record(test: plugin::TestResult) -> TestRecord {
+    use plugin::{Visibility, WitVerdict};
+    let verdict = match test.verdict {
+        WitVerdict::Accepted => Verdict::Accepted,
+        WitVerdict::Wrong => Verdict::Wrong,
+        WitVerdict::CompileError => Verdict::CompileError,
+        WitVerdict::RuntimeError => Verdict::RuntimeError,
+        WitVerdict::TimeLimit => Verdict::TimeLimit,
+        WitVerdict::MemoryLimit => Verdict::MemoryLimit,
+        WitVerdict::OutputLimit => Verdict::OutputLimit,
+        WitVerdict::ResourceLimit => Verdict::ResourceLimit,
+    };
+    #[allow(clippy::float_cmp)]
+    let passed = test.score == test.max_score && verdict == Verdict::Accepted;
+    TestRecord {
+        status: if passed { "passed" } else { "failed" }.into(),
+        visibility: match test.visibility {
+            Visibility::Visible => "visible",
+            Visibility::AfterDueDate => "after-due-date",
+            Visibility::AfterPublished => "after-published",
+            Visibility::Hidden => "hidden",
+        }
+        .into(),
+        name: test.name,
+        score: test.score,
+        max_score: test.max_score,
+        verdict,
+        output: test.output,
+    }
+}
+
+/// sha256 over a submission's relative paths and file contents, in order.
+/// Refuses links and special files, like the copy into the sandbox.
+///
+/// # Errors
+/// Why the submission cannot be accepted.
+pub fn submission_digest(dir: &Path) -> Result<String, String> {
+    let entries = host_tree_entries(dir).map_err(|e| e.to_string())?;
+    let mut hasher = Sha256::new();
+    for entry in entries {
+        hasher.update(entry.path.as_bytes());
+        hasher.update([0]);
+        if let Some(sandbox::EntrySource::HostFile(path)) = &entry.source {
+            let mut file = open_regular_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            std::io::copy(&mut file, &mut hasher).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        hasher.update([0]);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The submission folders inside `dir`, sorted by name.
+///
+/// # Errors
+/// When `dir` cannot be read or holds no folders.
+pub fn submission_dirs(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let read = std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let mut dirs: Vec<PathBuf> = read
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    if dirs.is_empty() {
+        return Err(format!("{} holds no submission folders", dir.display()));
+    }
+    Ok(dirs)
+}

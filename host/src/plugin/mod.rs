@@ -1,0 +1,354 @@
+//! Grader plugins: WebAssembly components run by wasmtime.
+//!
+//! One [`Engine`] per process. A component is compiled once and cached on
+//! disk, keyed by its sha256 and the engine's compatibility hash, then
+//! pre-instantiated once per batch. Each call (`describe`, or `grade` for a
+//! submission) gets a fresh store with a memory limiter, a fuel budget and
+//! wasm's stack limit, and a WASI context that grants nothing of the host.
+//! Everything the grader returns is validated before it is used.
+
+mod bindings;
+mod host_assets;
+mod host_log;
+mod host_sandbox;
+mod host_submission;
+mod state;
+pub mod validate;
+
+use std::hash::Hasher;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config as EngineConfig, Engine, Store};
+
+pub use bindings::types::{GradeContext, Report, TestResult, Verdict as WitVerdict, Visibility};
+use bindings::{GraderPlugin, GraderPluginPre};
+pub use state::{InfraFailure, PolicyViolation, Session, GRADER_MEMORY_BYTES, MAX_HOST_CALLS};
+use state::GraderState;
+pub use validate::Description;
+pub use host_sandbox::asset_location;
+
+/// The contract version this host serves.
+pub const WIT_VERSION: &str = "0.1.0";
+/// The export every grader must have, without its version.
+const GRADER_EXPORT: &str = "agh:grader/grader@";
+/// Fuel (roughly wasm instructions) for one export call: seconds of pure
+/// computation, far more than comparing outputs needs, so an endless loop
+/// ends quickly. Time spent waiting on the sandbox costs no fuel.
+pub const GRADER_FUEL: u64 = 2_000_000_000;
+/// Fuel between yields to the async runtime, so a busy grader never starves
+/// other submissions' tasks.
+const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
+/// Wall-clock bound on one export call, host calls included.
+pub const GRADER_CALL_TIMEOUT: Duration = Duration::from_secs(900);
+/// Folder name of the compiled-component cache; bump on a layout change.
+const COMPILED_CACHE_DIR: &str = "compiled-v1";
+/// Largest component file agh will load.
+pub const MAX_COMPONENT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Why a grader could not be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The file could not be read or compiled, or is not an agh grader.
+    #[error("grader {path}: {message}")]
+    Load {
+        /// The component file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// The grader misbehaved during a call: a trap, an `err`, an invalid return.
+    #[error("the grader failed: {0}")]
+    Failed(String),
+    /// The host failed under the grader (Docker, disk): retry, never score.
+    #[error("infrastructure failed while grading: {0}")]
+    Infra(String),
+}
+
+/// The engine and its on-disk cache of compiled components.
+pub struct PluginHost {
+    engine: Engine,
+    cache_dir: Option<PathBuf>,
+}
+
+/// How a component was loaded, for the report and benchmarks.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadStats {
+    /// Served from the compiled cache.
+    pub cached: bool,
+    /// Time to compile or deserialize.
+    pub load_time: Duration,
+}
+
+/// A loaded, version-checked, pre-instantiated grader.
+pub struct Grader {
+    pre: GraderPluginPre<GraderState>,
+    sha256: String,
+    stats: LoadStats,
+}
+
+/// What one `grade` call produced, besides the report.
+pub struct GradeRun {
+    /// The validated report, or why the grader failed.
+    pub report: Result<Report, PluginError>,
+    /// The session back (its commands).
+    pub commands: Vec<crate::sandbox::CommandOutcome>,
+    /// The grader's log lines.
+    pub log: Vec<String>,
+    /// From store creation to the first wasm instruction of `grade`.
+    pub instantiate_time: Duration,
+    /// Whole call.
+    pub call_time: Duration,
+    /// Part of the call spent in host calls (sandbox work).
+    pub host_time: Duration,
+}
+
+/// A std Hasher that feeds sha256, to turn the engine's compatibility hash
+/// into a stable cache key.
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn finish(&self) -> u64 {
+        0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl PluginHost {
+    /// Creates the engine. `cache_dir` holds compiled components; `None`
+    /// compiles every time.
+    ///
+    /// # Errors
+    /// When wasmtime rejects the configuration (a host bug).
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<Self, PluginError> {
+        let mut config = EngineConfig::new();
+        config.wasm_component_model(true);
+        config.consume_fuel(true);
+        config.max_wasm_stack(512 * 1024);
+        config.parallel_compilation(true);
+        let engine = Engine::new(&config).map_err(|e| PluginError::Failed(format!("engine: {e}")))?;
+        Ok(Self { engine, cache_dir })
+    }
+
+    /// The default cache folder: `$AGH_CACHE_DIR`, else `$XDG_CACHE_HOME/agh`,
+    /// else `~/.cache/agh`.
+    #[must_use]
+    pub fn default_cache_dir() -> Option<PathBuf> {
+        if let Some(dir) = std::env::var_os("AGH_CACHE_DIR") {
+            return Some(dir.into());
+        }
+        if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+            return Some(PathBuf::from(dir).join("agh"));
+        }
+        std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/agh"))
+    }
+
+    /// Loads a grader: reads it, compiles it (or reuses the cached
+    /// compilation), checks the contract version it was built for, and
+    /// pre-instantiates it against agh's imports.
+    ///
+    /// # Errors
+    /// [`PluginError::Load`] saying what is wrong and what to do.
+    pub fn load(&self, path: &Path) -> Result<Grader, PluginError> {
+        let fail = |message: String| PluginError::Load { path: path.into(), message };
+        let size = std::fs::metadata(path).map_err(|e| fail(format!("cannot read it: {e}")))?.len();
+        if size > MAX_COMPONENT_BYTES {
+            return Err(fail(format!("{size} bytes; at most {MAX_COMPONENT_BYTES}")));
+        }
+        let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
+        let sha256 = hex(&Sha256::digest(&bytes));
+        let started = Instant::now();
+        let (component, cached) = self.compile_cached(&bytes, &sha256).map_err(|e| {
+            fail(format!("not a valid WebAssembly component ({e:#}); build it with `cargo build --target wasm32-wasip2`"))
+        })?;
+        let stats = LoadStats { cached, load_time: started.elapsed() };
+        self.check_contract(&component).map_err(fail)?;
+        let mut linker: Linker<GraderState> = Linker::new(&self.engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| fail(format!("linking WASI: {e}")))?;
+        GraderPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+            .map_err(|e| fail(format!("linking agh: {e}")))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| fail(format!("it needs imports agh does not provide: {e:#}")))?;
+        let pre = GraderPluginPre::new(pre).map_err(|e| fail(format!("it does not export the grader interface: {e:#}")))?;
+        Ok(Grader { pre, sha256, stats })
+    }
+
+    /// Reads the contract version from the component's export names.
+    fn check_contract(&self, component: &Component) -> Result<(), String> {
+        let ty = component.component_type();
+        let exports: Vec<String> = ty.exports(&self.engine).map(|(name, _)| name.to_string()).collect();
+        let Some(version) = exports.iter().find_map(|name| name.strip_prefix(GRADER_EXPORT)) else {
+            return Err(format!(
+                "it is not an agh grader: it exports [{}], not agh:grader/grader@{WIT_VERSION}",
+                exports.join(", ")
+            ));
+        };
+        if version != WIT_VERSION {
+            return Err(format!(
+                "it was built against agh:grader@{version}; this agh serves agh:grader@{WIT_VERSION}. \
+                 Rebuild it against this agh's wit/"
+            ));
+        }
+        Ok(())
+    }
+
+    fn compile_cached(&self, bytes: &[u8], sha256: &str) -> wasmtime::Result<(Component, bool)> {
+        let Some(cache_dir) = &self.cache_dir else {
+            return Ok((Component::new(&self.engine, bytes)?, false));
+        };
+        let mut hasher = Sha256Hasher(Sha256::new());
+        std::hash::Hash::hash(&self.engine.precompile_compatibility_hash(), &mut hasher);
+        let engine_key = hex(&hasher.0.finalize()[..8]);
+        let dir = cache_dir.join(COMPILED_CACHE_DIR);
+        let file = dir.join(format!("{sha256}-{engine_key}.cwasm"));
+        if file.is_file() {
+            match deserialize_trusted(&self.engine, &file) {
+                Ok(component) => return Ok((component, true)),
+                Err(err) => tracing::warn!(file = %file.display(), %err, "ignoring unusable cached component"),
+            }
+        }
+        let component = Component::new(&self.engine, bytes)?;
+        let serialized = component.serialize()?;
+        if let Err(err) = crate::report::write_atomic(&dir, &file, &serialized) {
+            tracing::warn!(file = %file.display(), %err, "could not cache the compiled component");
+        }
+        Ok((component, false))
+    }
+}
+
+/// Loads a compiled component from agh's own cache.
+#[allow(unsafe_code)]
+fn deserialize_trusted(engine: &Engine, file: &Path) -> wasmtime::Result<Component> {
+    // SAFETY: wasmtime requires that the file was produced by
+    // `Component::serialize` of a compatible engine and not altered since.
+    // The cache folder is written only by agh (atomically, under a name that
+    // carries the engine's compatibility hash) and belongs to the operator;
+    // graders and students never write to it.
+    Ok(unsafe { Component::deserialize_file(engine, file) }?)
+}
+
+impl Grader {
+    /// The component's sha256.
+    #[must_use]
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// How it was loaded.
+    #[must_use]
+    pub fn load_stats(&self) -> LoadStats {
+        self.stats
+    }
+
+    fn store(&self, session: Option<Session>) -> Result<Store<GraderState>, PluginError> {
+        let mut store = Store::new(self.pre.engine(), GraderState::new(session));
+        store.limiter(|state| &mut state.limits);
+        store.set_fuel(GRADER_FUEL).map_err(|e| PluginError::Failed(format!("fuel: {e}")))?;
+        store
+            .fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))
+            .map_err(|e| PluginError::Failed(format!("fuel: {e}")))?;
+        Ok(store)
+    }
+
+    /// Calls `describe` in a fresh instance and validates the answer.
+    ///
+    /// # Errors
+    /// [`PluginError::Failed`] for a trap or an invalid description.
+    pub async fn describe(&self, settings: &[(String, String)]) -> Result<Description, PluginError> {
+        let mut store = self.store(None)?;
+        let call = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            instance.agh_grader_grader().call_describe(&mut store, settings).await
+        };
+        let info = match tokio::time::timeout(GRADER_CALL_TIMEOUT, call).await {
+            Ok(Ok(info)) => info,
+            Ok(Err(err)) => return Err(failure(&err, &store.data().stdio_text())),
+            Err(_) => return Err(PluginError::Failed(format!("describe took longer than {GRADER_CALL_TIMEOUT:?}"))),
+        };
+        validate::description(info, WIT_VERSION).map_err(PluginError::Failed)
+    }
+
+    /// Calls `grade` for one submission in a fresh instance.
+    pub async fn grade(&self, session: Session, context: GradeContext) -> GradeRun {
+        let started = Instant::now();
+        let mut store = match self.store(Some(session)) {
+            Ok(store) => store,
+            Err(err) => {
+                return GradeRun {
+                    report: Err(err),
+                    commands: Vec::new(),
+                    log: Vec::new(),
+                    instantiate_time: Duration::ZERO,
+                    call_time: Duration::ZERO,
+                    host_time: Duration::ZERO,
+                };
+            }
+        };
+        let mut instantiate_time = Duration::ZERO;
+        let call = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            instantiate_time = started.elapsed();
+            instance.agh_grader_grader().call_grade(&mut store, &context).await
+        };
+        let outcome = tokio::time::timeout(GRADER_CALL_TIMEOUT, call).await;
+        let report = match outcome {
+            Ok(Ok(Ok(report))) => validate::report(&report).map(|()| report).map_err(PluginError::Failed),
+            Ok(Ok(Err(message))) => Err(PluginError::Failed(format!(
+                "grade returned an error: {}",
+                message.chars().take(validate::MAX_OUTPUT_BYTES).collect::<String>()
+            ))),
+            Ok(Err(err)) => Err(failure(&err, &store.data().stdio_text())),
+            Err(_) => Err(PluginError::Failed(format!("grade took longer than {GRADER_CALL_TIMEOUT:?}"))),
+        };
+        let call_time = started.elapsed();
+        let state = store.into_data();
+        let mut log = state.log;
+        if state.log_dropped > 0 {
+            log.push(format!("({} more log lines dropped)", state.log_dropped));
+        }
+        GradeRun {
+            report,
+            commands: state.session.map(|s| s.commands).unwrap_or_default(),
+            log,
+            instantiate_time,
+            call_time,
+            host_time: state.host_time,
+        }
+    }
+}
+
+/// Turns an error out of a call into a plugin or infra failure, by type.
+fn failure(err: &wasmtime::Error, stdio: &str) -> PluginError {
+    if let Some(infra) = err.downcast_ref::<InfraFailure>() {
+        return PluginError::Infra(infra.0.clone());
+    }
+    let printed = if stdio.is_empty() { String::new() } else { format!("; it printed: {}", last_chars(stdio, 500)) };
+    if let Some(violation) = err.downcast_ref::<PolicyViolation>() {
+        return PluginError::Failed(format!("{}{printed}", violation.0));
+    }
+    if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
+        let what = match trap {
+            wasmtime::Trap::OutOfFuel => "ran out of fuel (an endless loop, or far too much computation)".to_string(),
+            wasmtime::Trap::StackOverflow => "overflowed its stack (recursion too deep)".to_string(),
+            wasmtime::Trap::UnreachableCodeReached => "trapped: unreachable (a panic or abort)".to_string(),
+            other => format!("trapped: {other}"),
+        };
+        return PluginError::Failed(format!("{what}{printed}"));
+    }
+    PluginError::Failed(format!("{err:#}{printed}"))
+}
+
+fn last_chars(text: &str, n: usize) -> String {
+    let count = text.chars().count();
+    text.chars().skip(count.saturating_sub(n)).collect()
+}

@@ -1,0 +1,133 @@
+//! What a grader's store holds: its WASI context (which grants nothing of
+//! the host), its limits, and the session of the submission being graded.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::types::Error;
+use crate::config::GrantedAsset;
+use crate::sandbox::{CommandOutcome, Sandbox};
+
+/// Linear memory one grader instance may use.
+pub const GRADER_MEMORY_BYTES: usize = 256 * 1024 * 1024;
+/// Host calls one grader may make per export call: far above what grading
+/// needs, low enough that a call flood ends in seconds.
+pub const MAX_HOST_CALLS: u64 = 100_000;
+/// Bytes of the grader's own stdout and stderr kept (panic messages).
+pub const GRADER_STDIO_BYTES: usize = 64 * 1024;
+
+/// The grader broke a rule of the host; it is stopped with this as the trap.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PolicyViolation(pub String);
+
+/// Docker, the disk or another host part failed while the grader ran; the
+/// submission is an infra error, retried, never scored.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InfraFailure(pub String);
+
+/// The submission a grader is grading.
+pub struct Session {
+    /// Its sandbox.
+    pub sandbox: Arc<Sandbox>,
+    /// The host-side copy of the submission.
+    pub submission_path: PathBuf,
+    /// The same folder, opened for confined reads.
+    pub submission_dir: cap_std::fs::Dir,
+    /// Assets the policy granted.
+    pub assets: Arc<Vec<GrantedAsset>>,
+    /// Every command run, in order.
+    pub commands: Vec<CommandOutcome>,
+}
+
+/// The data of one grader store.
+pub struct GraderState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limits: StoreLimits,
+    pub(crate) stdio: MemoryOutputPipe,
+    pub(crate) session: Option<Session>,
+    pub(crate) calls: u64,
+    pub(crate) log: Vec<String>,
+    pub(crate) log_dropped: u64,
+    /// Time spent inside host calls, so the grader's own share is known.
+    pub(crate) host_time: Duration,
+}
+
+impl GraderState {
+    /// A state with no access to the host: no folders, no environment, no
+    /// arguments, no network; stdout and stderr go to a capped buffer.
+    pub(crate) fn new(session: Option<Session>) -> Self {
+        let stdio = MemoryOutputPipe::new(GRADER_STDIO_BYTES);
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new().stdout(stdio.clone()).stderr(stdio.clone()).build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(GRADER_MEMORY_BYTES)
+            .instances(32)
+            .tables(32)
+            .memories(8)
+            .table_elements(1_000_000)
+            .trap_on_grow_failure(true)
+            .build();
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            stdio,
+            session,
+            calls: 0,
+            log: Vec::new(),
+            log_dropped: 0,
+            host_time: Duration::ZERO,
+        }
+    }
+
+    /// Counts a host call; traps past [`MAX_HOST_CALLS`].
+    pub(crate) fn count_call(&mut self) -> wasmtime::Result<()> {
+        self.calls += 1;
+        if self.calls > MAX_HOST_CALLS {
+            return Err(wasmtime::Error::new(PolicyViolation(format!(
+                "the grader made more than {MAX_HOST_CALLS} host calls"
+            ))));
+        }
+        Ok(())
+    }
+
+    /// The session; calling a submission import from `describe` is a violation.
+    pub(crate) fn session(&mut self) -> wasmtime::Result<&mut Session> {
+        self.session.as_mut().ok_or_else(|| {
+            wasmtime::Error::new(PolicyViolation("describe called an import that needs a submission".into()))
+        })
+    }
+
+    /// A declared and granted asset by name.
+    pub(crate) fn granted_asset(&mut self, name: &str) -> Result<GrantedAsset, Error> {
+        let session = self.session.as_ref().ok_or_else(|| Error::Refused("no submission".into()))?;
+        session
+            .assets
+            .iter()
+            .find(|a| a.name == name)
+            .cloned()
+            .ok_or_else(|| Error::Refused(format!("asset {name:?} was not declared in describe, or not granted")))
+    }
+
+    /// What the grader printed itself (panic messages), lossy.
+    pub(crate) fn stdio_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdio.contents()).trim().to_string()
+    }
+}
+
+impl WasiView for GraderState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// The shared types interface has no functions to implement.
+impl super::bindings::agh::grader::types::Host for GraderState {}

@@ -1,0 +1,112 @@
+//! Checks every value a grader returns before the host uses it.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use super::bindings::types;
+use crate::config::Request;
+use crate::sandbox::Limits;
+
+/// Most tests one report may hold.
+pub const MAX_TESTS: usize = 1000;
+/// Longest test name, grader name, version or image reference.
+pub const MAX_NAME_BYTES: usize = 256;
+/// Longest feedback of one test, and of the whole report.
+pub const MAX_OUTPUT_BYTES: usize = 64 * 1024;
+/// Most assets one grader may declare.
+pub const MAX_ASSETS: usize = 64;
+
+/// What `describe` told, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Description {
+    /// Grader name.
+    pub name: String,
+    /// Grader version.
+    pub version: String,
+    /// What it asks for.
+    pub request: Request,
+}
+
+fn short(what: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() || value.len() > MAX_NAME_BYTES {
+        return Err(format!("{what} must have 1 to {MAX_NAME_BYTES} bytes, not {}", value.len()));
+    }
+    Ok(())
+}
+
+/// Checks `describe`'s answer.
+///
+/// # Errors
+/// What is wrong, for the plugin-error message.
+pub fn description(info: types::GraderInfo, api_version: &str) -> Result<Description, String> {
+    if info.api_version != api_version {
+        return Err(format!(
+            "the grader was built for API version {:?}; this agh serves {api_version}. Rebuild it against wit/ of this agh",
+            info.api_version.chars().take(MAX_NAME_BYTES).collect::<String>()
+        ));
+    }
+    short("grader name", &info.name)?;
+    short("grader version", &info.version)?;
+    short("image", &info.image)?;
+    if info.assets.len() > MAX_ASSETS {
+        return Err(format!("{} assets declared; at most {MAX_ASSETS}", info.assets.len()));
+    }
+    for asset in &info.assets {
+        short("asset name", &asset.name)?;
+        short("asset source", &asset.source)?;
+        short("asset target", &asset.target)?;
+    }
+    let l = info.limits;
+    let limits = Limits {
+        wall_time: Duration::from_millis(l.wall_time_ms),
+        memory_bytes: l.memory_bytes,
+        processes: l.processes,
+        output_bytes: l.output_bytes,
+        file_size_bytes: l.file_size_bytes,
+        ..Limits::default()
+    };
+    Ok(Description {
+        name: info.name,
+        version: info.version,
+        request: Request {
+            image: info.image,
+            limits,
+            assets: info.assets.into_iter().map(|a| (a.name, a.source, a.target)).collect(),
+        },
+    })
+}
+
+/// Checks `grade`'s report: counts, lengths, unique names, finite scores
+/// with 0 <= score <= max.
+///
+/// # Errors
+/// The first problem found, for the plugin-error message.
+pub fn report(report: &types::Report) -> Result<(), String> {
+    if report.tests.is_empty() {
+        return Err("the report has no tests".into());
+    }
+    if report.tests.len() > MAX_TESTS {
+        return Err(format!("the report has {} tests; at most {MAX_TESTS}", report.tests.len()));
+    }
+    if report.output.len() > MAX_OUTPUT_BYTES {
+        return Err(format!("the report's output has {} bytes; at most {MAX_OUTPUT_BYTES}", report.output.len()));
+    }
+    let mut names = HashSet::new();
+    for test in &report.tests {
+        short("test name", &test.name)?;
+        let name: String = test.name.chars().take(64).collect();
+        if !names.insert(test.name.as_str()) {
+            return Err(format!("test name {name:?} appears twice"));
+        }
+        if !test.max_score.is_finite() || test.max_score < 0.0 {
+            return Err(format!("test {name:?}: max score {} is not a finite number >= 0", test.max_score));
+        }
+        if !test.score.is_finite() || test.score < 0.0 || test.score > test.max_score {
+            return Err(format!("test {name:?}: score {} is not within 0..={}", test.score, test.max_score));
+        }
+        if test.output.len() > MAX_OUTPUT_BYTES {
+            return Err(format!("test {name:?}: output has {} bytes; at most {MAX_OUTPUT_BYTES}", test.output.len()));
+        }
+    }
+    Ok(())
+}

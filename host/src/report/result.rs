@@ -1,0 +1,150 @@
+//! The result of grading one submission, as written to `<out>/<name>.json`.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::Verdict;
+use crate::sandbox::{CommandOutcome, Limits, Runtime};
+
+/// How grading a submission ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// The grader produced a valid report; scores count.
+    Graded,
+    /// The grader misbehaved; nothing is scored.
+    PluginError,
+    /// Docker, storage or the host failed; retry; nothing is scored.
+    InfraError,
+    /// The submission itself cannot be accepted (a link or special file,
+    /// too many files); nothing is scored.
+    InvalidSubmission,
+}
+
+/// One test in a result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestRecord {
+    /// Test name.
+    pub name: String,
+    /// Points earned.
+    pub score: f64,
+    /// Points possible.
+    pub max_score: f64,
+    /// `passed` when full marks, else `failed`.
+    pub status: String,
+    /// What the grader concluded.
+    pub verdict: Verdict,
+    /// Feedback.
+    pub output: String,
+    /// `visible`, `after-due-date`, `after-published` or `hidden`.
+    pub visibility: String,
+}
+
+/// Where a result came from: enough to reproduce it or distrust it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// agh's version.
+    pub agh_version: String,
+    /// sha256 of the grader component.
+    pub plugin_sha256: String,
+    /// The contract version.
+    pub wit_version: String,
+    /// Grader name and version as it described itself.
+    pub grader: String,
+    /// Image reference.
+    pub image: String,
+    /// Image id the daemon reported.
+    pub image_id: String,
+    /// OCI runtime.
+    pub runtime: Runtime,
+    /// The sandbox was checked from inside to be gVisor this batch.
+    pub runtime_verified: bool,
+    /// True when the operator chose plain runc: not safe for student code.
+    pub insecure: bool,
+    /// Limits in force.
+    pub limits: Limits,
+    /// Requests the policy lowered.
+    pub clamped: Vec<String>,
+    /// sha256 of the submission's files (paths and contents).
+    pub submission_sha256: String,
+}
+
+/// Timings in milliseconds (instantiation in microseconds).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Everything, sandbox creation to teardown.
+    pub total_ms: u64,
+    /// Creating, starting and filling the sandbox.
+    pub sandbox_setup_ms: u64,
+    /// The grader's `grade` call, host calls included.
+    pub grade_ms: u64,
+    /// The part of `grade_ms` spent in the grader's own code.
+    pub grader_own_ms: u64,
+    /// Store creation to the first call.
+    pub instantiate_us: u64,
+}
+
+/// The result of one submission.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubmissionResult {
+    /// Submission name (its folder name).
+    pub submission: String,
+    /// How grading ended.
+    pub status: Status,
+    /// Why, when not graded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Sum of test scores (0 unless graded).
+    pub score: f64,
+    /// Sum of test maximums (0 unless graded).
+    pub max_score: f64,
+    /// Tests (empty unless graded).
+    pub tests: Vec<TestRecord>,
+    /// Overall feedback from the grader.
+    pub output: String,
+    /// Every command run.
+    pub commands: Vec<CommandOutcome>,
+    /// The grader's log.
+    pub log: Vec<String>,
+    /// Where it came from.
+    pub provenance: Option<Provenance>,
+    /// How long it took.
+    pub timings: Timings,
+}
+
+impl SubmissionResult {
+    /// A result that scores nothing.
+    #[must_use]
+    pub fn failed(submission: &str, status: Status, error: String) -> Self {
+        Self {
+            submission: submission.into(),
+            status,
+            error: Some(error),
+            score: 0.0,
+            max_score: 0.0,
+            tests: Vec::new(),
+            output: String::new(),
+            commands: Vec::new(),
+            log: Vec::new(),
+            provenance: None,
+            timings: Timings::default(),
+        }
+    }
+}
+
+/// Writes `bytes` to `file` inside `dir` atomically: a temporary file in the
+/// same folder, fsync'd, then renamed over the target, then the folder
+/// fsync'd. A crash leaves the old file or the new one, never a part.
+///
+/// # Errors
+/// The I/O error of the step that failed.
+pub fn write_atomic(dir: &Path, file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    temp.write_all(bytes)?;
+    temp.as_file().sync_all()?;
+    temp.persist(file).map_err(|e| e.error)?;
+    std::fs::File::open(dir)?.sync_all()
+}
