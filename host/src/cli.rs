@@ -88,6 +88,9 @@ struct GradeArgs {
     /// Use plain runc instead of gVisor. Insecure: recorded in every result.
     #[arg(long)]
     insecure_runc: bool,
+    /// Label for this batch's containers (default: process id and time).
+    #[arg(long)]
+    batch_id: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -393,7 +396,10 @@ async fn grade_command(args: GradeArgs) -> ExitCode {
         },
         (None, None) => unreachable!("clap requires one of --submission and --submissions"),
     };
-    let batch_id = format!("{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()));
+    let batch_id = args.batch_id.clone().unwrap_or_else(|| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        format!("{}-{now}", std::process::id())
+    });
     let batch = match Batch::prepare(&args.plugin, config, batch_id).await {
         Ok(batch) => batch,
         Err(err) => return batch_error_exit(&err),

@@ -243,7 +243,7 @@ impl Batch {
             total_ms: ms(started.elapsed()),
             sandbox_setup_ms: ms(setup),
             grade_ms: ms(run.call_time),
-            grader_own_ms: ms(run.call_time.saturating_sub(run.host_time)),
+            grader_own_us: u64::try_from(run.call_time.saturating_sub(run.host_time).as_micros()).unwrap_or(u64::MAX),
             instantiate_us: u64::try_from(run.instantiate_time.as_micros()).unwrap_or(u64::MAX),
         };
         let provenance = Provenance {

@@ -80,8 +80,8 @@ pub struct Timings {
     pub sandbox_setup_ms: u64,
     /// The grader's `grade` call, host calls included.
     pub grade_ms: u64,
-    /// The part of `grade_ms` spent in the grader's own code.
-    pub grader_own_ms: u64,
+    /// The part of the grade call spent in the grader's own code, in µs.
+    pub grader_own_us: u64,
     /// Store creation to the first call.
     pub instantiate_us: u64,
 }
