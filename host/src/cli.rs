@@ -323,6 +323,10 @@ async fn plan_command(args: PlanArgs) -> ExitCode {
     if args.json {
         let printed = json!({
             "grader": { "name": d.name, "version": d.version, "sha256": plan.grader.sha256() },
+            "load": {
+                "cached": plan.grader.load_stats().cached,
+                "load_ms": plan.grader.load_stats().load_time.as_secs_f64() * 1000.0,
+            },
             "requested": { "image": d.request.image, "limits": d.request.limits, "assets": d.request.assets },
             "allowed": plan.effective,
             "runtime": config.runtime,
@@ -331,6 +335,12 @@ async fn plan_command(args: PlanArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     println!("grader   {} {} (sha256 {})", d.name, d.version, plan.grader.sha256());
+    let stats = plan.grader.load_stats();
+    println!(
+        "loaded   in {:.1} ms ({})",
+        stats.load_time.as_secs_f64() * 1000.0,
+        if stats.cached { "compiled cache" } else { "compiled now" }
+    );
     println!("image    {}", plan.effective.image);
     println!("runtime  {}", config.runtime.docker_name());
     let l = &plan.effective.limits;
