@@ -16,6 +16,13 @@ use super::{
     docker_call, SandboxError, SandboxSpec, DOCKER_CALL_TIMEOUT, DOCKER_START_TIMEOUT, LABEL_MANAGED,
 };
 
+/// Inspections of a stopped container while waiting for Docker's OOM flag.
+const OOM_FLAG_CHECKS: u32 = 5;
+/// Pause between those inspections.
+const OOM_FLAG_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
+/// Status of a container whose init died of SIGKILL.
+const SIGKILL_STATUS: i64 = 137;
+
 /// Largest log a sandbox's main process may leave with the daemon; the main
 /// process is a sleep that prints nothing, so this only bounds surprises.
 const LOG_MAX_SIZE: &str = "1m";
@@ -95,19 +102,36 @@ impl Sandbox {
 
     /// Checks whether the container still runs; if not, records why and
     /// returns whether the kernel killed it for memory.
+    ///
+    /// Docker learns of an OOM kill from an event that can arrive after the
+    /// container is seen stopped, so a stopped container is inspected a few
+    /// times before the answer is final; a container that ends on SIGKILL
+    /// (status 137) that agh did not send is the kernel's OOM killer too.
     pub(crate) async fn check_alive(&self) -> Result<Option<bool>, SandboxError> {
-        let state = match self.inspect().await {
-            Ok(inspect) => inspect.state.unwrap_or_default(),
-            Err(SandboxError::Docker { source: bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }, .. }) => {
-                self.mark_lost("the sandbox container no longer exists".into());
-                return Ok(Some(false));
+        let mut state = Default::default();
+        for attempt in 0..OOM_FLAG_CHECKS {
+            state = match self.inspect().await {
+                Ok(inspect) => inspect.state.unwrap_or_default(),
+                Err(SandboxError::Docker {
+                    source: bollard::errors::Error::DockerResponseServerError { status_code: 404, .. },
+                    ..
+                }) => {
+                    self.mark_lost("the sandbox container no longer exists".into());
+                    return Ok(Some(false));
+                }
+                Err(err) => return Err(err),
+            };
+            if state.running == Some(true) {
+                return Ok(None);
             }
-            Err(err) => return Err(err),
-        };
-        if state.running == Some(true) {
-            return Ok(None);
+            if state.oom_killed == Some(true) {
+                break;
+            }
+            if attempt + 1 < OOM_FLAG_CHECKS {
+                tokio::time::sleep(OOM_FLAG_WAIT).await;
+            }
         }
-        let oom = state.oom_killed == Some(true);
+        let oom = state.oom_killed == Some(true) || state.exit_code == Some(SIGKILL_STATUS);
         let reason = if oom {
             "the sandbox ran out of memory and gVisor stopped it".to_string()
         } else {
