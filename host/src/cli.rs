@@ -358,7 +358,11 @@ async fn plan_command(args: PlanArgs) -> ExitCode {
         println!("clamped  {clamp}");
     }
     for a in &plan.effective.assets {
-        println!("asset    {} = {}:{} -> {} ({:?}, {})", a.name, a.source, a.path, a.target, a.owner, a.root.display());
+        let place = match &a.location {
+            crate::config::SourceLocation::Local(root) => root.display().to_string(),
+            crate::config::SourceLocation::S3(s3) => format!("s3://{}/{}", s3.bucket, s3.prefix),
+        };
+        println!("asset    {} = {}:{} -> {} ({:?}, {place})", a.name, a.source, a.path, a.target, a.owner);
     }
     ExitCode::SUCCESS
 }

@@ -41,12 +41,41 @@ pub enum OnExcess {
     Refuse,
 }
 
-/// Where a named asset source's files live.
+/// Where a named asset source's files live: exactly one of `local` and `s3`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// A local folder, relative to the config file.
-    pub local: PathBuf,
+    pub local: Option<PathBuf>,
+    /// A bucket and prefix in S3-compatible storage.
+    pub s3: Option<S3Config>,
+}
+
+/// An S3 grant. Endpoint, region and credentials come from the standard
+/// AWS environment and config files (`AWS_ENDPOINT_URL`, `AWS_REGION`,
+/// `AWS_ACCESS_KEY_ID`, profiles); only objects below `prefix` are reachable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// The bucket.
+    pub bucket: String,
+    /// Key prefix the grant is confined to, such as `cs101/`.
+    #[serde(default)]
+    pub prefix: String,
+    /// Path-style addressing (`endpoint/bucket/key`), which most
+    /// self-hosted S3-compatible servers need.
+    #[serde(default)]
+    pub path_style: bool,
+}
+
+/// A granted source, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceLocation {
+    /// A local folder.
+    Local(PathBuf),
+    /// A bucket and prefix.
+    S3(S3Config),
 }
 
 /// The operator's configuration.
@@ -65,6 +94,8 @@ pub struct Config {
     pub sources: BTreeMap<String, SourceConfig>,
     /// Course settings passed to the grader.
     pub settings: BTreeMap<String, String>,
+    /// Byte cap of the on-disk asset cache (least recently used go first).
+    pub asset_cache_bytes: u64,
 }
 
 impl Default for Config {
@@ -84,6 +115,7 @@ impl Default for Config {
             on_excess: OnExcess::Clamp,
             sources: BTreeMap::new(),
             settings: BTreeMap::new(),
+            asset_cache_bytes: crate::assets::cache::DEFAULT_DISK_BYTES,
         }
     }
 }
@@ -122,11 +154,21 @@ impl Config {
         config.ceilings.validate().map_err(|m| invalid(format!("[ceilings] {m}")))?;
         let base = path.parent().unwrap_or(Path::new("."));
         for (name, source) in &mut config.sources {
-            if source.local.is_relative() {
-                source.local = base.join(&source.local);
-            }
-            if !source.local.is_dir() {
-                return Err(invalid(format!("source {name:?}: {} is not a folder", source.local.display())));
+            match (&mut source.local, &source.s3) {
+                (Some(local), None) => {
+                    if local.is_relative() {
+                        *local = base.join(&*local);
+                    }
+                    if !local.is_dir() {
+                        return Err(invalid(format!("source {name:?}: {} is not a folder", local.display())));
+                    }
+                }
+                (None, Some(s3)) => {
+                    if s3.bucket.is_empty() || s3.prefix.starts_with('/') || s3.prefix.split('/').any(|p| p == "..") {
+                        return Err(invalid(format!("source {name:?}: give a bucket and a relative prefix")));
+                    }
+                }
+                _ => return Err(invalid(format!("source {name:?}: give exactly one of `local` and `s3`"))),
             }
         }
         Ok(config)
@@ -162,9 +204,8 @@ pub struct GrantedAsset {
     pub source: String,
     /// Path inside the source.
     pub path: String,
-    /// Local folder of the source.
-    #[serde(skip)]
-    pub root: PathBuf,
+    /// Where the source is.
+    pub location: SourceLocation,
     /// Target inside the sandbox.
     pub target: String,
     /// Who will own it in the sandbox.
@@ -272,11 +313,16 @@ fn grant_asset(name: &str, spec: &str, target: &str, config: &Config) -> Result<
     }
     let owner = if target.starts_with("/grader") { Owner::Grader } else { Owner::Root };
     check_sandbox_path(target, owner).map_err(|e| format!("asset {name:?}: {e}"))?;
+    let location = match (&granted.local, &granted.s3) {
+        (Some(local), _) => SourceLocation::Local(local.clone()),
+        (None, Some(s3)) => SourceLocation::S3(s3.clone()),
+        (None, None) => return Err(format!("asset {name:?}: source {source:?} names no place")),
+    };
     Ok(GrantedAsset {
         name: name.into(),
         source: source.into(),
         path: path.into(),
-        root: granted.local.clone(),
+        location,
         target: target.into(),
         owner,
     })
@@ -291,7 +337,7 @@ mod tests {
             images: images.iter().map(|s| s.to_string()).collect(),
             sources: sources
                 .iter()
-                .map(|s| (s.to_string(), SourceConfig { local: PathBuf::from("/srv/course") }))
+                .map(|s| (s.to_string(), SourceConfig { local: Some(PathBuf::from("/srv/course")), s3: None }))
                 .collect(),
             ..Config::default()
         }

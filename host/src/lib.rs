@@ -4,6 +4,7 @@
 //!
 //! The `agh` binary is a thin command line over this library (see [`cli`]).
 
+pub mod assets;
 pub mod batch;
 pub mod cli;
 pub mod config;

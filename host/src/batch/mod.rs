@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
+use crate::assets::{self, AssetCache, ResolvedAsset, S3Timeouts};
 use crate::config::{self, Config, Effective};
 use crate::plugin::{self, Description, GradeContext, Grader, PluginError, PluginHost, Session};
-use crate::report::{Provenance, Status, SubmissionResult, TestRecord, Timings, Verdict};
+use crate::report::{AssetDigest, Provenance, Status, SubmissionResult, TestRecord, Timings, Verdict};
 use crate::sandbox::{self, host_tree_entries, open_regular_file, Docker, Owner, Runtime, Sandbox, SandboxSpec};
 
 /// After this many plugin errors in a row the batch stops: the grader is
@@ -74,6 +75,8 @@ pub async fn plan(plugin_path: &Path, config: &Config) -> Result<Plan, BatchErro
 /// A batch ready to grade.
 pub struct Batch {
     plan: Plan,
+    assets: Arc<Vec<ResolvedAsset>>,
+    cache: Arc<AssetCache>,
     config: Config,
     docker: Docker,
     image_id: String,
@@ -91,19 +94,12 @@ impl Batch {
     /// [`BatchError`] saying what is missing and what to do.
     pub async fn prepare(plugin_path: &Path, config: Config, batch_id: String) -> Result<Self, BatchError> {
         let plan = plan(plugin_path, &config).await?;
-        let missing: Vec<String> = plan
-            .effective
-            .assets
-            .iter()
-            .filter_map(|a| {
-                plugin::asset_location(&a.root, &a.path)
-                    .err()
-                    .map(|e| format!("asset {:?} ({}:{}): {e:?}", a.name, a.source, a.path))
-            })
-            .collect();
-        if !missing.is_empty() {
-            return Err(BatchError::Assets(missing));
-        }
+        let cache_root = PluginHost::default_cache_dir().unwrap_or_else(|| std::env::temp_dir().join("agh-cache"));
+        let cache = AssetCache::open(&cache_root, config.asset_cache_bytes)
+            .map_err(|e| BatchError::Infra(format!("asset cache {}: {e}", cache_root.display())))?;
+        let assets = assets::resolve_all(&plan.effective.assets, Some(&cache), S3Timeouts::default())
+            .await
+            .map_err(BatchError::Assets)?;
         let docker = sandbox::connect().await.map_err(|e| BatchError::Infra(format!("{e}; run `agh doctor`")))?;
         let image = docker.inspect_image(&plan.effective.image).await.map_err(|e| {
             BatchError::Infra(format!("image {}: {e}; run `sudo scripts/setup`", plan.effective.image))
@@ -127,6 +123,8 @@ impl Batch {
         };
         Ok(Self {
             plan,
+            assets: Arc::new(assets),
+            cache: Arc::new(cache),
             config,
             docker,
             image_id: image.id.unwrap_or_default(),
@@ -135,6 +133,12 @@ impl Batch {
             consecutive_plugin_errors: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
         })
+    }
+
+    /// The assets the batch resolved, with their digests.
+    #[must_use]
+    pub fn assets(&self) -> &[ResolvedAsset] {
+        &self.assets
     }
 
     /// The plan the batch runs.
@@ -229,8 +233,9 @@ impl Batch {
             sandbox: sandbox.clone(),
             submission_path: dir.to_path_buf(),
             submission_dir,
-            assets: Arc::new(effective.assets.clone()),
+            assets: self.assets.clone(),
             commands: Vec::new(),
+            memory: self.cache.clone(),
         };
         let context = GradeContext {
             submission: name.clone(),
@@ -258,6 +263,16 @@ impl Batch {
             insecure: self.config.runtime == Runtime::RuncInsecure,
             limits: effective.limits.clone(),
             clamped: effective.clamped.clone(),
+            assets: self
+                .assets
+                .iter()
+                .map(|a| AssetDigest {
+                    name: a.grant.name.clone(),
+                    sha256: a.digest(),
+                    stale: a.stale,
+                    unavailable: a.unavailable.is_some(),
+                })
+                .collect(),
             submission_sha256,
         };
         let mut result = match run.report {

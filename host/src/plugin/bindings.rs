@@ -12,4 +12,4 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use agh::grader::types;
+pub use self::agh::grader::types;

@@ -3,9 +3,7 @@
 
 use super::bindings::agh::grader::assets::Host;
 use super::bindings::types::Error;
-use super::host_submission::read_confined;
 use super::state::GraderState;
-use crate::sandbox::host_tree_entries;
 
 /// Largest asset file a grader may read whole (expected outputs, not datasets).
 pub const MAX_ASSET_READ_BYTES: u64 = 16 * 1024 * 1024;
@@ -13,27 +11,30 @@ pub const MAX_ASSET_READ_BYTES: u64 = 16 * 1024 * 1024;
 impl Host for GraderState {
     async fn list_files(&mut self, name: String) -> wasmtime::Result<Result<Vec<String>, Error>> {
         self.count_call()?;
-        let asset = match self.granted_asset(&name) {
-            Ok(asset) => asset,
+        let assets = match self.resolved_asset(&name)? {
+            Ok(assets) => assets,
             Err(err) => return Ok(Err(err)),
         };
-        let root = asset.root.join(&asset.path);
-        Ok(match host_tree_entries(&root) {
-            Ok(entries) => Ok(entries.into_iter().filter(|e| e.source.is_some()).map(|e| e.path).collect()),
-            Err(err) => Err(Error::Unavailable(err.to_string())),
-        })
+        let asset = assets.iter().find(|a| a.grant.name == name).expect("resolved_asset found it");
+        Ok(Ok(asset.files.iter().map(|f| f.path.clone()).collect()))
     }
 
     async fn read(&mut self, name: String, path: String) -> wasmtime::Result<Result<Vec<u8>, Error>> {
         self.count_call()?;
-        let asset = match self.granted_asset(&name) {
-            Ok(asset) => asset,
+        let assets = match self.resolved_asset(&name)? {
+            Ok(assets) => assets,
             Err(err) => return Ok(Err(err)),
         };
-        let dir = match cap_std::fs::Dir::open_ambient_dir(asset.root.join(&asset.path), cap_std::ambient_authority()) {
-            Ok(dir) => dir,
-            Err(err) => return Ok(Err(Error::Unavailable(format!("asset {name}: {err}")))),
+        let asset = assets.iter().find(|a| a.grant.name == name).expect("resolved_asset found it");
+        // Only files resolved (and hashed) at preflight can be read: a path
+        // the grader makes up never reaches the file system.
+        let Some(file) = asset.files.iter().find(|f| f.path == path) else {
+            return Ok(Err(Error::NotFound(format!("{path} is not a file of asset {name:?}"))));
         };
-        Ok(read_confined(&dir, &path, MAX_ASSET_READ_BYTES))
+        if file.size > MAX_ASSET_READ_BYTES {
+            return Ok(Err(Error::TooLarge(format!("{path} has {} bytes; at most {MAX_ASSET_READ_BYTES}", file.size))));
+        }
+        let cache = self.session()?.memory.clone();
+        Ok(cache.read_small(&file.sha256, &file.host_path).map(|b| b.to_vec()).map_err(|e| Error::Unavailable(format!("{path}: {e}"))))
     }
 }

@@ -1,14 +1,13 @@
 //! `agh:grader/sandbox`: commands, files and assets in the submission's
 //! sandbox, each checked against policy before the host acts.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::bindings::agh::grader::sandbox::Host;
 use super::bindings::types::{self, Error};
 use super::state::{GraderState, InfraFailure};
 use crate::report::Verdict;
-use crate::sandbox::{Command, CommandOutcome, EntrySource, FileEntry, Owner, SandboxError, User, MAX_READ_BYTES};
+use crate::sandbox::{Command, CommandOutcome, Owner, SandboxError, User, MAX_READ_BYTES};
 
 /// Largest file a grader may write into the sandbox in one call.
 pub const MAX_WRITE_BYTES: usize = 16 * 1024 * 1024;
@@ -123,40 +122,16 @@ impl Host for GraderState {
 
     async fn place_asset(&mut self, name: String) -> wasmtime::Result<Result<(), Error>> {
         self.count_call()?;
-        let asset = match self.granted_asset(&name) {
-            Ok(asset) => asset,
+        let assets = match self.resolved_asset(&name)? {
+            Ok(assets) => assets,
             Err(err) => return Ok(Err(err)),
         };
-        let location = match asset_location(&asset.root, &asset.path) {
-            Ok(location) => location,
-            Err(err) => return Ok(Err(err)),
-        };
+        let asset = assets.iter().find(|a| a.grant.name == name).expect("resolved_asset found it");
+        let (dest, entries) = asset.placement();
         let sandbox = self.session()?.sandbox.clone();
         let started = Instant::now();
-        let placed = if location.is_dir() {
-            sandbox.copy_dir_in(&location, &asset.target, asset.owner, true).await
-        } else {
-            let (dir, file) = asset.target.rsplit_once('/').unwrap_or(("", &asset.target));
-            let entry = FileEntry { path: file.into(), source: Some(EntrySource::HostFile(location)), executable: false };
-            sandbox.copy_in(dir, vec![entry], asset.owner, true).await
-        };
+        let placed = sandbox.copy_in(&dest, entries, asset.owner(), true).await;
         self.add_host_time(started);
         placed.map_or_else(handle, |()| Ok(Ok(())))
     }
-}
-
-/// Resolves an asset inside its source folder, refusing anything whose
-/// real path (after links) leaves the folder.
-pub fn asset_location(root: &Path, path: &str) -> Result<std::path::PathBuf, Error> {
-    let root = root.canonicalize().map_err(|e| Error::Unavailable(format!("source folder {}: {e}", root.display())))?;
-    let location = root.join(path);
-    let real = match location.canonicalize() {
-        Ok(real) => real,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotFound(path.into())),
-        Err(err) => return Err(Error::Unavailable(format!("{path}: {err}"))),
-    };
-    if !real.starts_with(&root) {
-        return Err(Error::Refused(format!("{path} leads out of its source folder")));
-    }
-    Ok(real)
 }

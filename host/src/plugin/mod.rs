@@ -28,7 +28,6 @@ use bindings::{GraderPlugin, GraderPluginPre};
 pub use state::{InfraFailure, PolicyViolation, Session, GRADER_MEMORY_BYTES, MAX_HOST_CALLS};
 use state::GraderState;
 pub use validate::Description;
-pub use host_sandbox::asset_location;
 
 /// The contract version this host serves.
 pub const WIT_VERSION: &str = "0.1.0";

@@ -11,7 +11,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::types::Error;
-use crate::config::GrantedAsset;
+use crate::assets::ResolvedAsset;
 use crate::sandbox::{CommandOutcome, Sandbox};
 
 /// Linear memory one grader instance may use.
@@ -41,10 +41,12 @@ pub struct Session {
     pub submission_path: PathBuf,
     /// The same folder, opened for confined reads.
     pub submission_dir: cap_std::fs::Dir,
-    /// Assets the policy granted.
-    pub assets: Arc<Vec<GrantedAsset>>,
+    /// Assets the policy granted, resolved before the batch.
+    pub assets: Arc<Vec<ResolvedAsset>>,
     /// Every command run, in order.
     pub commands: Vec<CommandOutcome>,
+    /// Where small asset files are read through (the batch's cache).
+    pub memory: Arc<crate::assets::AssetCache>,
 }
 
 /// The data of one grader store.
@@ -106,15 +108,18 @@ impl GraderState {
         })
     }
 
-    /// A declared and granted asset by name.
-    pub(crate) fn granted_asset(&mut self, name: &str) -> Result<GrantedAsset, Error> {
-        let session = self.session.as_ref().ok_or_else(|| Error::Refused("no submission".into()))?;
-        session
-            .assets
-            .iter()
-            .find(|a| a.name == name)
-            .cloned()
-            .ok_or_else(|| Error::Refused(format!("asset {name:?} was not declared in describe, or not granted")))
+    /// A declared, granted and resolved asset by name. An asset whose
+    /// storage was down at preflight traps as an infra failure: the
+    /// submission is retried, never scored without it.
+    pub(crate) fn resolved_asset(&mut self, name: &str) -> wasmtime::Result<Result<Arc<Vec<ResolvedAsset>>, Error>> {
+        let assets = self.session()?.assets.clone();
+        match assets.iter().find(|a| a.grant.name == name) {
+            None => Ok(Err(Error::Refused(format!("asset {name:?} was not declared in describe, or not granted")))),
+            Some(asset) => match &asset.unavailable {
+                Some(why) => Err(wasmtime::Error::new(InfraFailure(format!("asset {name:?} is unavailable: {why}")))),
+                None => Ok(Ok(assets)),
+            },
+        }
     }
 
     /// What the grader printed itself (panic messages), lossy.

@@ -3,5 +3,5 @@
 mod result;
 mod verdict;
 
-pub use result::{write_atomic, Provenance, Status, SubmissionResult, TestRecord, Timings};
+pub use result::{write_atomic, AssetDigest, Provenance, Status, SubmissionResult, TestRecord, Timings};
 pub use verdict::Verdict;

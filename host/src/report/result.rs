@@ -69,6 +69,21 @@ pub struct Provenance {
     pub clamped: Vec<String>,
     /// sha256 of the submission's files (paths and contents).
     pub submission_sha256: String,
+    /// The assets the grader could place, with their digests.
+    pub assets: Vec<AssetDigest>,
+}
+
+/// An asset's identity in a result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetDigest {
+    /// The name the grader uses.
+    pub name: String,
+    /// sha256 over the asset's file paths and contents' digests.
+    pub sha256: String,
+    /// Served from the cache while its storage was unreachable.
+    pub stale: bool,
+    /// Its storage was down and nothing was cached.
+    pub unavailable: bool,
 }
 
 /// Timings in milliseconds (instantiation in microseconds).
