@@ -9,7 +9,9 @@ use bytesize::ByteSize;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
+use crate::assets::{self, AssetCache, S3Timeouts};
 use crate::batch::{self, Batch, BatchError};
+use crate::plugin::PluginHost;
 use crate::config::Config;
 use crate::doctor;
 use crate::report::{write_atomic, Status, SubmissionResult};
@@ -60,6 +62,10 @@ struct PlanArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Also resolve every declared asset (fetching S3 objects into the
+    /// cache) and print their digests: a preflight before a batch.
+    #[arg(long)]
+    resolve: bool,
 }
 
 #[derive(Debug, Args)]
@@ -319,6 +325,22 @@ async fn plan_command(args: PlanArgs) -> ExitCode {
         Ok(plan) => plan,
         Err(err) => return batch_error_exit(&err),
     };
+    let resolved = if args.resolve {
+        let cache_root = PluginHost::default_cache_dir().unwrap_or_else(|| std::env::temp_dir().join("agh-cache"));
+        let cache = match AssetCache::open(&cache_root, config.asset_cache_bytes) {
+            Ok(cache) => cache,
+            Err(err) => {
+                eprintln!("agh: asset cache {}: {err}", cache_root.display());
+                return ExitCode::from(EXIT_INFRA);
+            }
+        };
+        match assets::resolve_all(&plan.effective.assets, Some(&cache), S3Timeouts::default()).await {
+            Ok(resolved) => resolved,
+            Err(problems) => return batch_error_exit(&BatchError::Assets(problems)),
+        }
+    } else {
+        Vec::new()
+    };
     let d = &plan.description;
     if args.json {
         let printed = json!({
@@ -330,6 +352,13 @@ async fn plan_command(args: PlanArgs) -> ExitCode {
             "requested": { "image": d.request.image, "limits": d.request.limits, "assets": d.request.assets },
             "allowed": plan.effective,
             "runtime": config.runtime,
+            "resolved_assets": resolved.iter().map(|a| json!({
+                "name": a.grant.name,
+                "sha256": a.digest(),
+                "files": a.files,
+                "stale": a.stale,
+                "unavailable": a.unavailable,
+            })).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&printed).unwrap_or_default());
         return ExitCode::SUCCESS;
@@ -356,6 +385,15 @@ async fn plan_command(args: PlanArgs) -> ExitCode {
     );
     for clamp in &plan.effective.clamped {
         println!("clamped  {clamp}");
+    }
+    for a in &resolved {
+        let bytes: u64 = a.files.iter().map(|f| f.size).sum();
+        let state = match (&a.unavailable, a.stale) {
+            (Some(why), _) => format!("UNAVAILABLE: {why}"),
+            (None, true) => "stale: served from the cache, storage unreachable".into(),
+            (None, false) => "fresh".into(),
+        };
+        println!("resolved {}: {} files, {} ({state}), sha256 {}", a.grant.name, a.files.len(), ByteSize(bytes), a.digest());
     }
     for a in &plan.effective.assets {
         let place = match &a.location {

@@ -37,6 +37,13 @@ impl Grader for Misbehaving {
             },
             _ => {}
         }
+        // `asset = SOURCE:PATH=TARGET` declares one extra asset, for placement tests.
+        if let Some((source, target)) = setting(&settings, "asset").and_then(|a| a.split_once('=')) {
+            info.assets.push(agh_grader::asset("extra", source, target));
+            info.limits.memory_bytes = 1536 * 1024 * 1024;
+            info.limits.tmpfs_bytes = 768 * 1024 * 1024;
+            info.limits.wall_time_ms = 60_000;
+        }
         info
     }
 
@@ -47,6 +54,13 @@ impl Grader for Misbehaving {
             "ok" => {
                 let run = Cmd::new(["echo", "fine"]).run().map_err(agh_grader::describe_error)?;
                 vec![Test::new("echo", 1.0).passed(&run.stdout_text())]
+            }
+            // Places the extra asset, then runs the submission's probe.sh as
+            // the student; its stdout is the test's output.
+            "probe-asset" => {
+                agh_grader::place_asset("extra").map_err(agh_grader::describe_error)?;
+                let run = Cmd::new(["sh", "/work/probe.sh"]).run().map_err(agh_grader::describe_error)?;
+                vec![Test::new("probe", 1.0).passed(&run.stdout_text())]
             }
             "loop" => loop {
                 std::hint::black_box(0);

@@ -63,7 +63,8 @@ macro_rules! export_grader {
 }
 
 /// Limits that suit most course exercises: 10 s per command, 512 MiB,
-/// 64 processes, 1 MiB of output per stream, 64 MiB files.
+/// 64 processes, 1 MiB of output per stream, 64 MiB files, 256 MiB per
+/// writable place.
 #[must_use]
 pub fn default_limits() -> Limits {
     Limits {
@@ -72,6 +73,7 @@ pub fn default_limits() -> Limits {
         processes: 64,
         output_bytes: 1024 * 1024,
         file_size_bytes: 64 * 1024 * 1024,
+        tmpfs_bytes: 256 * 1024 * 1024,
     }
 }
 

@@ -63,6 +63,7 @@ pub fn description(info: types::GraderInfo, api_version: &str) -> Result<Descrip
         processes: l.processes,
         output_bytes: l.output_bytes,
         file_size_bytes: l.file_size_bytes,
+        tmpfs_bytes: l.tmpfs_bytes,
         ..Limits::default()
     };
     Ok(Description {

@@ -207,7 +207,10 @@ fn container_body(spec: &SandboxSpec) -> ContainerCreateBody {
         ("/grader".to_string(), format!("rw,exec,nosuid,nodev,size={tmpfs_size},mode=0700,uid=1001,gid=1001")),
         ("/tmp".to_string(), format!("rw,exec,nosuid,nodev,size={tmpfs_size},mode=1777")),
     ]);
-    let file_size = i64::try_from(limits.file_size_bytes).unwrap_or(i64::MAX);
+    // Commands get the file-size limit from the exec wrapper; the container
+    // bound only has to stop at the size of a writable place, so placing a
+    // large asset as root is not cut short.
+    let file_size = i64::try_from(limits.tmpfs_bytes.max(limits.file_size_bytes)).unwrap_or(i64::MAX);
     let processes = limits.container_nproc();
     let ulimits = vec![
         ResourcesUlimits { name: Some("fsize".into()), soft: Some(file_size), hard: Some(file_size) },

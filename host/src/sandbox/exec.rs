@@ -22,12 +22,16 @@ pub const MAX_ARG_BYTES: usize = 128 * 1024;
 pub const MAX_STDIN_BYTES: usize = 16 * 1024 * 1024;
 
 /// Sets the process limit given as `$1` (`ulimit -u` in busybox and bash,
-/// `-p` in dash; refusing to run when neither works), runs the rest of the
-/// argv as given, then kills every process left to its user, and exits with
-/// the command's status. The argv arrives as positional parameters, never as
+/// `-p` in dash; refusing to run when neither works) and the file-size limit
+/// given as `$2` in POSIX 512-byte blocks, runs the rest of the argv as
+/// given, then kills every process left to its user, and exits with the
+/// command's status. The limits are set here, for the command alone, so the
+/// container-wide ones can leave room for agh's own work (placing a large
+/// asset, killing a command whose user is at its process limit). The argv arrives as positional parameters, never as
 /// shell text, so nothing in it is interpreted. `kill -1` signals every
 /// process the caller may signal except itself.
-const RUN_WRAPPER: &str = "n=$1; shift; { ulimit -u \"$n\" 2>/dev/null || ulimit -p \"$n\"; } || exit 125; \
+const RUN_WRAPPER: &str = "n=$1; f=$2; shift 2; { ulimit -u \"$n\" 2>/dev/null || ulimit -p \"$n\"; } || exit 125; \
+                           ulimit -f \"$f\" || exit 125; \
                            \"$@\"; status=$?; kill -9 -1 2>/dev/null; exit $status";
 
 /// Run as the user of a command that overran or failed: counts the
@@ -251,8 +255,14 @@ impl Sandbox {
         let limits = &self.spec.limits;
         let deadline = command.wall_time.map_or(limits.wall_time, |w| w.min(limits.wall_time));
         let output_cap = command.output_bytes.map_or(limits.output_bytes, |o| o.min(limits.output_bytes));
-        let mut argv =
-            vec!["/bin/sh".into(), "-c".into(), RUN_WRAPPER.into(), "agh-run".into(), limits.processes.to_string()];
+        let mut argv = vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            RUN_WRAPPER.into(),
+            "agh-run".into(),
+            limits.processes.to_string(),
+            limits.file_size_blocks().to_string(),
+        ];
         argv.extend(command.argv.iter().cloned());
         let request = ExecRequest {
             argv,

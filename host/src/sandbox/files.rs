@@ -292,13 +292,15 @@ impl Sandbox {
             return Err(SandboxError::Timeout { operation: "copy into sandbox", timeout: COPY_TIMEOUT });
         }
         let code = self.exec_exit_code(&raw.exec_id).await?;
-        built.map_err(|source| SandboxError::Io { context: format!("copying into {dest}"), source })?;
+        // tar's own complaint (no space, permission) says more than the
+        // broken pipe the writer sees when tar gives up early.
         if code != Some(0) {
             return Err(SandboxError::Invalid(format!(
                 "extracting into {dest} failed (tar exit {code:?}): {}",
                 String::from_utf8_lossy(&raw.stderr).trim()
             )));
         }
+        built.map_err(|source| SandboxError::Io { context: format!("copying into {dest}"), source })?;
         Ok(())
     }
 

@@ -89,6 +89,13 @@ impl Limits {
         Ok(())
     }
 
+    /// The command's file-size limit in the 512-byte blocks of POSIX
+    /// `ulimit -f`, rounded up.
+    #[must_use]
+    pub fn file_size_blocks(&self) -> u64 {
+        self.file_size_bytes.div_ceil(512)
+    }
+
     /// The container-wide RLIMIT_NPROC (see [`KILLER_HEADROOM`]).
     #[must_use]
     pub fn container_nproc(&self) -> i64 {

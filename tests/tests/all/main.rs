@@ -2,6 +2,7 @@
 //! with the runsc runtime. Nothing here is skipped when Docker is missing:
 //! the tests fail and say how to set the machine up.
 
+mod assets;
 mod grade;
 mod plugin;
 mod sandbox;

@@ -182,7 +182,9 @@ async fn container_runs_under_runsc_with_no_network_and_the_limits_asked() {
     }
     let ulimits = host.ulimits.expect("ulimits");
     let fsize = ulimits.iter().find(|u| u.name.as_deref() == Some("fsize")).expect("fsize ulimit");
-    assert_eq!(fsize.hard, Some(3 * 1024 * 1024));
+    assert_eq!(fsize.hard, Some(20 * 1024 * 1024), "the container bound is the tmpfs size");
+    let blocks = sandbox.run(&Command::new(["sh", "-c", "ulimit -f"])).await.expect("ulimit -f");
+    assert_eq!(String::from_utf8_lossy(&blocks.stdout).trim(), (3 * 1024 * 1024 / 512).to_string(), "the command's own bound");
     let nproc = ulimits.iter().find(|u| u.name.as_deref() == Some("nproc")).expect("nproc ulimit");
     assert_eq!(nproc.hard, Some(40 + 8), "the command's own limit is set by the exec wrapper");
     let limit = sandbox.run(&Command::new(["sh", "-c", "ulimit -p"])).await.expect("ulimit");

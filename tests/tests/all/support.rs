@@ -40,7 +40,19 @@ pub fn agh_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe.parent().and_then(|deps| deps.parent()).expect("target directory");
     let agh = dir.join("agh");
-    assert!(agh.exists(), "{} is missing: run `cargo build -p agh` before the tests", agh.display());
+    let modified = |path: &std::path::Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let built = modified(&agh).unwrap_or_else(|| panic!("{} is missing: run `cargo build -p agh` first", agh.display()));
+    // `cargo test` rebuilds the library but not the binary: refuse a binary
+    // older than the library the tests were built against.
+    let newest_lib = std::fs::read_dir(dir.join("deps"))
+        .expect("deps folder")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("libagh-"))
+        .filter_map(|e| modified(&e.path()))
+        .max();
+    if let Some(lib) = newest_lib {
+        assert!(built >= lib, "{} is older than the agh library: run `cargo build -p agh` (scripts/test does)", agh.display());
+    }
     agh
 }
 
