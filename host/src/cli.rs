@@ -16,7 +16,9 @@ use crate::config::Config;
 use crate::doctor;
 use crate::report::{write_atomic, Status, SubmissionResult};
 use crate::report::Verdict;
-use crate::sandbox::{self, Command, Limits, Runtime, Sandbox, SandboxError, SandboxSpec, User};
+use crate::sandbox::{
+    self, Command, EntrySource, FileEntry, Limits, Owner, Runtime, Sandbox, SandboxError, SandboxSpec, User,
+};
 
 /// Exit code for a bad command line or configuration.
 pub const EXIT_USAGE: u8 = 2;
@@ -123,6 +125,11 @@ struct SandboxRunArgs {
     /// Use plain runc instead of gVisor. Insecure: recorded in the output.
     #[arg(long)]
     insecure_runc: bool,
+    /// Copy a host file or folder in first: HOST=SANDBOX_DIR, where the
+    /// folder is below /work (student's), /assets (root's, read-only) or
+    /// /grader (grader's). Repeatable.
+    #[arg(long = "put", value_name = "HOST=SANDBOX_DIR")]
+    puts: Vec<String>,
     /// The command, as separate arguments (no shell).
     #[arg(last = true, required = true)]
     argv: Vec<String>,
@@ -261,6 +268,16 @@ async fn sandbox_run(args: SandboxRunArgs) -> ExitCode {
         Ok(sandbox) => sandbox,
         Err(err) => return sandbox_error_exit(&err),
     };
+    let mut copies = Vec::new();
+    for put in &args.puts {
+        match put_into(&sandbox, put).await {
+            Ok(copy) => copies.push(copy),
+            Err(err) => {
+                sandbox.teardown().await;
+                return sandbox_error_exit(&err);
+            }
+        }
+    }
     let command = Command {
         argv: args.argv,
         stdin,
@@ -282,9 +299,40 @@ async fn sandbox_run(args: SandboxRunArgs) -> ExitCode {
         "runtime": runtime,
         "insecure": runtime == Runtime::RuncInsecure,
         "limits": &sandbox.spec().limits,
+        "copied_in": copies,
     });
     println!("{}", serde_json::to_string_pretty(&printed).unwrap_or_default());
     ExitCode::SUCCESS
+}
+
+/// Copies `HOST=SANDBOX_DIR` into the sandbox, timing it.
+async fn put_into(sandbox: &Sandbox, put: &str) -> Result<serde_json::Value, SandboxError> {
+    let Some((host, dest)) = put.split_once('=') else {
+        return Err(SandboxError::Invalid(format!("--put {put:?}: write HOST=SANDBOX_DIR")));
+    };
+    let (owner, read_only) = match dest.split('/').nth(1) {
+        Some("assets") => (Owner::Root, true),
+        Some("grader") => (Owner::Grader, true),
+        _ => (Owner::Student, false),
+    };
+    let host = std::path::Path::new(host);
+    let entries = if host.is_dir() {
+        sandbox::host_tree_entries(host)?
+    } else {
+        let name = host.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        vec![FileEntry { path: name, source: Some(EntrySource::HostFile(host.into())), executable: false }]
+    };
+    let bytes: u64 = entries
+        .iter()
+        .filter_map(|e| match &e.source {
+            Some(EntrySource::HostFile(p)) => std::fs::metadata(p).ok().map(|m| m.len()),
+            _ => None,
+        })
+        .sum();
+    let started = std::time::Instant::now();
+    sandbox.copy_in(dest, entries, owner, read_only).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(json!({ "host": host, "dest": dest, "bytes": bytes, "ms": seconds * 1000.0, "mb_per_s": bytes as f64 / 1e6 / seconds }))
 }
 
 async fn sandbox_clean() -> ExitCode {
