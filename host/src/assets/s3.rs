@@ -29,6 +29,9 @@ impl Default for S3Timeouts {
     }
 }
 
+/// How long a download may stall before it is abandoned.
+const STALL_GRACE: Duration = Duration::from_secs(10);
+
 /// An object in the grant: key, ETag.
 struct Object {
     key: String,
@@ -37,8 +40,14 @@ struct Object {
 
 async fn client(config: &S3Config, timeouts: S3Timeouts) -> Client {
     let timeout_config = aws_config::timeout::TimeoutConfig::builder().connect_timeout(timeouts.connect).build();
+    // A download whose throughput stays below the SDK's floor for the grace
+    // period fails instead of hanging; the batch then treats it as an infra error.
+    let stalls = aws_config::stalled_stream_protection::StalledStreamProtectionConfig::enabled()
+        .grace_period(STALL_GRACE)
+        .build();
     let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .timeout_config(timeout_config)
+        .stalled_stream_protection(stalls)
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
         .load()
         .await;
