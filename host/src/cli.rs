@@ -10,14 +10,16 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 use crate::assets::{self, AssetCache, S3Timeouts};
-use crate::batch::{self, Batch, BatchError};
-use crate::plugin::PluginHost;
+use crate::batch::{self, BATCH_FILE, Batch, BatchError, OutputDir, OutputError, Submission};
 use crate::config::Config;
 use crate::doctor;
-use crate::report::{write_atomic, Status, SubmissionResult};
+use crate::plugin::PluginHost;
 use crate::report::Verdict;
+use crate::report::export::{self, Format};
+use crate::report::{Status, SubmissionResult};
 use crate::sandbox::{
-    self, Command, EntrySource, FileEntry, Limits, Owner, Runtime, Sandbox, SandboxError, SandboxSpec, User,
+    self, Command, EntrySource, FileEntry, Limits, Owner, Runtime, Sandbox, SandboxError,
+    SandboxSpec, User,
 };
 
 /// Exit code for a bad command line or configuration.
@@ -30,7 +32,11 @@ pub const EXIT_INFRA: u8 = 4;
 pub const EXIT_UNHEALTHY: u8 = 5;
 
 #[derive(Debug, Parser)]
-#[command(name = "agh", version, about = "Grade untrusted submissions with WebAssembly graders in gVisor sandboxes")]
+#[command(
+    name = "agh",
+    version,
+    about = "Grade untrusted submissions with WebAssembly graders in gVisor sandboxes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Commands,
@@ -51,6 +57,10 @@ enum Commands {
     Grade(GradeArgs),
     /// Show what a grader declares and what the policy allows; runs nothing.
     Plan(PlanArgs),
+    /// Write Gradescope, CSV or JUnit files from an output folder.
+    Export(ExportArgs),
+    /// Join the output folders of shards into one.
+    Merge(MergeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -75,10 +85,14 @@ struct GradeArgs {
     /// The grader component (.wasm).
     #[arg(long)]
     plugin: PathBuf,
-    /// One submission folder.
-    #[arg(long, conflicts_with = "submissions", required_unless_present = "submissions")]
+    /// One submission: a folder, or a zip or tarball.
+    #[arg(
+        long,
+        conflicts_with = "submissions",
+        required_unless_present = "submissions"
+    )]
     submission: Option<PathBuf>,
-    /// A folder holding one folder per submission.
+    /// A folder holding one folder, zip or tarball per submission.
     #[arg(long)]
     submissions: Option<PathBuf>,
     /// Where to write one result JSON per submission.
@@ -90,7 +104,7 @@ struct GradeArgs {
     /// The operator's configuration (agh.toml).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Submissions graded at once (default: one per core).
+    /// Submissions graded at once (default: two per core, at most one per GiB of memory).
     #[arg(short = 'j', long)]
     jobs: Option<usize>,
     /// Use plain runc instead of gVisor. Insecure: recorded in every result.
@@ -99,6 +113,41 @@ struct GradeArgs {
     /// Label for this batch's containers (default: process id and time).
     #[arg(long)]
     batch_id: Option<String>,
+    /// Continue the batch recorded in --out: skip submissions already graded.
+    #[arg(long, requires = "out")]
+    resume: bool,
+    /// Grade everything again, replacing the results in --out.
+    #[arg(long, requires = "out", conflicts_with = "resume")]
+    regrade: bool,
+    /// Also write these formats into --out (repeatable).
+    #[arg(long = "format", value_enum, requires = "out")]
+    formats: Vec<Format>,
+    /// Grade only shard K of N (1-based), a stable share by submission name.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// An output folder of `agh grade --out`.
+    #[arg(long)]
+    from: PathBuf,
+    /// Where to write (default: the same folder).
+    #[arg(long)]
+    to: Option<PathBuf>,
+    /// Formats to write (repeatable).
+    #[arg(long = "format", value_enum, required = true)]
+    formats: Vec<Format>,
+}
+
+#[derive(Debug, Args)]
+struct MergeArgs {
+    /// The merged output folder (must not hold a batch).
+    #[arg(long)]
+    out: PathBuf,
+    /// Output folders of shards of one batch.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,7 +246,8 @@ impl LimitArgs {
 pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("AGH_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("AGH_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -216,12 +266,18 @@ pub fn main() -> ExitCode {
             Commands::Sandbox(SandboxCommand::Clean) => sandbox_clean().await,
             Commands::Grade(args) => grade_command(args).await,
             Commands::Plan(args) => plan_command(args).await,
+            Commands::Export(args) => export_command(args).await,
+            Commands::Merge(args) => merge_command(args).await,
         }
     })
 }
 
 async fn doctor_command(images: Vec<String>) -> ExitCode {
-    let images = if images.is_empty() { doctor::DEFAULT_IMAGES.map(String::from).to_vec() } else { images };
+    let images = if images.is_empty() {
+        doctor::DEFAULT_IMAGES.map(String::from).to_vec()
+    } else {
+        images
+    };
     let checks = doctor::run_checks(&images).await;
     for check in &checks {
         let mark = if check.ok { "ok  " } else { "FAIL" };
@@ -240,14 +296,24 @@ async fn doctor_command(images: Vec<String>) -> ExitCode {
 
 fn sandbox_error_exit(err: &SandboxError) -> ExitCode {
     eprintln!("agh: {err}");
-    ExitCode::from(if err.is_infra() { EXIT_INFRA } else { EXIT_USAGE })
+    ExitCode::from(if err.is_infra() {
+        EXIT_INFRA
+    } else {
+        EXIT_USAGE
+    })
 }
 
 async fn sandbox_run(args: SandboxRunArgs) -> ExitCode {
     let limits = args.limits.apply(Limits::default());
-    let runtime = if args.insecure_runc { Runtime::RuncInsecure } else { Runtime::Runsc };
+    let runtime = if args.insecure_runc {
+        Runtime::RuncInsecure
+    } else {
+        Runtime::Runsc
+    };
     if runtime == Runtime::RuncInsecure {
-        eprintln!("agh: WARNING: running under plain runc, without gVisor; do not use for student code");
+        eprintln!(
+            "agh: WARNING: running under plain runc, without gVisor; do not use for student code"
+        );
     }
     let stdin = match &args.stdin_file {
         Some(path) => match std::fs::read(path) {
@@ -263,7 +329,12 @@ async fn sandbox_run(args: SandboxRunArgs) -> ExitCode {
         Ok(docker) => docker,
         Err(err) => return sandbox_error_exit(&err),
     };
-    let spec = SandboxSpec { runtime, limits, ..SandboxSpec::new(&args.image) }.labelled("cli", "sandbox-run");
+    let spec = SandboxSpec {
+        runtime,
+        limits,
+        ..SandboxSpec::new(&args.image)
+    }
+    .labelled("cli", "sandbox-run");
     let sandbox = match Sandbox::create(&docker, spec).await {
         Ok(sandbox) => sandbox,
         Err(err) => return sandbox_error_exit(&err),
@@ -281,7 +352,11 @@ async fn sandbox_run(args: SandboxRunArgs) -> ExitCode {
     let command = Command {
         argv: args.argv,
         stdin,
-        user: if args.as_grader { User::Grader } else { User::Student },
+        user: if args.as_grader {
+            User::Grader
+        } else {
+            User::Student
+        },
         ..Command::default()
     };
     let outcome = sandbox.run(&command).await;
@@ -301,14 +376,19 @@ async fn sandbox_run(args: SandboxRunArgs) -> ExitCode {
         "limits": &sandbox.spec().limits,
         "copied_in": copies,
     });
-    println!("{}", serde_json::to_string_pretty(&printed).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&printed).unwrap_or_default()
+    );
     ExitCode::SUCCESS
 }
 
 /// Copies `HOST=SANDBOX_DIR` into the sandbox, timing it.
 async fn put_into(sandbox: &Sandbox, put: &str) -> Result<serde_json::Value, SandboxError> {
     let Some((host, dest)) = put.split_once('=') else {
-        return Err(SandboxError::Invalid(format!("--put {put:?}: write HOST=SANDBOX_DIR")));
+        return Err(SandboxError::Invalid(format!(
+            "--put {put:?}: write HOST=SANDBOX_DIR"
+        )));
     };
     let (owner, read_only) = match dest.split('/').nth(1) {
         Some("assets") => (Owner::Root, true),
@@ -319,8 +399,15 @@ async fn put_into(sandbox: &Sandbox, put: &str) -> Result<serde_json::Value, San
     let entries = if host.is_dir() {
         sandbox::host_tree_entries(host)?
     } else {
-        let name = host.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        vec![FileEntry { path: name, source: Some(EntrySource::HostFile(host.into())), executable: false }]
+        let name = host
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        vec![FileEntry {
+            path: name,
+            source: Some(EntrySource::HostFile(host.into())),
+            executable: false,
+        }]
     };
     let bytes: u64 = entries
         .iter()
@@ -332,7 +419,9 @@ async fn put_into(sandbox: &Sandbox, put: &str) -> Result<serde_json::Value, San
     let started = std::time::Instant::now();
     sandbox.copy_in(dest, entries, owner, read_only).await?;
     let seconds = started.elapsed().as_secs_f64();
-    Ok(json!({ "host": host, "dest": dest, "bytes": bytes, "ms": seconds * 1000.0, "mb_per_s": bytes as f64 / 1e6 / seconds }))
+    Ok(
+        json!({ "host": host, "dest": dest, "bytes": bytes, "ms": seconds * 1000.0, "mb_per_s": bytes as f64 / 1e6 / seconds }),
+    )
 }
 
 async fn sandbox_clean() -> ExitCode {
@@ -361,7 +450,11 @@ fn load_config(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
 
 fn batch_error_exit(err: &BatchError) -> ExitCode {
     eprintln!("agh: {err}");
-    ExitCode::from(if err.is_infra() { EXIT_INFRA } else { EXIT_PLUGIN })
+    ExitCode::from(if err.is_infra() {
+        EXIT_INFRA
+    } else {
+        EXIT_PLUGIN
+    })
 }
 
 async fn plan_command(args: PlanArgs) -> ExitCode {
@@ -374,7 +467,8 @@ async fn plan_command(args: PlanArgs) -> ExitCode {
         Err(err) => return batch_error_exit(&err),
     };
     let resolved = if args.resolve {
-        let cache_root = PluginHost::default_cache_dir().unwrap_or_else(|| std::env::temp_dir().join("agh-cache"));
+        let cache_root = PluginHost::default_cache_dir()
+            .unwrap_or_else(|| std::env::temp_dir().join("agh-cache"));
         let cache = match AssetCache::open(&cache_root, config.asset_cache_bytes) {
             Ok(cache) => cache,
             Err(err) => {
@@ -382,7 +476,8 @@ async fn plan_command(args: PlanArgs) -> ExitCode {
                 return ExitCode::from(EXIT_INFRA);
             }
         };
-        match assets::resolve_all(&plan.effective.assets, Some(&cache), S3Timeouts::default()).await {
+        match assets::resolve_all(&plan.effective.assets, Some(&cache), S3Timeouts::default()).await
+        {
             Ok(resolved) => resolved,
             Err(problems) => return batch_error_exit(&BatchError::Assets(problems)),
         }
@@ -408,15 +503,27 @@ async fn plan_command(args: PlanArgs) -> ExitCode {
                 "unavailable": a.unavailable,
             })).collect::<Vec<_>>(),
         });
-        println!("{}", serde_json::to_string_pretty(&printed).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&printed).unwrap_or_default()
+        );
         return ExitCode::SUCCESS;
     }
-    println!("grader   {} {} (sha256 {})", d.name, d.version, plan.grader.sha256());
+    println!(
+        "grader   {} {} (sha256 {})",
+        d.name,
+        d.version,
+        plan.grader.sha256()
+    );
     let stats = plan.grader.load_stats();
     println!(
         "loaded   in {:.1} ms ({})",
         stats.load_time.as_secs_f64() * 1000.0,
-        if stats.cached { "compiled cache" } else { "compiled now" }
+        if stats.cached {
+            "compiled cache"
+        } else {
+            "compiled now"
+        }
     );
     println!("image    {}", plan.effective.image);
     println!("runtime  {}", config.runtime.docker_name());
@@ -441,24 +548,44 @@ async fn plan_command(args: PlanArgs) -> ExitCode {
             (None, true) => "stale: served from the cache, storage unreachable".into(),
             (None, false) => "fresh".into(),
         };
-        println!("resolved {}: {} files, {} ({state}), sha256 {}", a.grant.name, a.files.len(), ByteSize(bytes), a.digest());
+        println!(
+            "resolved {}: {} files, {} ({state}), sha256 {}",
+            a.grant.name,
+            a.files.len(),
+            ByteSize(bytes),
+            a.digest()
+        );
     }
     for a in &plan.effective.assets {
         let place = match &a.location {
             crate::config::SourceLocation::Local(root) => root.display().to_string(),
             crate::config::SourceLocation::S3(s3) => format!("s3://{}/{}", s3.bucket, s3.prefix),
         };
-        println!("asset    {} = {}:{} -> {} ({:?}, {place})", a.name, a.source, a.path, a.target, a.owner);
+        println!(
+            "asset    {} = {}:{} -> {} ({:?}, {place})",
+            a.name, a.source, a.path, a.target, a.owner
+        );
     }
     ExitCode::SUCCESS
 }
 
 /// One submission per line: name, status, score, tests passed, time.
 fn print_table(results: &[SubmissionResult]) {
-    let width = results.iter().map(|r| r.submission.len()).max().unwrap_or(10).max(10);
-    println!("{:width$}  {:18}  {:>13}  {:>6}  {:>7}", "submission", "status", "score", "passed", "time");
+    let width = results
+        .iter()
+        .map(|r| r.submission.len())
+        .max()
+        .unwrap_or(10)
+        .max(10);
+    println!(
+        "{:width$}  {:18}  {:>13}  {:>6}  {:>7}",
+        "submission", "status", "score", "passed", "time"
+    );
     for r in results {
-        let status = serde_json::to_value(r.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        let status = serde_json::to_value(r.status)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
         let passed = r.tests.iter().filter(|t| t.status == "passed").count();
         println!(
             "{:width$}  {:18}  {:>13}  {:>6}  {:>6.1}s",
@@ -469,8 +596,154 @@ fn print_table(results: &[SubmissionResult]) {
             r.timings.total_ms as f64 / 1000.0,
         );
         if let Some(error) = &r.error {
-            println!("{:width$}    {}", "", error.lines().next().unwrap_or_default());
+            println!(
+                "{:width$}    {}",
+                "",
+                error.lines().next().unwrap_or_default()
+            );
         }
+    }
+}
+
+/// Exit code after Ctrl-C, as shells report death by SIGINT.
+pub const EXIT_INTERRUPTED: u8 = 130;
+/// How long in-flight submissions may finish after Ctrl-C before they are
+/// abandoned and their containers removed.
+const INTERRUPT_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The submissions a grade command names, after sharding.
+fn submissions_of(args: &GradeArgs, staging: &std::path::Path) -> Result<Vec<Submission>, String> {
+    let mut found = match (&args.submission, &args.submissions) {
+        (Some(one), _) if one.is_file() => {
+            let name = one
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let stem = ["zip", "tgz", "tar"]
+                .iter()
+                .fold(name.trim_end_matches(".tar.gz").to_string(), |n, ext| {
+                    n.trim_end_matches(&format!(".{ext}")).to_string()
+                });
+            let target = staging.join(&stem);
+            let refused = batch::intake::unpack(one, &target).err();
+            vec![Submission {
+                name: stem,
+                dir: target,
+                refused,
+            }]
+        }
+        (Some(one), _) => {
+            let name = one
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            vec![Submission {
+                name,
+                dir: one.clone(),
+                refused: None,
+            }]
+        }
+        (None, Some(many)) => batch::intake::discover(many, staging)?,
+        (None, None) => return Err("give --submission DIR or --submissions DIR".into()),
+    };
+    if let Some(shard) = &args.shard {
+        let (k, n) = batch::intake::parse_shard(shard)?;
+        found = batch::intake::shard(found, k, n);
+    }
+    Ok(found)
+}
+
+/// A progress bar on a terminal, plain lines elsewhere.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total: usize,
+    finished: usize,
+    by_status: std::collections::BTreeMap<String, usize>,
+    started: std::time::Instant,
+}
+
+impl Progress {
+    fn new(total: usize, quiet: bool) -> Self {
+        use std::io::IsTerminal;
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} (eta {eta})")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        Self {
+            bar,
+            total,
+            finished: 0,
+            by_status: Default::default(),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    fn record(&mut self, result: &SubmissionResult, quiet: bool) {
+        self.finished += 1;
+        let status = serde_json::to_value(result.status)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        *self.by_status.entry(status.clone()).or_default() += 1;
+        let counts: Vec<String> = self
+            .by_status
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        match &self.bar {
+            Some(bar) => {
+                bar.set_message(counts.join(" · "));
+                bar.inc(1);
+            }
+            None if !quiet => {
+                let per = self.started.elapsed().as_secs_f64() / self.finished as f64;
+                let eta = per * (self.total - self.finished) as f64;
+                eprintln!(
+                    "[{}/{}] {} {status} {:.1}/{:.1} ({}; eta {eta:.0}s)",
+                    self.finished,
+                    self.total,
+                    result.submission,
+                    result.score,
+                    result.max_score,
+                    counts.join(", ")
+                );
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
+}
+
+/// Per-test pass rates across the batch's graded submissions.
+fn print_pass_rates(results: &[SubmissionResult]) {
+    let mut rates: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+    for result in results.iter().filter(|r| r.status == Status::Graded) {
+        for test in &result.tests {
+            let entry = rates.entry(&test.name).or_default();
+            entry.1 += 1;
+            if test.status == "passed" {
+                entry.0 += 1;
+            }
+        }
+    }
+    if rates.is_empty() {
+        return;
+    }
+    println!("\ntest pass rates:");
+    for (name, (passed, total)) in rates {
+        println!(
+            "  {:>5.1}%  {passed:>4}/{total:<4} {name}",
+            100.0 * passed as f64 / total as f64
+        );
     }
 }
 
@@ -483,51 +756,144 @@ async fn grade_command(args: GradeArgs) -> ExitCode {
         config.runtime = Runtime::RuncInsecure;
     }
     if config.runtime == Runtime::RuncInsecure {
-        eprintln!("agh: WARNING: sandboxes run under plain runc, WITHOUT gVisor; every result records \"insecure\": true");
+        eprintln!(
+            "agh: WARNING: sandboxes run under plain runc, WITHOUT gVisor; every result records \"insecure\": true"
+        );
     }
-    let dirs = match (&args.submission, &args.submissions) {
-        (Some(one), _) => vec![one.clone()],
-        (None, Some(many)) => match batch::submission_dirs(many) {
-            Ok(dirs) => dirs,
-            Err(err) => {
-                eprintln!("agh: {err}");
-                return ExitCode::from(EXIT_USAGE);
-            }
-        },
-        (None, None) => unreachable!("clap requires one of --submission and --submissions"),
+    let staging_root = match &args.out {
+        Some(out) => out.join(".staging"),
+        None => std::env::temp_dir().join(format!("agh-staging-{}", std::process::id())),
     };
-    let batch_id = args.batch_id.clone().unwrap_or_else(|| {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let submissions = match submissions_of(&args, &staging_root) {
+        Ok(found) => found,
+        Err(err) => {
+            eprintln!("agh: {err}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let new_id = args.batch_id.clone().unwrap_or_else(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         format!("{}-{now}", std::process::id())
     });
+    let plugin_sha = match crate::plugin::component_sha256(&args.plugin) {
+        Ok(sha) => sha,
+        Err(err) => return batch_error_exit(&BatchError::Plugin(err)),
+    };
+    let mut output = match &args.out {
+        Some(out) => match OutputDir::open(out, &new_id, &plugin_sha, args.resume, args.regrade) {
+            Ok(output) => Some(output),
+            Err(err) => {
+                eprintln!("agh: {err}");
+                return ExitCode::from(if matches!(err, OutputError::Io { .. }) {
+                    EXIT_INFRA
+                } else {
+                    EXIT_USAGE
+                });
+            }
+        },
+        None => None,
+    };
+    let batch_id = output.as_ref().map_or(new_id, |o| o.identity().id.clone());
     let batch = match Batch::prepare(&args.plugin, config, batch_id).await {
         Ok(batch) => batch,
         Err(err) => return batch_error_exit(&err),
     };
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    if let Ok(removed) = batch.remove_leftovers().await {
+        if removed > 0 {
+            eprintln!("agh: removed {removed} container(s) left by an earlier run of this batch");
+        }
+    }
+    let total = submissions.len();
+    let todo: Vec<Submission> = submissions
+        .into_iter()
+        .filter(|s| {
+            let done = output.as_ref().is_some_and(|o| {
+                s.refused.is_none()
+                    && batch::submission_digest(&s.dir).is_ok_and(|sha| o.is_done(&s.name, &sha))
+            });
+            !done
+        })
+        .collect();
+    if todo.len() < total {
+        eprintln!(
+            "agh: {} of {total} submission(s) already graded in this output folder; grading the other {}",
+            total - todo.len(),
+            todo.len()
+        );
+    }
+    let jobs = args.jobs.unwrap_or_else(default_jobs);
+    let mut progress = Progress::new(todo.len(), args.json);
     let mut results = Vec::new();
-    let mut write_failed = false;
-    batch
-        .grade_all(dirs, jobs, |result| {
-            if let Some(out) = &args.out {
-                let file = out.join(format!("{}.json", result.submission));
-                let bytes = serde_json::to_vec_pretty(result).unwrap_or_default();
-                if let Err(err) = write_atomic(out, &file, &bytes) {
-                    eprintln!("agh: cannot write {}: {err}", file.display());
-                    write_failed = true;
+    let mut write_error: Option<String> = None;
+    let interrupted = {
+        let grading = batch.grade_all(todo, jobs, |result| {
+            if let Some(out) = output.as_mut() {
+                if let Err(err) = out.record(result) {
+                    if write_error.is_none() {
+                        eprintln!(
+                            "agh: {err}; stopping the batch (results already written are whole)"
+                        );
+                        write_error = Some(err.to_string());
+                    }
+                    batch.interrupt();
                 }
             }
-            if !args.json {
-                eprintln!("graded {} ({:?})", result.submission, result.status);
-            }
+            progress.record(result, args.json);
             results.push(result.clone());
-        })
-        .await;
+        });
+        tokio::pin!(grading);
+        let mut interrupted = false;
+        tokio::select! {
+            () = &mut grading => {}
+            _ = tokio::signal::ctrl_c() => {
+                interrupted = true;
+                batch.interrupt();
+                eprintln!("agh: interrupted; letting submissions in flight finish (up to {}s; Ctrl-C again to stop now)", INTERRUPT_GRACE.as_secs());
+                tokio::select! {
+                    () = &mut grading => {}
+                    () = tokio::time::sleep(INTERRUPT_GRACE) => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+        }
+        interrupted
+    };
+    progress.finish();
+    if interrupted {
+        // Submissions abandoned mid-way left their containers; remove them.
+        let _ = batch.remove_leftovers().await;
+    }
+    let _ = std::fs::remove_dir_all(&staging_root);
     results.sort_by(|a, b| a.submission.cmp(&b.submission));
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&results).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&results).unwrap_or_default()
+        );
     } else {
         print_table(&results);
+        print_pass_rates(&results);
+    }
+    if let Some(out) = &args.out {
+        if !args.formats.is_empty() && write_error.is_none() {
+            match export::load_results(out) {
+                Ok(all) => {
+                    for format in &args.formats {
+                        if let Err(err) = export::export(&all, *format, out) {
+                            eprintln!("agh: exporting {format:?}: {err}");
+                            write_error = Some(err.to_string());
+                        }
+                    }
+                }
+                Err(err) => eprintln!("agh: {err}"),
+            }
+        }
+    }
+    if interrupted {
+        eprintln!("agh: stopped by Ctrl-C; run the same command with --resume to continue");
+        return ExitCode::from(EXIT_INTERRUPTED);
     }
     if batch.stopped() {
         eprintln!(
@@ -536,11 +902,134 @@ async fn grade_command(args: GradeArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_PLUGIN);
     }
-    if write_failed || results.iter().any(|r| r.status == Status::InfraError) {
+    if write_error.is_some() || results.iter().any(|r| r.status == Status::InfraError) {
         return ExitCode::from(EXIT_INFRA);
     }
     if results.iter().any(|r| r.status == Status::PluginError) {
         return ExitCode::from(EXIT_PLUGIN);
     }
+    ExitCode::SUCCESS
+}
+
+/// One submission per core, but no more than memory allows for sandboxes of
+/// about 1 GiB each.
+fn default_jobs() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let memory_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<usize>().ok())
+        })
+        .map_or(cores, |kib| (kib / (1024 * 1024)).max(1));
+    (cores * 2).min(memory_gib).max(1)
+}
+
+async fn export_command(args: ExportArgs) -> ExitCode {
+    let results = match export::load_results(&args.from) {
+        Ok(results) => results,
+        Err(err) => {
+            eprintln!("agh: {err}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let to = args.to.as_ref().unwrap_or(&args.from);
+    for format in &args.formats {
+        match export::export(&results, *format, to) {
+            Ok(paths) => println!(
+                "{format:?}: {} file(s), first {}",
+                paths.len(),
+                paths
+                    .first()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
+            Err(err) => {
+                eprintln!("agh: exporting {format:?} to {}: {err}", to.display());
+                return ExitCode::from(EXIT_INFRA);
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+async fn merge_command(args: MergeArgs) -> ExitCode {
+    let mut merged: std::collections::BTreeMap<String, SubmissionResult> = Default::default();
+    let mut plugin: Option<String> = None;
+    for dir in &args.inputs {
+        let identity: Option<batch::journal::BatchIdentity> = std::fs::read(dir.join(BATCH_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let Some(identity) = identity else {
+            eprintln!(
+                "agh: {} is not an agh output folder (no {BATCH_FILE})",
+                dir.display()
+            );
+            return ExitCode::from(EXIT_USAGE);
+        };
+        if plugin
+            .as_ref()
+            .is_some_and(|p| *p != identity.plugin_sha256)
+        {
+            eprintln!(
+                "agh: {} was graded by another grader; merge only shards of one batch",
+                dir.display()
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+        plugin = Some(identity.plugin_sha256);
+        let results = match export::load_results(dir) {
+            Ok(results) => results,
+            Err(err) => {
+                eprintln!("agh: {err}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        };
+        for result in results {
+            if let Some(earlier) = merged.get(&result.submission) {
+                if earlier.status == Status::Graded && result.status != Status::Graded {
+                    continue;
+                }
+                if earlier.status == Status::Graded
+                    && result.status == Status::Graded
+                    && earlier.score != result.score
+                {
+                    eprintln!(
+                        "agh: {} was graded in two inputs with different scores; refusing to pick one",
+                        result.submission
+                    );
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            }
+            merged.insert(result.submission.clone(), result);
+        }
+    }
+    let id = format!("merged-{}", std::process::id());
+    let mut out = match OutputDir::open(
+        &args.out,
+        &id,
+        plugin.as_deref().unwrap_or_default(),
+        false,
+        false,
+    ) {
+        Ok(out) => out,
+        Err(err) => {
+            eprintln!("agh: {err}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    for result in merged.values() {
+        if let Err(err) = out.record(result) {
+            eprintln!("agh: {err}");
+            return ExitCode::from(EXIT_INFRA);
+        }
+    }
+    println!(
+        "merged {} submission(s) from {} folder(s) into {}",
+        merged.len(),
+        args.inputs.len(),
+        args.out.display()
+    );
     ExitCode::SUCCESS
 }

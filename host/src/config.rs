@@ -28,7 +28,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::doctor::DEFAULT_IMAGES;
-use crate::sandbox::{check_sandbox_path, Limits, Owner, Runtime};
+use crate::sandbox::{Limits, Owner, Runtime, check_sandbox_path};
 
 /// What to do when a grader asks for more than a ceiling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -148,10 +148,19 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the file and what is wrong in it.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        let invalid = |message: String| ConfigError::Invalid { path: path.into(), message };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.into(),
+            message,
+        };
         let mut config: Config = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-        config.ceilings.validate().map_err(|m| invalid(format!("[ceilings] {m}")))?;
+        config
+            .ceilings
+            .validate()
+            .map_err(|m| invalid(format!("[ceilings] {m}")))?;
         let base = path.parent().unwrap_or(Path::new("."));
         for (name, source) in &mut config.sources {
             match (&mut source.local, &source.s3) {
@@ -160,15 +169,27 @@ impl Config {
                         *local = base.join(&*local);
                     }
                     if !local.is_dir() {
-                        return Err(invalid(format!("source {name:?}: {} is not a folder", local.display())));
+                        return Err(invalid(format!(
+                            "source {name:?}: {} is not a folder",
+                            local.display()
+                        )));
                     }
                 }
                 (None, Some(s3)) => {
-                    if s3.bucket.is_empty() || s3.prefix.starts_with('/') || s3.prefix.split('/').any(|p| p == "..") {
-                        return Err(invalid(format!("source {name:?}: give a bucket and a relative prefix")));
+                    if s3.bucket.is_empty()
+                        || s3.prefix.starts_with('/')
+                        || s3.prefix.split('/').any(|p| p == "..")
+                    {
+                        return Err(invalid(format!(
+                            "source {name:?}: give a bucket and a relative prefix"
+                        )));
                     }
                 }
-                _ => return Err(invalid(format!("source {name:?}: give exactly one of `local` and `s3`"))),
+                _ => {
+                    return Err(invalid(format!(
+                        "source {name:?}: give exactly one of `local` and `s3`"
+                    )));
+                }
             }
         }
         Ok(config)
@@ -177,10 +198,12 @@ impl Config {
     /// True when `image` is granted exactly or by a `prefix*` entry.
     #[must_use]
     pub fn grants_image(&self, image: &str) -> bool {
-        self.images.iter().any(|grant| match grant.strip_suffix('*') {
-            Some(prefix) => image.starts_with(prefix),
-            None => grant == image,
-        })
+        self.images
+            .iter()
+            .any(|grant| match grant.strip_suffix('*') {
+                Some(prefix) => image.starts_with(prefix),
+                None => grant == image,
+            })
     }
 }
 
@@ -243,7 +266,13 @@ pub fn intersect(request: &Request, config: &Config) -> Result<Effective, Vec<St
     if let Err(why) = request.limits.validate() {
         refusals.push(format!("the grader asks for {why}"));
     }
-    let limits = clamp_limits(&request.limits, &config.ceilings, config.on_excess, &mut clamped, &mut refusals);
+    let limits = clamp_limits(
+        &request.limits,
+        &config.ceilings,
+        config.on_excess,
+        &mut clamped,
+        &mut refusals,
+    );
     let mut assets = Vec::new();
     for (name, spec, target) in &request.assets {
         match grant_asset(name, spec, target, config) {
@@ -257,7 +286,12 @@ pub fn intersect(request: &Request, config: &Config) -> Result<Effective, Vec<St
         refusals.push("two assets share a name".into());
     }
     if refusals.is_empty() {
-        Ok(Effective { image: request.image.clone(), limits, assets, clamped })
+        Ok(Effective {
+            image: request.image.clone(),
+            limits,
+            assets,
+            clamped,
+        })
     } else {
         Err(refusals)
     }
@@ -283,35 +317,70 @@ fn clamp_limits(
         max
     };
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    out.wall_time = Duration::from_millis(check("wall_time_ms", ms(asked.wall_time), ms(ceiling.wall_time)));
+    out.wall_time = Duration::from_millis(check(
+        "wall_time_ms",
+        ms(asked.wall_time),
+        ms(ceiling.wall_time),
+    ));
     out.memory_bytes = check("memory_bytes", asked.memory_bytes, ceiling.memory_bytes);
-    out.processes =
-        u32::try_from(check("processes", asked.processes.into(), ceiling.processes.into())).unwrap_or(u32::MAX);
-    out.millicpus =
-        u32::try_from(check("millicpus", asked.millicpus.into(), ceiling.millicpus.into())).unwrap_or(u32::MAX);
+    out.processes = u32::try_from(check(
+        "processes",
+        asked.processes.into(),
+        ceiling.processes.into(),
+    ))
+    .unwrap_or(u32::MAX);
+    out.millicpus = u32::try_from(check(
+        "millicpus",
+        asked.millicpus.into(),
+        ceiling.millicpus.into(),
+    ))
+    .unwrap_or(u32::MAX);
     out.output_bytes = check("output_bytes", asked.output_bytes, ceiling.output_bytes);
-    out.file_size_bytes = check("file_size_bytes", asked.file_size_bytes, ceiling.file_size_bytes);
+    out.file_size_bytes = check(
+        "file_size_bytes",
+        asked.file_size_bytes,
+        ceiling.file_size_bytes,
+    );
     out.tmpfs_bytes = check("tmpfs_bytes", asked.tmpfs_bytes, ceiling.tmpfs_bytes);
     out
 }
 
-fn grant_asset(name: &str, spec: &str, target: &str, config: &Config) -> Result<GrantedAsset, String> {
+fn grant_asset(
+    name: &str,
+    spec: &str,
+    target: &str,
+    config: &Config,
+) -> Result<GrantedAsset, String> {
     let Some((source, path)) = spec.split_once(':') else {
-        return Err(format!("asset {name:?}: source {spec:?} is not SOURCE:PATH"));
+        return Err(format!(
+            "asset {name:?}: source {spec:?} is not SOURCE:PATH"
+        ));
     };
     let Some(granted) = config.sources.get(source) else {
         let known: Vec<&str> = config.sources.keys().map(String::as_str).collect();
         return Err(format!(
             "asset {name:?}: source {source:?} is not granted; the config grants {}",
-            if known.is_empty() { "no sources".to_string() } else { known.join(", ") }
+            if known.is_empty() {
+                "no sources".to_string()
+            } else {
+                known.join(", ")
+            }
         ));
     };
     let clean = !path.is_empty()
-        && Path::new(path).components().all(|c| matches!(c, std::path::Component::Normal(_)));
+        && Path::new(path)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
     if !clean {
-        return Err(format!("asset {name:?}: path {path:?} must be relative, without '..'"));
+        return Err(format!(
+            "asset {name:?}: path {path:?} must be relative, without '..'"
+        ));
     }
-    let owner = if target.starts_with("/grader") { Owner::Grader } else { Owner::Root };
+    let owner = if target.starts_with("/grader") {
+        Owner::Grader
+    } else {
+        Owner::Root
+    };
     check_sandbox_path(target, owner).map_err(|e| format!("asset {name:?}: {e}"))?;
     let location = match (&granted.local, &granted.s3) {
         (Some(local), _) => SourceLocation::Local(local.clone()),
@@ -337,7 +406,15 @@ mod tests {
             images: images.iter().map(|s| s.to_string()).collect(),
             sources: sources
                 .iter()
-                .map(|s| (s.to_string(), SourceConfig { local: Some(PathBuf::from("/srv/course")), s3: None }))
+                .map(|s| {
+                    (
+                        s.to_string(),
+                        SourceConfig {
+                            local: Some(PathBuf::from("/srv/course")),
+                            s3: None,
+                        },
+                    )
+                })
                 .collect(),
             ..Config::default()
         }
@@ -347,14 +424,21 @@ mod tests {
         Request {
             image: image.into(),
             limits: Limits::default(),
-            assets: assets.iter().map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())).collect(),
+            assets: assets
+                .iter()
+                .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+                .collect(),
         }
     }
 
     #[test]
     fn no_grant_refuses_everything_with_reasons() {
         let config = config_with(&[], &[]);
-        let refusals = intersect(&request("agh/python-c:1", &[("t", "course:tests", "/assets/t")]), &config).unwrap_err();
+        let refusals = intersect(
+            &request("agh/python-c:1", &[("t", "course:tests", "/assets/t")]),
+            &config,
+        )
+        .unwrap_err();
         assert_eq!(refusals.len(), 2, "{refusals:?}");
         assert!(refusals[0].contains("image \"agh/python-c:1\" is not granted"));
         assert!(refusals[1].contains("grants no sources"));
@@ -363,11 +447,22 @@ mod tests {
     #[test]
     fn exact_grant_allows_exactly_that() {
         let config = config_with(&["agh/python-c:1"], &["course"]);
-        let ok = intersect(&request("agh/python-c:1", &[("t", "course:tests", "/assets/t")]), &config).unwrap();
+        let ok = intersect(
+            &request("agh/python-c:1", &[("t", "course:tests", "/assets/t")]),
+            &config,
+        )
+        .unwrap();
         assert_eq!(ok.assets[0].owner, Owner::Root);
         assert!(intersect(&request("agh/python-c:2", &[]), &config).is_err());
-        let other = intersect(&request("agh/python-c:1", &[("t", "other:x", "/assets/t")]), &config).unwrap_err();
-        assert!(other[0].contains("source \"other\" is not granted; the config grants course"), "{other:?}");
+        let other = intersect(
+            &request("agh/python-c:1", &[("t", "other:x", "/assets/t")]),
+            &config,
+        )
+        .unwrap_err();
+        assert!(
+            other[0].contains("source \"other\" is not granted; the config grants course"),
+            "{other:?}"
+        );
     }
 
     #[test]
@@ -393,11 +488,26 @@ mod tests {
     #[test]
     fn zero_limits_and_bad_asset_paths_are_refused() {
         let config = config_with(&["agh/*"], &["course"]);
-        let mut req = request("agh/x:1", &[("a", "course:../etc", "/assets/a"), ("b", "course:ok", "/etc/b")]);
+        let mut req = request(
+            "agh/x:1",
+            &[
+                ("a", "course:../etc", "/assets/a"),
+                ("b", "course:ok", "/etc/b"),
+            ],
+        );
         req.limits.processes = 0;
         let refusals = intersect(&req, &config).unwrap_err();
-        assert!(refusals.iter().any(|r| r.contains("processes is 0")), "{refusals:?}");
-        assert!(refusals.iter().any(|r| r.contains("without '..'")), "{refusals:?}");
-        assert!(refusals.iter().any(|r| r.contains("outside the places")), "{refusals:?}");
+        assert!(
+            refusals.iter().any(|r| r.contains("processes is 0")),
+            "{refusals:?}"
+        );
+        assert!(
+            refusals.iter().any(|r| r.contains("without '..'")),
+            "{refusals:?}"
+        );
+        assert!(
+            refusals.iter().any(|r| r.contains("outside the places")),
+            "{refusals:?}"
+        );
     }
 }

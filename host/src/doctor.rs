@@ -28,11 +28,21 @@ pub struct Check {
 
 impl Check {
     fn pass(name: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { name: name.into(), ok: true, detail: detail.into(), fix: None }
+        Self {
+            name: name.into(),
+            ok: true,
+            detail: detail.into(),
+            fix: None,
+        }
     }
 
     fn fail(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self { name: name.into(), ok: false, detail: detail.into(), fix: Some(fix.into()) }
+        Self {
+            name: name.into(),
+            ok: false,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
     }
 }
 
@@ -59,7 +69,10 @@ pub async fn run_checks(images: &[String]) -> Vec<Check> {
     for image in images {
         match docker.inspect_image(image).await {
             Ok(found) => {
-                checks.push(Check::pass(format!("image {image}"), found.id.unwrap_or_default()));
+                checks.push(Check::pass(
+                    format!("image {image}"),
+                    found.id.unwrap_or_default(),
+                ));
                 present.push(image.clone());
             }
             Err(err) => checks.push(Check::fail(
@@ -84,10 +97,16 @@ async fn check_runsc_registered(docker: &Docker) -> Check {
         Ok(info) => {
             let runtimes = info.runtimes.unwrap_or_default();
             match runtimes.get("runsc") {
-                Some(rt) => Check::pass("runtime runsc registered", rt.path.clone().unwrap_or_default()),
+                Some(rt) => Check::pass(
+                    "runtime runsc registered",
+                    rt.path.clone().unwrap_or_default(),
+                ),
                 None => Check::fail(
                     "runtime runsc registered",
-                    format!("dockerd knows only: {}", runtimes.keys().cloned().collect::<Vec<_>>().join(", ")),
+                    format!(
+                        "dockerd knows only: {}",
+                        runtimes.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
                     FIX,
                 ),
             }
@@ -99,7 +118,11 @@ async fn check_runsc_registered(docker: &Docker) -> Check {
 /// Starts a real sandbox and reads the kernel log from inside it.
 pub async fn check_gvisor_inside(docker: &Docker, image: &str) -> Check {
     let name = format!("sandbox runs under gVisor ({image})");
-    let spec = SandboxSpec { runtime: Runtime::Runsc, ..SandboxSpec::new(image) }.labelled("doctor", "doctor");
+    let spec = SandboxSpec {
+        runtime: Runtime::Runsc,
+        ..SandboxSpec::new(image)
+    }
+    .labelled("doctor", "doctor");
     let sandbox = match Sandbox::create(docker, spec).await {
         Ok(sandbox) => sandbox,
         Err(err) => {
@@ -118,7 +141,10 @@ pub async fn check_gvisor_inside(docker: &Docker, image: &str) -> Check {
         }
         Ok(o) => Check::fail(
             name,
-            format!("kernel log does not mention gVisor: {:?}", String::from_utf8_lossy(&o.stdout)),
+            format!(
+                "kernel log does not mention gVisor: {:?}",
+                String::from_utf8_lossy(&o.stdout)
+            ),
             "the runtime named runsc is not gVisor; point it at /usr/bin/runsc",
         ),
         Err(err) => Check::fail(name, err.to_string(), "see the dockerd log"),

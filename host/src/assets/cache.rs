@@ -64,7 +64,9 @@ pub struct AssetCache {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -87,7 +89,12 @@ impl AssetCache {
             }),
             Err(_) => Index::default(),
         };
-        Ok(Self { dir, max_bytes, index: Mutex::new(index), memory: Mutex::new(MemoryLayer::default()) })
+        Ok(Self {
+            dir,
+            max_bytes,
+            index: Mutex::new(index),
+            memory: Mutex::new(MemoryLayer::default()),
+        })
     }
 
     /// Where the contents with `sha256` live.
@@ -128,7 +135,12 @@ impl AssetCache {
     ///
     /// # Errors
     /// An I/O error, or the stream's own error as `std::io::Error`.
-    pub async fn store<S, E>(&self, key: &str, etag: &str, mut chunks: S) -> std::io::Result<CacheEntry>
+    pub async fn store<S, E>(
+        &self,
+        key: &str,
+        etag: &str,
+        mut chunks: S,
+    ) -> std::io::Result<CacheEntry>
     where
         S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
         E: std::fmt::Display,
@@ -141,16 +153,28 @@ impl AssetCache {
         let mut hasher = Sha256::new();
         let mut size = 0u64;
         while let Some(chunk) = chunks.next().await {
-            let chunk = chunk.map_err(|e| std::io::Error::other(format!("download of {key} broke: {e}")))?;
+            let chunk = chunk
+                .map_err(|e| std::io::Error::other(format!("download of {key} broke: {e}")))?;
             hasher.update(&chunk);
             size += chunk.len() as u64;
             file.write_all(&chunk).await?;
         }
         file.sync_all().await?;
         drop(file);
-        let sha256: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        temp_path.persist(self.object_path(&sha256)).map_err(|e| e.error)?;
-        let entry = CacheEntry { etag: etag.into(), sha256, size, last_used: now() };
+        let sha256: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        temp_path
+            .persist(self.object_path(&sha256))
+            .map_err(|e| e.error)?;
+        let entry = CacheEntry {
+            etag: etag.into(),
+            sha256,
+            size,
+            last_used: now(),
+        };
         lock(&self.index).entries.insert(key.into(), entry.clone());
         self.evict();
         self.save_index()?;
@@ -166,7 +190,11 @@ impl AssetCache {
         }
         let mut total: u64 = sizes.values().sum();
         while total > self.max_bytes {
-            let Some((key, entry)) = index.entries.iter().min_by_key(|(_, e)| e.last_used).map(|(k, e)| (k.clone(), e.clone()))
+            let Some((key, entry)) = index
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, e)| (k.clone(), e.clone()))
             else {
                 break;
             };
@@ -183,7 +211,8 @@ impl AssetCache {
     /// # Errors
     /// The I/O error.
     pub fn save_index(&self) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec_pretty(&*lock(&self.index)).map_err(std::io::Error::other)?;
+        let bytes =
+            serde_json::to_vec_pretty(&*lock(&self.index)).map_err(std::io::Error::other)?;
         write_atomic(&self.dir, &self.dir.join("index.json"), &bytes)
     }
 
@@ -203,7 +232,9 @@ impl AssetCache {
         if bytes.len() <= MEMORY_FILE_BYTES {
             let mut memory = lock(&self.memory);
             while memory.bytes + bytes.len() > MEMORY_BYTES {
-                let Some(old) = memory.order.pop_front() else { break };
+                let Some(old) = memory.order.pop_front() else {
+                    break;
+                };
                 if let Some(gone) = memory.files.remove(&old) {
                     memory.bytes -= gone.len();
                 }
@@ -220,31 +251,59 @@ impl AssetCache {
 mod tests {
     use super::*;
 
-    fn chunks(parts: &[&'static [u8]]) -> impl futures_util::Stream<Item = Result<bytes::Bytes, String>> + Unpin {
-        futures_util::stream::iter(parts.iter().map(|p| Ok(bytes::Bytes::from_static(p))).collect::<Vec<_>>())
+    fn chunks(
+        parts: &[&'static [u8]],
+    ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, String>> + Unpin {
+        futures_util::stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok(bytes::Bytes::from_static(p)))
+                .collect::<Vec<_>>(),
+        )
     }
 
     #[tokio::test]
     async fn stores_by_content_and_finds_by_key() {
         let dir = tempfile::tempdir().unwrap();
         let cache = AssetCache::open(dir.path(), 1 << 20).unwrap();
-        let entry = cache.store("s3://b/k", "e1", chunks(&[b"hello ", b"world"])).await.unwrap();
-        assert_eq!(entry.sha256, "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
-        assert_eq!(std::fs::read(cache.object_path(&entry.sha256)).unwrap(), b"hello world");
+        let entry = cache
+            .store("s3://b/k", "e1", chunks(&[b"hello ", b"world"]))
+            .await
+            .unwrap();
+        assert_eq!(
+            entry.sha256,
+            "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
+        );
+        assert_eq!(
+            std::fs::read(cache.object_path(&entry.sha256)).unwrap(),
+            b"hello world"
+        );
         assert_eq!(cache.lookup("s3://b/k").unwrap().etag, "e1");
         let reopened = AssetCache::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(reopened.lookup("s3://b/k").unwrap().sha256, entry.sha256, "the index survives a restart");
+        assert_eq!(
+            reopened.lookup("s3://b/k").unwrap().sha256,
+            entry.sha256,
+            "the index survives a restart"
+        );
     }
 
     #[tokio::test]
     async fn a_broken_download_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
         let cache = AssetCache::open(dir.path(), 1 << 20).unwrap();
-        let broken = futures_util::stream::iter(vec![Ok(bytes::Bytes::from_static(b"part")), Err("reset".to_string())]);
+        let broken = futures_util::stream::iter(vec![
+            Ok(bytes::Bytes::from_static(b"part")),
+            Err("reset".to_string()),
+        ]);
         let err = cache.store("s3://b/k", "e1", broken).await.unwrap_err();
         assert!(err.to_string().contains("broke"), "{err}");
         assert!(cache.lookup("s3://b/k").is_none());
-        assert_eq!(std::fs::read_dir(dir.path().join("assets-v1/objects")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("assets-v1/objects"))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 
     #[tokio::test]
@@ -257,7 +316,10 @@ mod tests {
             index.entries.get_mut("a").unwrap().last_used = 1; // long ago
         }
         cache.store("b", "1", chunks(&[b"bbbbbb"])).await.unwrap();
-        assert!(cache.lookup("a").is_none(), "the older object stayed past the cap");
+        assert!(
+            cache.lookup("a").is_none(),
+            "the older object stayed past the cap"
+        );
         assert!(cache.lookup("b").is_some());
     }
 
@@ -269,6 +331,10 @@ mod tests {
         std::fs::write(&file, b"12345").unwrap();
         assert_eq!(cache.read_small("f", &file).unwrap().as_slice(), b"12345");
         std::fs::write(&file, b"changed").unwrap();
-        assert_eq!(cache.read_small("f", &file).unwrap().as_slice(), b"12345", "served from memory");
+        assert_eq!(
+            cache.read_small("f", &file).unwrap().as_slice(),
+            b"12345",
+            "served from memory"
+        );
     }
 }

@@ -19,7 +19,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::{GrantedAsset, SourceLocation};
-use crate::sandbox::{host_tree_entries, open_regular_file, EntrySource, FileEntry, Owner};
+use crate::sandbox::{EntrySource, FileEntry, Owner, host_tree_entries, open_regular_file};
 pub use cache::AssetCache;
 pub use s3::S3Timeouts;
 
@@ -80,7 +80,11 @@ impl ResolvedAsset {
             hasher.update([0]);
             hasher.update(file.sha256.as_bytes());
         }
-        hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// The files as entries to copy into the sandbox, with the folder to
@@ -89,11 +93,23 @@ impl ResolvedAsset {
     pub fn placement(&self) -> (String, Vec<FileEntry>) {
         let source = |f: &ResolvedFile| Some(EntrySource::HostFile(f.host_path.clone()));
         if self.single_file {
-            let (dir, name) = self.grant.target.rsplit_once('/').unwrap_or(("", &self.grant.target));
-            let entries = self.files.iter().map(|f| FileEntry { path: name.into(), source: source(f), executable: false });
+            let (dir, name) = self
+                .grant
+                .target
+                .rsplit_once('/')
+                .unwrap_or(("", &self.grant.target));
+            let entries = self.files.iter().map(|f| FileEntry {
+                path: name.into(),
+                source: source(f),
+                executable: false,
+            });
             return (dir.to_string(), entries.collect());
         }
-        let entries = self.files.iter().map(|f| FileEntry { path: f.path.clone(), source: source(f), executable: false });
+        let entries = self.files.iter().map(|f| FileEntry {
+            path: f.path.clone(),
+            source: source(f),
+            executable: false,
+        });
         (self.grant.target.clone(), entries.collect())
     }
 
@@ -106,35 +122,67 @@ impl ResolvedAsset {
 
 /// Checks a path inside an asset: relative, no `..`, no empty parts.
 fn safe_relative(path: &str) -> bool {
-    !path.is_empty() && !path.starts_with('/') && path.split('/').all(|p| !p.is_empty() && p != "." && p != "..")
+    !path.is_empty()
+        && !path.starts_with('/')
+        && path
+            .split('/')
+            .all(|p| !p.is_empty() && p != "." && p != "..")
 }
 
 fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut file = open_regular_file(path)?;
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher)?;
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// Resolves a local asset: the real path must stay inside the source folder,
 /// and the tree holds only regular files and folders.
-fn resolve_local(root: &Path, grant: &GrantedAsset) -> Result<(Vec<ResolvedFile>, bool), AssetError> {
-    let root = root.canonicalize().map_err(|e| AssetError::Unavailable(format!("source folder {}: {e}", root.display())))?;
+fn resolve_local(
+    root: &Path,
+    grant: &GrantedAsset,
+) -> Result<(Vec<ResolvedFile>, bool), AssetError> {
+    let root = root
+        .canonicalize()
+        .map_err(|e| AssetError::Unavailable(format!("source folder {}: {e}", root.display())))?;
     let location = root.join(&grant.path);
     let real = match location.canonicalize() {
         Ok(real) => real,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            return Err(AssetError::NotFound(format!("{} does not exist", location.display())));
+            return Err(AssetError::NotFound(format!(
+                "{} does not exist",
+                location.display()
+            )));
         }
-        Err(err) => return Err(AssetError::Unavailable(format!("{}: {err}", location.display()))),
+        Err(err) => {
+            return Err(AssetError::Unavailable(format!(
+                "{}: {err}",
+                location.display()
+            )));
+        }
     };
     if !real.starts_with(&root) || real != location {
-        return Err(AssetError::Refused(format!("{} is, or passes through, a link", location.display())));
+        return Err(AssetError::Refused(format!(
+            "{} is, or passes through, a link",
+            location.display()
+        )));
     }
     let describe = |path: &str, host: PathBuf| -> Result<ResolvedFile, AssetError> {
-        let size = std::fs::symlink_metadata(&host).map_err(|e| AssetError::Unavailable(e.to_string()))?.len();
-        let sha256 = sha256_file(&host).map_err(|e| AssetError::Refused(format!("{}: {e}", host.display())))?;
-        Ok(ResolvedFile { path: path.into(), host_path: host, sha256, size })
+        let size = std::fs::symlink_metadata(&host)
+            .map_err(|e| AssetError::Unavailable(e.to_string()))?
+            .len();
+        let sha256 = sha256_file(&host)
+            .map_err(|e| AssetError::Refused(format!("{}: {e}", host.display())))?;
+        Ok(ResolvedFile {
+            path: path.into(),
+            host_path: host,
+            sha256,
+            size,
+        })
     };
     if real.is_file() {
         let name = grant.path.rsplit('/').next().unwrap_or(&grant.path);
@@ -164,10 +212,14 @@ pub async fn resolve_all(
     let mut problems = Vec::new();
     for grant in grants {
         let outcome = match &grant.location {
-            SourceLocation::Local(root) => resolve_local(root, grant).map(|(files, single)| (files, single, false)),
+            SourceLocation::Local(root) => {
+                resolve_local(root, grant).map(|(files, single)| (files, single, false))
+            }
             SourceLocation::S3(config) => match cache {
                 Some(cache) => s3::resolve(config, &grant.path, cache, timeouts).await,
-                None => Err(AssetError::Unavailable("S3 assets need a cache folder (set AGH_CACHE_DIR)".into())),
+                None => Err(AssetError::Unavailable(
+                    "S3 assets need a cache folder (set AGH_CACHE_DIR)".into(),
+                )),
             },
         };
         let name = format!("asset {:?} ({}:{})", grant.name, grant.source, grant.path);
@@ -180,9 +232,18 @@ pub async fn resolve_all(
                 if stale {
                     tracing::warn!("{name}: storage unreachable; serving the cached copy");
                 }
-                resolved.push(ResolvedAsset { grant: grant.clone(), files, single_file, unavailable: None, stale });
+                resolved.push(ResolvedAsset {
+                    grant: grant.clone(),
+                    files,
+                    single_file,
+                    unavailable: None,
+                    stale,
+                });
             }
-            Ok((files, _, _)) => problems.push(format!("{name}: {} files; at most {MAX_ASSET_FILES}", files.len())),
+            Ok((files, _, _)) => problems.push(format!(
+                "{name}: {} files; at most {MAX_ASSET_FILES}",
+                files.len()
+            )),
             Err(AssetError::Unavailable(why)) => {
                 tracing::warn!("{name}: {why}; submissions that place it will be infra errors");
                 resolved.push(ResolvedAsset {
@@ -196,7 +257,11 @@ pub async fn resolve_all(
             Err(err) => problems.push(format!("{name}: {err}")),
         }
     }
-    if problems.is_empty() { Ok(resolved) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(resolved)
+    } else {
+        Err(problems)
+    }
 }
 
 #[cfg(test)]
@@ -221,14 +286,36 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("tests/sub")).unwrap();
         std::fs::write(dir.path().join("tests/sub/t.py"), b"x").unwrap();
         std::os::unix::fs::symlink("/etc", dir.path().join("escape")).unwrap();
-        let ok = resolve_all(&[grant(dir.path(), "tests", "/assets/tests")], None, S3Timeouts::default()).await.unwrap();
+        let ok = resolve_all(
+            &[grant(dir.path(), "tests", "/assets/tests")],
+            None,
+            S3Timeouts::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(ok[0].files[0].path, "sub/t.py");
-        assert_eq!(ok[0].files[0].sha256, "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881");
+        assert_eq!(
+            ok[0].files[0].sha256,
+            "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881"
+        );
         let (dest, entries) = ok[0].placement();
-        assert_eq!((dest.as_str(), entries[0].path.as_str()), ("/assets/tests", "sub/t.py"));
-        let refused = resolve_all(&[grant(dir.path(), "escape/passwd", "/assets/p")], None, S3Timeouts::default()).await;
+        assert_eq!(
+            (dest.as_str(), entries[0].path.as_str()),
+            ("/assets/tests", "sub/t.py")
+        );
+        let refused = resolve_all(
+            &[grant(dir.path(), "escape/passwd", "/assets/p")],
+            None,
+            S3Timeouts::default(),
+        )
+        .await;
         assert!(refused.unwrap_err()[0].contains("link"));
-        let missing = resolve_all(&[grant(dir.path(), "nope", "/assets/n")], None, S3Timeouts::default()).await;
+        let missing = resolve_all(
+            &[grant(dir.path(), "nope", "/assets/n")],
+            None,
+            S3Timeouts::default(),
+        )
+        .await;
         assert!(missing.unwrap_err()[0].contains("does not exist"));
     }
 

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::error::SdkError;
 
 use super::cache::AssetCache;
-use super::{safe_relative, AssetError, ResolvedFile};
+use super::{AssetError, ResolvedFile, safe_relative};
 use crate::config::S3Config;
 
 /// Bounds on S3 calls. Metadata calls are short; a download may be large,
@@ -25,7 +25,11 @@ pub struct S3Timeouts {
 
 impl Default for S3Timeouts {
     fn default() -> Self {
-        Self { connect: Duration::from_secs(3), metadata: Duration::from_secs(15), download: Duration::from_secs(1800) }
+        Self {
+            connect: Duration::from_secs(3),
+            metadata: Duration::from_secs(15),
+            download: Duration::from_secs(1800),
+        }
     }
 }
 
@@ -39,7 +43,9 @@ struct Object {
 }
 
 async fn client(config: &S3Config, timeouts: S3Timeouts) -> Client {
-    let timeout_config = aws_config::timeout::TimeoutConfig::builder().connect_timeout(timeouts.connect).build();
+    let timeout_config = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(timeouts.connect)
+        .build();
     // A download whose throughput stays below the SDK's floor for the grace
     // period fails instead of hanging; the batch then treats it as an infra error.
     let stalls = aws_config::stalled_stream_protection::StalledStreamProtectionConfig::enabled()
@@ -51,7 +57,9 @@ async fn client(config: &S3Config, timeouts: S3Timeouts) -> Client {
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
         .load()
         .await;
-    let s3 = aws_sdk_s3::config::Builder::from(&shared).force_path_style(config.path_style).build();
+    let s3 = aws_sdk_s3::config::Builder::from(&shared)
+        .force_path_style(config.path_style)
+        .build();
     Client::from_conf(s3)
 }
 
@@ -64,10 +72,17 @@ where
     match err {
         SdkError::ServiceError(service) => match service.raw().status() {
             404 => AssetError::NotFound(format!("{what} does not exist")),
-            401 | 403 => AssetError::Refused(format!("{what}: access denied by the storage service")),
-            status => AssetError::Unavailable(format!("{what}: the storage service answered {status}")),
+            401 | 403 => {
+                AssetError::Refused(format!("{what}: access denied by the storage service"))
+            }
+            status => {
+                AssetError::Unavailable(format!("{what}: the storage service answered {status}"))
+            }
         },
-        other => AssetError::Unavailable(format!("{what}: storage unreachable ({})", aws_sdk_s3::error::DisplayErrorContext(other))),
+        other => AssetError::Unavailable(format!(
+            "{what}: storage unreachable ({})",
+            aws_sdk_s3::error::DisplayErrorContext(other)
+        )),
     }
 }
 
@@ -82,14 +97,25 @@ impl HttpStatus for aws_sdk_s3::config::http::HttpResponse {
     }
 }
 
-async fn timed<T>(limit: Duration, what: &str, call: impl std::future::Future<Output = Result<T, AssetError>>) -> Result<T, AssetError> {
-    tokio::time::timeout(limit, call)
-        .await
-        .unwrap_or_else(|_| Err(AssetError::Unavailable(format!("{what}: no answer within {}s", limit.as_secs()))))
+async fn timed<T>(
+    limit: Duration,
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, AssetError>>,
+) -> Result<T, AssetError> {
+    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+        Err(AssetError::Unavailable(format!(
+            "{what}: no answer within {}s",
+            limit.as_secs()
+        )))
+    })
 }
 
 fn join_key(prefix: &str, path: &str) -> String {
-    if prefix.is_empty() || prefix.ends_with('/') { format!("{prefix}{path}") } else { format!("{prefix}/{path}") }
+    if prefix.is_empty() || prefix.ends_with('/') {
+        format!("{prefix}{path}")
+    } else {
+        format!("{prefix}/{path}")
+    }
 }
 
 /// Resolves `path` in the grant to cached files: one object, or every
@@ -107,17 +133,37 @@ pub(super) async fn resolve(
     let what = format!("s3://{}/{base}", config.bucket);
 
     let head = timed(timeouts.metadata, &what, async {
-        client.head_object().bucket(&config.bucket).key(&base).send().await.map_err(|e| classify(&what, &e))
+        client
+            .head_object()
+            .bucket(&config.bucket)
+            .key(&base)
+            .send()
+            .await
+            .map_err(|e| classify(&what, &e))
     })
     .await;
     let (objects, single) = match head {
-        Ok(found) => (vec![Object { key: base.clone(), etag: found.e_tag().unwrap_or_default().to_string() }], true),
-        Err(AssetError::NotFound(_)) => match list(&client, config, &format!("{base}/"), timeouts).await {
-            Ok(objects) if objects.is_empty() => return Err(AssetError::NotFound(format!("{what} (no object, no folder)"))),
-            Ok(objects) => (objects, false),
-            Err(AssetError::Unavailable(why)) => return stale(cache, &cache_key(&format!("{base}/")), &base, false, why),
-            Err(other) => return Err(other),
-        },
+        Ok(found) => (
+            vec![Object {
+                key: base.clone(),
+                etag: found.e_tag().unwrap_or_default().to_string(),
+            }],
+            true,
+        ),
+        Err(AssetError::NotFound(_)) => {
+            match list(&client, config, &format!("{base}/"), timeouts).await {
+                Ok(objects) if objects.is_empty() => {
+                    return Err(AssetError::NotFound(format!(
+                        "{what} (no object, no folder)"
+                    )));
+                }
+                Ok(objects) => (objects, false),
+                Err(AssetError::Unavailable(why)) => {
+                    return stale(cache, &cache_key(&format!("{base}/")), &base, false, why);
+                }
+                Err(other) => return Err(other),
+            }
+        }
         Err(AssetError::Unavailable(why)) => {
             // A single object cached under exactly this key, else a folder.
             if cache.lookup(&cache_key(&base)).is_some() {
@@ -133,19 +179,33 @@ pub(super) async fn resolve(
         let relative = if single {
             path.rsplit('/').next().unwrap_or(path).to_string()
         } else {
-            object.key.strip_prefix(&format!("{base}/")).unwrap_or_default().to_string()
+            object
+                .key
+                .strip_prefix(&format!("{base}/"))
+                .unwrap_or_default()
+                .to_string()
         };
         if !safe_relative(&relative) {
-            return Err(AssetError::Refused(format!("object key {:?} is not a safe path below {base}/", object.key)));
+            return Err(AssetError::Refused(format!(
+                "object key {:?} is not a safe path below {base}/",
+                object.key
+            )));
         }
         let key = cache_key(&object.key);
         let entry = match cache.lookup(&key) {
             Some(entry) if entry.etag == object.etag => entry,
             _ => download(&client, config, &object, &key, cache, timeouts).await?,
         };
-        files.push(ResolvedFile { path: relative, host_path: cache.object_path(&entry.sha256), sha256: entry.sha256, size: entry.size });
+        files.push(ResolvedFile {
+            path: relative,
+            host_path: cache.object_path(&entry.sha256),
+            sha256: entry.sha256,
+            size: entry.size,
+        });
     }
-    cache.save_index().map_err(|e| AssetError::Unavailable(format!("saving the cache index: {e}")))?;
+    cache
+        .save_index()
+        .map_err(|e| AssetError::Unavailable(format!("saving the cache index: {e}")))?;
     Ok((files, single, false))
 }
 
@@ -158,12 +218,17 @@ fn stale(
     why: String,
 ) -> Result<(Vec<ResolvedFile>, bool, bool), AssetError> {
     let cached = if single {
-        cache.lookup(key_prefix).map(|e| vec![(key_prefix.to_string(), e)]).unwrap_or_default()
+        cache
+            .lookup(key_prefix)
+            .map(|e| vec![(key_prefix.to_string(), e)])
+            .unwrap_or_default()
     } else {
         cache.keys_with_prefix(key_prefix)
     };
     if cached.is_empty() {
-        return Err(AssetError::Unavailable(format!("{why}; and nothing of {base} is cached")));
+        return Err(AssetError::Unavailable(format!(
+            "{why}; and nothing of {base} is cached"
+        )));
     }
     let files = cached
         .into_iter()
@@ -173,13 +238,23 @@ fn stale(
             } else {
                 key.strip_prefix(key_prefix).unwrap_or_default().to_string()
             };
-            ResolvedFile { path, host_path: cache.object_path(&entry.sha256), sha256: entry.sha256, size: entry.size }
+            ResolvedFile {
+                path,
+                host_path: cache.object_path(&entry.sha256),
+                sha256: entry.sha256,
+                size: entry.size,
+            }
         })
         .collect();
     Ok((files, single, true))
 }
 
-async fn list(client: &Client, config: &S3Config, prefix: &str, timeouts: S3Timeouts) -> Result<Vec<Object>, AssetError> {
+async fn list(
+    client: &Client,
+    config: &S3Config,
+    prefix: &str,
+    timeouts: S3Timeouts,
+) -> Result<Vec<Object>, AssetError> {
     let what = format!("s3://{}/{prefix}", config.bucket);
     let mut objects = Vec::new();
     let mut token: Option<String> = None;
@@ -198,11 +273,17 @@ async fn list(client: &Client, config: &S3Config, prefix: &str, timeouts: S3Time
         for object in page.contents() {
             let key = object.key().unwrap_or_default();
             if !key.ends_with('/') {
-                objects.push(Object { key: key.to_string(), etag: object.e_tag().unwrap_or_default().to_string() });
+                objects.push(Object {
+                    key: key.to_string(),
+                    etag: object.e_tag().unwrap_or_default().to_string(),
+                });
             }
         }
         if objects.len() > super::MAX_ASSET_FILES {
-            return Err(AssetError::Refused(format!("{what} holds more than {} objects", super::MAX_ASSET_FILES)));
+            return Err(AssetError::Refused(format!(
+                "{what} holds more than {} objects",
+                super::MAX_ASSET_FILES
+            )));
         }
         match page.next_continuation_token() {
             Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_string()),
@@ -233,7 +314,10 @@ async fn download(
         let chunks = Box::pin(futures_util::stream::unfold(body, |mut body| async move {
             body.next().await.map(|chunk| (chunk, body))
         }));
-        cache.store(key, &etag, chunks).await.map_err(|e| AssetError::Unavailable(format!("{what}: {e}")))
+        cache
+            .store(key, &etag, chunks)
+            .await
+            .map_err(|e| AssetError::Unavailable(format!("{what}: {e}")))
     })
     .await
 }

@@ -2,9 +2,15 @@
 //! preflight, runtime check), grading each submission in its own sandbox,
 //! and running many at once.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+pub mod intake;
+pub mod journal;
+
+pub use intake::Submission;
+pub use journal::{BATCH_FILE, OutputDir, OutputError};
+
+use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -13,8 +19,12 @@ use sha2::{Digest, Sha256};
 use crate::assets::{self, AssetCache, ResolvedAsset, S3Timeouts};
 use crate::config::{self, Config, Effective};
 use crate::plugin::{self, Description, GradeContext, Grader, PluginError, PluginHost, Session};
-use crate::report::{AssetDigest, Provenance, Status, SubmissionResult, TestRecord, Timings, Verdict};
-use crate::sandbox::{self, host_tree_entries, open_regular_file, Docker, Owner, Runtime, Sandbox, SandboxSpec};
+use crate::report::{
+    AssetDigest, Provenance, Status, SubmissionResult, TestRecord, Timings, Verdict,
+};
+use crate::sandbox::{
+    self, Docker, Owner, Runtime, Sandbox, SandboxSpec, host_tree_entries, open_regular_file,
+};
 
 /// After this many plugin errors in a row the batch stops: the grader is
 /// broken, and going on would fail every student.
@@ -43,7 +53,10 @@ impl BatchError {
     /// True when the host, not the grader or policy, is at fault.
     #[must_use]
     pub fn is_infra(&self) -> bool {
-        matches!(self, BatchError::Infra(_) | BatchError::Plugin(PluginError::Infra(_)))
+        matches!(
+            self,
+            BatchError::Infra(_) | BatchError::Plugin(PluginError::Infra(_))
+        )
     }
 }
 
@@ -67,9 +80,14 @@ pub async fn plan(plugin_path: &Path, config: &Config) -> Result<Plan, BatchErro
     let grader = host.load(plugin_path)?;
     let settings: Vec<(String, String)> = config.settings.clone().into_iter().collect();
     let description = grader.describe(&settings).await?;
-    let mut effective = config::intersect(&description.request, config).map_err(BatchError::Policy)?;
+    let mut effective =
+        config::intersect(&description.request, config).map_err(BatchError::Policy)?;
     effective.limits.millicpus = effective.limits.millicpus.min(config.ceilings.millicpus);
-    Ok(Plan { grader, description, effective })
+    Ok(Plan {
+        grader,
+        description,
+        effective,
+    })
 }
 
 /// A batch ready to grade.
@@ -84,6 +102,7 @@ pub struct Batch {
     batch_id: String,
     consecutive_plugin_errors: AtomicUsize,
     stopped: AtomicBool,
+    interrupted: AtomicBool,
 }
 
 impl Batch {
@@ -92,21 +111,36 @@ impl Batch {
     ///
     /// # Errors
     /// [`BatchError`] saying what is missing and what to do.
-    pub async fn prepare(plugin_path: &Path, config: Config, batch_id: String) -> Result<Self, BatchError> {
+    pub async fn prepare(
+        plugin_path: &Path,
+        config: Config,
+        batch_id: String,
+    ) -> Result<Self, BatchError> {
         let plan = plan(plugin_path, &config).await?;
-        let cache_root = PluginHost::default_cache_dir().unwrap_or_else(|| std::env::temp_dir().join("agh-cache"));
+        let cache_root = PluginHost::default_cache_dir()
+            .unwrap_or_else(|| std::env::temp_dir().join("agh-cache"));
         let cache = AssetCache::open(&cache_root, config.asset_cache_bytes)
             .map_err(|e| BatchError::Infra(format!("asset cache {}: {e}", cache_root.display())))?;
-        let assets = assets::resolve_all(&plan.effective.assets, Some(&cache), S3Timeouts::default())
+        let assets =
+            assets::resolve_all(&plan.effective.assets, Some(&cache), S3Timeouts::default())
+                .await
+                .map_err(BatchError::Assets)?;
+        let docker = sandbox::connect()
             .await
-            .map_err(BatchError::Assets)?;
-        let docker = sandbox::connect().await.map_err(|e| BatchError::Infra(format!("{e}; run `agh doctor`")))?;
-        let image = docker.inspect_image(&plan.effective.image).await.map_err(|e| {
-            BatchError::Infra(format!("image {}: {e}; run `sudo scripts/setup`", plan.effective.image))
-        })?;
+            .map_err(|e| BatchError::Infra(format!("{e}; run `agh doctor`")))?;
+        let image = docker
+            .inspect_image(&plan.effective.image)
+            .await
+            .map_err(|e| {
+                BatchError::Infra(format!(
+                    "image {}: {e}; run `sudo scripts/setup`",
+                    plan.effective.image
+                ))
+            })?;
         let runtime_verified = match config.runtime {
             Runtime::Runsc => {
-                let check = crate::doctor::check_gvisor_inside(&docker, &plan.effective.image).await;
+                let check =
+                    crate::doctor::check_gvisor_inside(&docker, &plan.effective.image).await;
                 if !check.ok {
                     return Err(BatchError::Infra(format!(
                         "refusing to run student code: {} ({}); run `agh doctor`",
@@ -117,7 +151,9 @@ impl Batch {
                 true
             }
             Runtime::RuncInsecure => {
-                tracing::warn!("sandboxes run under plain runc: NOT isolated by gVisor; every result says so");
+                tracing::warn!(
+                    "sandboxes run under plain runc: NOT isolated by gVisor; every result says so"
+                );
                 false
             }
         };
@@ -132,6 +168,7 @@ impl Batch {
             batch_id,
             consecutive_plugin_errors: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
+            interrupted: AtomicBool::new(false),
         })
     }
 
@@ -153,16 +190,58 @@ impl Batch {
         self.stopped.load(Ordering::SeqCst)
     }
 
-    /// Grades `dirs` with up to `jobs` at once, calling `done` with each
-    /// result as it finishes. Submissions not started because the batch
-    /// stopped get no result.
-    pub async fn grade_all(&self, dirs: Vec<PathBuf>, jobs: usize, mut done: impl FnMut(&SubmissionResult)) {
-        let mut results = futures_util::stream::iter(dirs)
-            .map(|dir| async move {
-                if self.stopped() {
+    /// True once [`Batch::interrupt`] was called.
+    #[must_use]
+    pub fn interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+    }
+
+    /// Stops taking new submissions (Ctrl-C, a full disk); those in flight
+    /// finish.
+    pub fn interrupt(&self) {
+        self.interrupted.store(true, Ordering::SeqCst);
+    }
+
+    /// The label of this batch's containers.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.batch_id
+    }
+
+    /// Removes every container labelled with this batch (leftovers of a
+    /// killed run of the same batch, or of an interrupted one).
+    ///
+    /// # Errors
+    /// When Docker cannot list containers.
+    pub async fn remove_leftovers(&self) -> Result<usize, sandbox::SandboxError> {
+        sandbox::remove_labelled_containers(&self.docker, Some(&self.batch_id)).await
+    }
+
+    /// Grades `submissions` with up to `jobs` at once, calling `done` with
+    /// each result as it finishes. Submissions not started because the
+    /// batch stopped or was interrupted get no result.
+    pub async fn grade_all(
+        &self,
+        submissions: Vec<Submission>,
+        jobs: usize,
+        mut done: impl FnMut(&SubmissionResult),
+    ) {
+        let mut results = futures_util::stream::iter(submissions)
+            .map(|submission| async move {
+                if self.stopped() || self.interrupted() {
                     return None;
                 }
-                Some(self.grade_with_retries(&dir).await)
+                if let Some(why) = submission.refused {
+                    return Some(SubmissionResult::failed(
+                        &submission.name,
+                        Status::InvalidSubmission,
+                        why,
+                    ));
+                }
+                Some(
+                    self.grade_with_retries(&submission.name, &submission.dir)
+                        .await,
+                )
             })
             .buffer_unordered(jobs.max(1));
         while let Some(result) = results.next().await {
@@ -172,10 +251,10 @@ impl Batch {
         }
     }
 
-    async fn grade_with_retries(&self, dir: &Path) -> SubmissionResult {
+    async fn grade_with_retries(&self, name: &str, dir: &Path) -> SubmissionResult {
         let mut attempt = 1;
         loop {
-            let result = self.grade_submission(dir).await;
+            let result = self.grade_named(name, dir).await;
             match result.status {
                 Status::InfraError if attempt < INFRA_ATTEMPTS => {
                     tracing::warn!(submission = %result.submission, error = ?result.error, attempt, "infra error; retrying");
@@ -183,7 +262,10 @@ impl Batch {
                     attempt += 1;
                 }
                 Status::PluginError => {
-                    let n = self.consecutive_plugin_errors.fetch_add(1, Ordering::SeqCst) + 1;
+                    let n = self
+                        .consecutive_plugin_errors
+                        .fetch_add(1, Ordering::SeqCst)
+                        + 1;
                     if n >= MAX_CONSECUTIVE_PLUGIN_ERRORS {
                         self.stopped.store(true, Ordering::SeqCst);
                     }
@@ -197,9 +279,18 @@ impl Batch {
         }
     }
 
-    /// Grades one submission folder in a fresh sandbox.
+    /// Grades one submission folder in a fresh sandbox, named after the folder.
     pub async fn grade_submission(&self, dir: &Path) -> SubmissionResult {
-        let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let name = dir.file_name().map_or_else(
+            || dir.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        self.grade_named(&name, dir).await
+    }
+
+    /// Grades one submission folder in a fresh sandbox.
+    pub async fn grade_named(&self, name: &str, dir: &Path) -> SubmissionResult {
+        let name = name.to_string();
         let submission_sha256 = match submission_digest(dir) {
             Ok(digest) => digest,
             Err(err) => return SubmissionResult::failed(&name, Status::InvalidSubmission, err),
@@ -214,21 +305,43 @@ impl Batch {
         .labelled(&self.batch_id, &name);
         let sandbox = match Sandbox::create(&self.docker, spec).await {
             Ok(sandbox) => Arc::new(sandbox),
-            Err(err) => return SubmissionResult::failed(&name, Status::InfraError, format!("creating the sandbox: {err}")),
-        };
-        if let Err(err) = sandbox.copy_dir_in(dir, "/work", Owner::Student, false).await {
-            sandbox.teardown().await;
-            let status = if err.is_infra() { Status::InfraError } else { Status::InvalidSubmission };
-            return SubmissionResult::failed(&name, status, format!("copying the submission in: {err}"));
-        }
-        let setup = started.elapsed();
-        let submission_dir = match cap_std::fs::Dir::open_ambient_dir(dir, cap_std::ambient_authority()) {
-            Ok(d) => d,
             Err(err) => {
-                sandbox.teardown().await;
-                return SubmissionResult::failed(&name, Status::InfraError, format!("opening {}: {err}", dir.display()));
+                return SubmissionResult::failed(
+                    &name,
+                    Status::InfraError,
+                    format!("creating the sandbox: {err}"),
+                );
             }
         };
+        if let Err(err) = sandbox
+            .copy_dir_in(dir, "/work", Owner::Student, false)
+            .await
+        {
+            sandbox.teardown().await;
+            let status = if err.is_infra() {
+                Status::InfraError
+            } else {
+                Status::InvalidSubmission
+            };
+            return SubmissionResult::failed(
+                &name,
+                status,
+                format!("copying the submission in: {err}"),
+            );
+        }
+        let setup = started.elapsed();
+        let submission_dir =
+            match cap_std::fs::Dir::open_ambient_dir(dir, cap_std::ambient_authority()) {
+                Ok(d) => d,
+                Err(err) => {
+                    sandbox.teardown().await;
+                    return SubmissionResult::failed(
+                        &name,
+                        Status::InfraError,
+                        format!("opening {}: {err}", dir.display()),
+                    );
+                }
+            };
         let session = Session {
             sandbox: sandbox.clone(),
             submission_path: dir.to_path_buf(),
@@ -248,14 +361,18 @@ impl Batch {
             total_ms: ms(started.elapsed()),
             sandbox_setup_ms: ms(setup),
             grade_ms: ms(run.call_time),
-            grader_own_us: u64::try_from(run.call_time.saturating_sub(run.host_time).as_micros()).unwrap_or(u64::MAX),
+            grader_own_us: u64::try_from(run.call_time.saturating_sub(run.host_time).as_micros())
+                .unwrap_or(u64::MAX),
             instantiate_us: u64::try_from(run.instantiate_time.as_micros()).unwrap_or(u64::MAX),
         };
         let provenance = Provenance {
             agh_version: crate::VERSION.into(),
             plugin_sha256: self.plan.grader.sha256().into(),
             wit_version: plugin::WIT_VERSION.into(),
-            grader: format!("{} {}", self.plan.description.name, self.plan.description.version),
+            grader: format!(
+                "{} {}",
+                self.plan.description.name, self.plan.description.version
+            ),
             image: effective.image.clone(),
             image_id: self.image_id.clone(),
             runtime: self.config.runtime,
@@ -292,7 +409,9 @@ impl Batch {
                     timings: Timings::default(),
                 }
             }
-            Err(PluginError::Infra(why)) => SubmissionResult::failed(&name, Status::InfraError, why),
+            Err(PluginError::Infra(why)) => {
+                SubmissionResult::failed(&name, Status::InfraError, why)
+            }
             Err(err) => SubmissionResult::failed(&name, Status::PluginError, err.to_string()),
         };
         result.commands = run.commands;
@@ -346,28 +465,16 @@ pub fn submission_digest(dir: &Path) -> Result<String, String> {
         hasher.update(entry.path.as_bytes());
         hasher.update([0]);
         if let Some(sandbox::EntrySource::HostFile(path)) = &entry.source {
-            let mut file = open_regular_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            std::io::copy(&mut file, &mut hasher).map_err(|e| format!("{}: {e}", path.display()))?;
+            let mut file =
+                open_regular_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            std::io::copy(&mut file, &mut hasher)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
         }
         hasher.update([0]);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// The submission folders inside `dir`, sorted by name.
-///
-/// # Errors
-/// When `dir` cannot be read or holds no folders.
-pub fn submission_dirs(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let read = std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
-    let mut dirs: Vec<PathBuf> = read
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| e.path())
-        .collect();
-    dirs.sort();
-    if dirs.is_empty() {
-        return Err(format!("{} holds no submission folders", dir.display()));
-    }
-    Ok(dirs)
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }

@@ -15,26 +15,44 @@ impl Host for GraderState {
             Ok(assets) => assets,
             Err(err) => return Ok(Err(err)),
         };
-        let asset = assets.iter().find(|a| a.grant.name == name).expect("resolved_asset found it");
+        let asset = assets
+            .iter()
+            .find(|a| a.grant.name == name)
+            .expect("resolved_asset found it");
         Ok(Ok(asset.files.iter().map(|f| f.path.clone()).collect()))
     }
 
-    async fn read(&mut self, name: String, path: String) -> wasmtime::Result<Result<Vec<u8>, Error>> {
+    async fn read(
+        &mut self,
+        name: String,
+        path: String,
+    ) -> wasmtime::Result<Result<Vec<u8>, Error>> {
         self.count_call()?;
         let assets = match self.resolved_asset(&name)? {
             Ok(assets) => assets,
             Err(err) => return Ok(Err(err)),
         };
-        let asset = assets.iter().find(|a| a.grant.name == name).expect("resolved_asset found it");
+        let asset = assets
+            .iter()
+            .find(|a| a.grant.name == name)
+            .expect("resolved_asset found it");
         // Only files resolved (and hashed) at preflight can be read: a path
         // the grader makes up never reaches the file system.
         let Some(file) = asset.files.iter().find(|f| f.path == path) else {
-            return Ok(Err(Error::NotFound(format!("{path} is not a file of asset {name:?}"))));
+            return Ok(Err(Error::NotFound(format!(
+                "{path} is not a file of asset {name:?}"
+            ))));
         };
         if file.size > MAX_ASSET_READ_BYTES {
-            return Ok(Err(Error::TooLarge(format!("{path} has {} bytes; at most {MAX_ASSET_READ_BYTES}", file.size))));
+            return Ok(Err(Error::TooLarge(format!(
+                "{path} has {} bytes; at most {MAX_ASSET_READ_BYTES}",
+                file.size
+            ))));
         }
         let cache = self.session()?.memory.clone();
-        Ok(cache.read_small(&file.sha256, &file.host_path).map(|b| b.to_vec()).map_err(|e| Error::Unavailable(format!("{path}: {e}"))))
+        Ok(cache
+            .read_small(&file.sha256, &file.host_path)
+            .map(|b| b.to_vec())
+            .map_err(|e| Error::Unavailable(format!("{path}: {e}"))))
     }
 }

@@ -16,11 +16,14 @@ impl Host for GraderState {
             return Ok(());
         }
         let mut line: String = message.chars().take(MAX_LOG_LINE_BYTES).collect();
-        line.insert_str(0, match level {
-            Level::Debug => "debug: ",
-            Level::Info => "info: ",
-            Level::Warn => "warn: ",
-        });
+        line.insert_str(
+            0,
+            match level {
+                Level::Debug => "debug: ",
+                Level::Info => "info: ",
+                Level::Warn => "warn: ",
+            },
+        );
         tracing::debug!(grader_log = %line);
         self.log.push(line);
         Ok(())

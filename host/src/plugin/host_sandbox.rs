@@ -7,7 +7,7 @@ use super::bindings::agh::grader::sandbox::Host;
 use super::bindings::types::{self, Error};
 use super::state::{GraderState, InfraFailure};
 use crate::report::Verdict;
-use crate::sandbox::{Command, CommandOutcome, Owner, SandboxError, User, MAX_READ_BYTES};
+use crate::sandbox::{Command, CommandOutcome, MAX_READ_BYTES, Owner, SandboxError, User};
 
 /// Largest file a grader may write into the sandbox in one call.
 pub const MAX_WRITE_BYTES: usize = 16 * 1024 * 1024;
@@ -68,7 +68,10 @@ impl GraderState {
 }
 
 impl Host for GraderState {
-    async fn run(&mut self, cmd: types::Command) -> wasmtime::Result<Result<types::CommandResult, Error>> {
+    async fn run(
+        &mut self,
+        cmd: types::Command,
+    ) -> wasmtime::Result<Result<types::CommandResult, Error>> {
         self.count_call()?;
         let command = Command {
             argv: cmd.argv,
@@ -96,13 +99,23 @@ impl Host for GraderState {
         }
     }
 
-    async fn write_file(&mut self, path: String, contents: Vec<u8>, read_only: bool) -> wasmtime::Result<Result<(), Error>> {
+    async fn write_file(
+        &mut self,
+        path: String,
+        contents: Vec<u8>,
+        read_only: bool,
+    ) -> wasmtime::Result<Result<(), Error>> {
         self.count_call()?;
         let Some(owner) = owner_of(&path) else {
-            return Ok(Err(Error::Refused(format!("{path:?}: files may be written below /work, /tmp, /grader or /assets"))));
+            return Ok(Err(Error::Refused(format!(
+                "{path:?}: files may be written below /work, /tmp, /grader or /assets"
+            ))));
         };
         if contents.len() > MAX_WRITE_BYTES {
-            return Ok(Err(Error::TooLarge(format!("{} bytes; at most {MAX_WRITE_BYTES} per write", contents.len()))));
+            return Ok(Err(Error::TooLarge(format!(
+                "{} bytes; at most {MAX_WRITE_BYTES} per write",
+                contents.len()
+            ))));
         }
         let sandbox = self.session()?.sandbox.clone();
         let started = Instant::now();
@@ -111,11 +124,17 @@ impl Host for GraderState {
         written.map_or_else(handle, |()| Ok(Ok(())))
     }
 
-    async fn read_file(&mut self, path: String, max_bytes: u64) -> wasmtime::Result<Result<Vec<u8>, Error>> {
+    async fn read_file(
+        &mut self,
+        path: String,
+        max_bytes: u64,
+    ) -> wasmtime::Result<Result<Vec<u8>, Error>> {
         self.count_call()?;
         let sandbox = self.session()?.sandbox.clone();
         let started = Instant::now();
-        let read = sandbox.read_file(&path, max_bytes.min(MAX_READ_BYTES), User::Grader).await;
+        let read = sandbox
+            .read_file(&path, max_bytes.min(MAX_READ_BYTES), User::Grader)
+            .await;
         self.add_host_time(started);
         read.map_or_else(handle, |(bytes, _truncated)| Ok(Ok(bytes)))
     }
@@ -126,7 +145,10 @@ impl Host for GraderState {
             Ok(assets) => assets,
             Err(err) => return Ok(Err(err)),
         };
-        let asset = assets.iter().find(|a| a.grant.name == name).expect("resolved_asset found it");
+        let asset = assets
+            .iter()
+            .find(|a| a.grant.name == name)
+            .expect("resolved_asset found it");
         let (dest, entries) = asset.placement();
         let sandbox = self.session()?.sandbox.clone();
         let started = Instant::now();

@@ -25,8 +25,8 @@ use wasmtime::{Config as EngineConfig, Engine, Store};
 
 pub use bindings::types::{GradeContext, Report, TestResult, Verdict as WitVerdict, Visibility};
 use bindings::{GraderPlugin, GraderPluginPre};
-pub use state::{InfraFailure, PolicyViolation, Session, GRADER_MEMORY_BYTES, MAX_HOST_CALLS};
 use state::GraderState;
+pub use state::{GRADER_MEMORY_BYTES, InfraFailure, MAX_HOST_CALLS, PolicyViolation, Session};
 pub use validate::Description;
 
 /// The contract version this host serves.
@@ -134,7 +134,8 @@ impl PluginHost {
         config.consume_fuel(true);
         config.max_wasm_stack(512 * 1024);
         config.parallel_compilation(true);
-        let engine = Engine::new(&config).map_err(|e| PluginError::Failed(format!("engine: {e}")))?;
+        let engine =
+            Engine::new(&config).map_err(|e| PluginError::Failed(format!("engine: {e}")))?;
         Ok(Self { engine, cache_dir })
     }
 
@@ -158,8 +159,13 @@ impl PluginHost {
     /// # Errors
     /// [`PluginError::Load`] saying what is wrong and what to do.
     pub fn load(&self, path: &Path) -> Result<Grader, PluginError> {
-        let fail = |message: String| PluginError::Load { path: path.into(), message };
-        let size = std::fs::metadata(path).map_err(|e| fail(format!("cannot read it: {e}")))?.len();
+        let fail = |message: String| PluginError::Load {
+            path: path.into(),
+            message,
+        };
+        let size = std::fs::metadata(path)
+            .map_err(|e| fail(format!("cannot read it: {e}")))?
+            .len();
         if size > MAX_COMPONENT_BYTES {
             return Err(fail(format!("{size} bytes; at most {MAX_COMPONENT_BYTES}")));
         }
@@ -169,24 +175,35 @@ impl PluginHost {
         let (component, cached) = self.compile_cached(&bytes, &sha256).map_err(|e| {
             fail(format!("not a valid WebAssembly component ({e:#}); build it with `cargo build --target wasm32-wasip2`"))
         })?;
-        let stats = LoadStats { cached, load_time: started.elapsed() };
+        let stats = LoadStats {
+            cached,
+            load_time: started.elapsed(),
+        };
         self.check_contract(&component).map_err(fail)?;
         let mut linker: Linker<GraderState> = Linker::new(&self.engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| fail(format!("linking WASI: {e}")))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| fail(format!("linking WASI: {e}")))?;
         GraderPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
             .map_err(|e| fail(format!("linking agh: {e}")))?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| fail(format!("it needs imports agh does not provide: {e:#}")))?;
-        let pre = GraderPluginPre::new(pre).map_err(|e| fail(format!("it does not export the grader interface: {e:#}")))?;
+        let pre = GraderPluginPre::new(pre)
+            .map_err(|e| fail(format!("it does not export the grader interface: {e:#}")))?;
         Ok(Grader { pre, sha256, stats })
     }
 
     /// Reads the contract version from the component's export names.
     fn check_contract(&self, component: &Component) -> Result<(), String> {
         let ty = component.component_type();
-        let exports: Vec<String> = ty.exports(&self.engine).map(|(name, _)| name.to_string()).collect();
-        let Some(version) = exports.iter().find_map(|name| name.strip_prefix(GRADER_EXPORT)) else {
+        let exports: Vec<String> = ty
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let Some(version) = exports
+            .iter()
+            .find_map(|name| name.strip_prefix(GRADER_EXPORT))
+        else {
             return Err(format!(
                 "it is not an agh grader: it exports [{}], not agh:grader/grader@{WIT_VERSION}",
                 exports.join(", ")
@@ -213,7 +230,9 @@ impl PluginHost {
         if file.is_file() {
             match deserialize_trusted(&self.engine, &file) {
                 Ok(component) => return Ok((component, true)),
-                Err(err) => tracing::warn!(file = %file.display(), %err, "ignoring unusable cached component"),
+                Err(err) => {
+                    tracing::warn!(file = %file.display(), %err, "ignoring unusable cached component")
+                }
             }
         }
         let component = Component::new(&self.engine, bytes)?;
@@ -223,6 +242,23 @@ impl PluginHost {
         }
         Ok((component, false))
     }
+}
+
+/// The sha256 of a component file, as results record it.
+///
+/// # Errors
+/// [`PluginError::Load`] when the file cannot be read.
+pub fn component_sha256(path: &Path) -> Result<String, PluginError> {
+    let mut file = std::fs::File::open(path).map_err(|e| PluginError::Load {
+        path: path.into(),
+        message: format!("cannot read it: {e}"),
+    })?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| PluginError::Load {
+        path: path.into(),
+        message: format!("cannot read it: {e}"),
+    })?;
+    Ok(hex(&hasher.finalize()))
 }
 
 /// Loads a compiled component from agh's own cache.
@@ -252,7 +288,9 @@ impl Grader {
     fn store(&self, session: Option<Session>) -> Result<Store<GraderState>, PluginError> {
         let mut store = Store::new(self.pre.engine(), GraderState::new(session));
         store.limiter(|state| &mut state.limits);
-        store.set_fuel(GRADER_FUEL).map_err(|e| PluginError::Failed(format!("fuel: {e}")))?;
+        store
+            .set_fuel(GRADER_FUEL)
+            .map_err(|e| PluginError::Failed(format!("fuel: {e}")))?;
         store
             .fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))
             .map_err(|e| PluginError::Failed(format!("fuel: {e}")))?;
@@ -263,16 +301,26 @@ impl Grader {
     ///
     /// # Errors
     /// [`PluginError::Failed`] for a trap or an invalid description.
-    pub async fn describe(&self, settings: &[(String, String)]) -> Result<Description, PluginError> {
+    pub async fn describe(
+        &self,
+        settings: &[(String, String)],
+    ) -> Result<Description, PluginError> {
         let mut store = self.store(None)?;
         let call = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
-            instance.agh_grader_grader().call_describe(&mut store, settings).await
+            instance
+                .agh_grader_grader()
+                .call_describe(&mut store, settings)
+                .await
         };
         let info = match tokio::time::timeout(GRADER_CALL_TIMEOUT, call).await {
             Ok(Ok(info)) => info,
             Ok(Err(err)) => return Err(failure(&err, &store.data().stdio_text())),
-            Err(_) => return Err(PluginError::Failed(format!("describe took longer than {GRADER_CALL_TIMEOUT:?}"))),
+            Err(_) => {
+                return Err(PluginError::Failed(format!(
+                    "describe took longer than {GRADER_CALL_TIMEOUT:?}"
+                )));
+            }
         };
         validate::description(info, WIT_VERSION).map_err(PluginError::Failed)
     }
@@ -297,17 +345,27 @@ impl Grader {
         let call = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             instantiate_time = started.elapsed();
-            instance.agh_grader_grader().call_grade(&mut store, &context).await
+            instance
+                .agh_grader_grader()
+                .call_grade(&mut store, &context)
+                .await
         };
         let outcome = tokio::time::timeout(GRADER_CALL_TIMEOUT, call).await;
         let report = match outcome {
-            Ok(Ok(Ok(report))) => validate::report(&report).map(|()| report).map_err(PluginError::Failed),
+            Ok(Ok(Ok(report))) => validate::report(&report)
+                .map(|()| report)
+                .map_err(PluginError::Failed),
             Ok(Ok(Err(message))) => Err(PluginError::Failed(format!(
                 "grade returned an error: {}",
-                message.chars().take(validate::MAX_OUTPUT_BYTES).collect::<String>()
+                message
+                    .chars()
+                    .take(validate::MAX_OUTPUT_BYTES)
+                    .collect::<String>()
             ))),
             Ok(Err(err)) => Err(failure(&err, &store.data().stdio_text())),
-            Err(_) => Err(PluginError::Failed(format!("grade took longer than {GRADER_CALL_TIMEOUT:?}"))),
+            Err(_) => Err(PluginError::Failed(format!(
+                "grade took longer than {GRADER_CALL_TIMEOUT:?}"
+            ))),
         };
         let call_time = started.elapsed();
         let state = store.into_data();
@@ -331,15 +389,25 @@ fn failure(err: &wasmtime::Error, stdio: &str) -> PluginError {
     if let Some(infra) = err.downcast_ref::<InfraFailure>() {
         return PluginError::Infra(infra.0.clone());
     }
-    let printed = if stdio.is_empty() { String::new() } else { format!("; it printed: {}", last_chars(stdio, 500)) };
+    let printed = if stdio.is_empty() {
+        String::new()
+    } else {
+        format!("; it printed: {}", last_chars(stdio, 500))
+    };
     if let Some(violation) = err.downcast_ref::<PolicyViolation>() {
         return PluginError::Failed(format!("{}{printed}", violation.0));
     }
     if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
         let what = match trap {
-            wasmtime::Trap::OutOfFuel => "ran out of fuel (an endless loop, or far too much computation)".to_string(),
-            wasmtime::Trap::StackOverflow => "overflowed its stack (recursion too deep)".to_string(),
-            wasmtime::Trap::UnreachableCodeReached => "trapped: unreachable (a panic or abort)".to_string(),
+            wasmtime::Trap::OutOfFuel => {
+                "ran out of fuel (an endless loop, or far too much computation)".to_string()
+            }
+            wasmtime::Trap::StackOverflow => {
+                "overflowed its stack (recursion too deep)".to_string()
+            }
+            wasmtime::Trap::UnreachableCodeReached => {
+                "trapped: unreachable (a panic or abort)".to_string()
+            }
             other => format!("trapped: {other}"),
         };
         return PluginError::Failed(format!("{what}{printed}"));

@@ -68,7 +68,10 @@ impl GraderState {
     /// arguments, no network; stdout and stderr go to a capped buffer.
     pub(crate) fn new(session: Option<Session>) -> Self {
         let stdio = MemoryOutputPipe::new(GRADER_STDIO_BYTES);
-        let wasi = wasmtime_wasi::WasiCtxBuilder::new().stdout(stdio.clone()).stderr(stdio.clone()).build();
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
+            .stdout(stdio.clone())
+            .stderr(stdio.clone())
+            .build();
         let limits = StoreLimitsBuilder::new()
             .memory_size(GRADER_MEMORY_BYTES)
             .instances(32)
@@ -104,19 +107,28 @@ impl GraderState {
     /// The session; calling a submission import from `describe` is a violation.
     pub(crate) fn session(&mut self) -> wasmtime::Result<&mut Session> {
         self.session.as_mut().ok_or_else(|| {
-            wasmtime::Error::new(PolicyViolation("describe called an import that needs a submission".into()))
+            wasmtime::Error::new(PolicyViolation(
+                "describe called an import that needs a submission".into(),
+            ))
         })
     }
 
     /// A declared, granted and resolved asset by name. An asset whose
     /// storage was down at preflight traps as an infra failure: the
     /// submission is retried, never scored without it.
-    pub(crate) fn resolved_asset(&mut self, name: &str) -> wasmtime::Result<Result<Arc<Vec<ResolvedAsset>>, Error>> {
+    pub(crate) fn resolved_asset(
+        &mut self,
+        name: &str,
+    ) -> wasmtime::Result<Result<Arc<Vec<ResolvedAsset>>, Error>> {
         let assets = self.session()?.assets.clone();
         match assets.iter().find(|a| a.grant.name == name) {
-            None => Ok(Err(Error::Refused(format!("asset {name:?} was not declared in describe, or not granted")))),
+            None => Ok(Err(Error::Refused(format!(
+                "asset {name:?} was not declared in describe, or not granted"
+            )))),
             Some(asset) => match &asset.unavailable {
-                Some(why) => Err(wasmtime::Error::new(InfraFailure(format!("asset {name:?} is unavailable: {why}")))),
+                Some(why) => Err(wasmtime::Error::new(InfraFailure(format!(
+                    "asset {name:?} is unavailable: {why}"
+                )))),
                 None => Ok(Ok(assets)),
             },
         }
@@ -124,13 +136,18 @@ impl GraderState {
 
     /// What the grader printed itself (panic messages), lossy.
     pub(crate) fn stdio_text(&self) -> String {
-        String::from_utf8_lossy(&self.stdio.contents()).trim().to_string()
+        String::from_utf8_lossy(&self.stdio.contents())
+            .trim()
+            .to_string()
     }
 }
 
 impl WasiView for GraderState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 

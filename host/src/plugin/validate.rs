@@ -29,7 +29,10 @@ pub struct Description {
 
 fn short(what: &str, value: &str) -> Result<(), String> {
     if value.is_empty() || value.len() > MAX_NAME_BYTES {
-        return Err(format!("{what} must have 1 to {MAX_NAME_BYTES} bytes, not {}", value.len()));
+        return Err(format!(
+            "{what} must have 1 to {MAX_NAME_BYTES} bytes, not {}",
+            value.len()
+        ));
     }
     Ok(())
 }
@@ -42,14 +45,20 @@ pub fn description(info: types::GraderInfo, api_version: &str) -> Result<Descrip
     if info.api_version != api_version {
         return Err(format!(
             "the grader was built for API version {:?}; this agh serves {api_version}. Rebuild it against wit/ of this agh",
-            info.api_version.chars().take(MAX_NAME_BYTES).collect::<String>()
+            info.api_version
+                .chars()
+                .take(MAX_NAME_BYTES)
+                .collect::<String>()
         ));
     }
     short("grader name", &info.name)?;
     short("grader version", &info.version)?;
     short("image", &info.image)?;
     if info.assets.len() > MAX_ASSETS {
-        return Err(format!("{} assets declared; at most {MAX_ASSETS}", info.assets.len()));
+        return Err(format!(
+            "{} assets declared; at most {MAX_ASSETS}",
+            info.assets.len()
+        ));
     }
     for asset in &info.assets {
         short("asset name", &asset.name)?;
@@ -72,7 +81,11 @@ pub fn description(info: types::GraderInfo, api_version: &str) -> Result<Descrip
         request: Request {
             image: info.image,
             limits,
-            assets: info.assets.into_iter().map(|a| (a.name, a.source, a.target)).collect(),
+            assets: info
+                .assets
+                .into_iter()
+                .map(|a| (a.name, a.source, a.target))
+                .collect(),
         },
     })
 }
@@ -87,10 +100,16 @@ pub fn report(report: &types::Report) -> Result<(), String> {
         return Err("the report has no tests".into());
     }
     if report.tests.len() > MAX_TESTS {
-        return Err(format!("the report has {} tests; at most {MAX_TESTS}", report.tests.len()));
+        return Err(format!(
+            "the report has {} tests; at most {MAX_TESTS}",
+            report.tests.len()
+        ));
     }
     if report.output.len() > MAX_OUTPUT_BYTES {
-        return Err(format!("the report's output has {} bytes; at most {MAX_OUTPUT_BYTES}", report.output.len()));
+        return Err(format!(
+            "the report's output has {} bytes; at most {MAX_OUTPUT_BYTES}",
+            report.output.len()
+        ));
     }
     let mut names = HashSet::new();
     for test in &report.tests {
@@ -100,13 +119,22 @@ pub fn report(report: &types::Report) -> Result<(), String> {
             return Err(format!("test name {name:?} appears twice"));
         }
         if !test.max_score.is_finite() || test.max_score < 0.0 {
-            return Err(format!("test {name:?}: max score {} is not a finite number >= 0", test.max_score));
+            return Err(format!(
+                "test {name:?}: max score {} is not a finite number >= 0",
+                test.max_score
+            ));
         }
         if !test.score.is_finite() || test.score < 0.0 || test.score > test.max_score {
-            return Err(format!("test {name:?}: score {} is not within 0..={}", test.score, test.max_score));
+            return Err(format!(
+                "test {name:?}: score {} is not within 0..={}",
+                test.score, test.max_score
+            ));
         }
         if test.output.len() > MAX_OUTPUT_BYTES {
-            return Err(format!("test {name:?}: output has {} bytes; at most {MAX_OUTPUT_BYTES}", test.output.len()));
+            return Err(format!(
+                "test {name:?}: output has {} bytes; at most {MAX_OUTPUT_BYTES}",
+                test.output.len()
+            ));
         }
     }
     Ok(())

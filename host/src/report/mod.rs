@@ -1,7 +1,10 @@
 //! Results: verdicts, the result model, and the files agh writes.
 
+pub mod export;
 mod result;
 mod verdict;
 
-pub use result::{write_atomic, AssetDigest, Provenance, Status, SubmissionResult, TestRecord, Timings};
+pub use result::{
+    AssetDigest, Provenance, Status, SubmissionResult, TestRecord, Timings, write_atomic,
+};
 pub use verdict::Verdict;

@@ -35,7 +35,9 @@ impl Verdict {
     pub fn of_outcome(outcome: &CommandOutcome) -> Option<Verdict> {
         if outcome.out_of_memory {
             Some(Verdict::MemoryLimit)
-        } else if outcome.process_limit_reached || (outcome.sandbox_lost && !outcome.timed_out && outcome.exit_code.is_none()) {
+        } else if outcome.process_limit_reached
+            || (outcome.sandbox_lost && !outcome.timed_out && outcome.exit_code.is_none())
+        {
             // A sandbox that stops mid-command without running out of memory
             // hit one of its host-side limits (pids).
             Some(Verdict::ResourceLimit)
@@ -58,19 +60,31 @@ mod tests {
     use super::*;
 
     fn outcome() -> CommandOutcome {
-        CommandOutcome { exit_code: Some(0), ..CommandOutcome::default() }
+        CommandOutcome {
+            exit_code: Some(0),
+            ..CommandOutcome::default()
+        }
     }
 
     #[test]
     fn memory_beats_time_when_both_are_set() {
-        let o = CommandOutcome { out_of_memory: true, timed_out: true, sandbox_lost: true, ..outcome() };
+        let o = CommandOutcome {
+            out_of_memory: true,
+            timed_out: true,
+            sandbox_lost: true,
+            ..outcome()
+        };
         assert_eq!(Verdict::of_outcome(&o), Some(Verdict::MemoryLimit));
     }
 
     #[test]
     fn a_clean_exit_leaves_the_verdict_to_the_grader() {
         assert_eq!(Verdict::of_outcome(&outcome()), None);
-        let o = CommandOutcome { exit_code: Some(139), signal: Some("SIGSEGV".into()), ..outcome() };
+        let o = CommandOutcome {
+            exit_code: Some(139),
+            signal: Some("SIGSEGV".into()),
+            ..outcome()
+        };
         assert_eq!(Verdict::of_outcome(&o), Some(Verdict::RuntimeError));
     }
 }

@@ -5,7 +5,8 @@ use std::sync::Mutex;
 
 use bollard::Docker;
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, HostConfig, HostConfigLogConfig, ResourcesUlimits,
+    ContainerCreateBody, ContainerInspectResponse, HostConfig, HostConfigLogConfig,
+    ResourcesUlimits,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, KillContainerOptions, ListContainersOptions,
@@ -13,7 +14,8 @@ use bollard::query_parameters::{
 };
 
 use super::{
-    docker_call, SandboxError, SandboxSpec, DOCKER_CALL_TIMEOUT, DOCKER_START_TIMEOUT, LABEL_MANAGED,
+    DOCKER_CALL_TIMEOUT, DOCKER_START_TIMEOUT, LABEL_MANAGED, SandboxError, SandboxSpec,
+    docker_call,
 };
 
 /// Inspections of a stopped container while waiting for Docker's OOM flag.
@@ -53,7 +55,12 @@ impl Sandbox {
             docker.create_container(None::<CreateContainerOptions>, body),
         )
         .await?;
-        let sandbox = Sandbox { docker: docker.clone(), id: created.id, spec, lost: Mutex::new(None) };
+        let sandbox = Sandbox {
+            docker: docker.clone(),
+            id: created.id,
+            spec,
+            lost: Mutex::new(None),
+        };
         let started = docker_call(
             "start container",
             DOCKER_START_TIMEOUT,
@@ -87,15 +94,22 @@ impl Sandbox {
         docker_call(
             "inspect container",
             DOCKER_CALL_TIMEOUT,
-            self.docker.inspect_container(&self.id, None::<InspectContainerOptions>),
+            self.docker
+                .inspect_container(&self.id, None::<InspectContainerOptions>),
         )
         .await
     }
 
     /// Fails with [`SandboxError::Lost`] once the sandbox has died.
     pub(crate) fn ensure_alive(&self) -> Result<(), SandboxError> {
-        match &*self.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
-            Some(reason) => Err(SandboxError::Lost { reason: reason.clone() }),
+        match &*self
+            .lost
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            Some(reason) => Err(SandboxError::Lost {
+                reason: reason.clone(),
+            }),
             None => Ok(()),
         }
     }
@@ -113,7 +127,10 @@ impl Sandbox {
             state = match self.inspect().await {
                 Ok(inspect) => inspect.state.unwrap_or_default(),
                 Err(SandboxError::Docker {
-                    source: bollard::errors::Error::DockerResponseServerError { status_code: 404, .. },
+                    source:
+                        bollard::errors::Error::DockerResponseServerError {
+                            status_code: 404, ..
+                        },
                     ..
                 }) => {
                     self.mark_lost("the sandbox container no longer exists".into());
@@ -135,7 +152,10 @@ impl Sandbox {
         let reason = if oom {
             "the sandbox ran out of memory and gVisor stopped it".to_string()
         } else {
-            format!("the sandbox stopped (exit code {})", state.exit_code.unwrap_or(-1))
+            format!(
+                "the sandbox stopped (exit code {})",
+                state.exit_code.unwrap_or(-1)
+            )
         };
         self.mark_lost(reason);
         Ok(Some(oom))
@@ -143,7 +163,10 @@ impl Sandbox {
 
     /// Records that the sandbox can run nothing more, and why.
     pub(crate) fn mark_lost(&self, reason: String) {
-        *self.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason);
+        *self
+            .lost
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason);
     }
 
     /// Kills the container with SIGKILL and removes it, each under a timeout.
@@ -153,7 +176,8 @@ impl Sandbox {
         let kill = docker_call(
             "kill container",
             DOCKER_CALL_TIMEOUT,
-            self.docker.kill_container(&self.id, None::<KillContainerOptions>),
+            self.docker
+                .kill_container(&self.id, None::<KillContainerOptions>),
         )
         .await;
         if let Err(err) = kill {
@@ -166,8 +190,17 @@ impl Sandbox {
 }
 
 async fn remove_container(docker: &Docker, id: &str) -> Result<(), SandboxError> {
-    let options = RemoveContainerOptions { force: true, v: true, link: false };
-    docker_call("remove container", DOCKER_CALL_TIMEOUT, docker.remove_container(id, Some(options))).await
+    let options = RemoveContainerOptions {
+        force: true,
+        v: true,
+        link: false,
+    };
+    docker_call(
+        "remove container",
+        DOCKER_CALL_TIMEOUT,
+        docker.remove_container(id, Some(options)),
+    )
+    .await
 }
 
 /// Force-removes every container agh labelled, or only those of `batch`.
@@ -175,7 +208,10 @@ async fn remove_container(docker: &Docker, id: &str) -> Result<(), SandboxError>
 ///
 /// # Errors
 /// Infra errors when listing fails; removals that fail are logged and skipped.
-pub async fn remove_labelled_containers(docker: &Docker, batch: Option<&str>) -> Result<usize, SandboxError> {
+pub async fn remove_labelled_containers(
+    docker: &Docker,
+    batch: Option<&str>,
+) -> Result<usize, SandboxError> {
     let mut label_filters = vec![LABEL_MANAGED.to_string()];
     if let Some(batch) = batch {
         label_filters.push(format!("{}={batch}", super::LABEL_BATCH));
@@ -185,8 +221,12 @@ pub async fn remove_labelled_containers(docker: &Docker, batch: Option<&str>) ->
         filters: Some(HashMap::from([("label".to_string(), label_filters)])),
         ..Default::default()
     };
-    let containers =
-        docker_call("list containers", DOCKER_CALL_TIMEOUT, docker.list_containers(Some(options))).await?;
+    let containers = docker_call(
+        "list containers",
+        DOCKER_CALL_TIMEOUT,
+        docker.list_containers(Some(options)),
+    )
+    .await?;
     let mut removed = 0;
     for id in containers.into_iter().filter_map(|c| c.id) {
         match remove_container(docker, &id).await {
@@ -202,20 +242,45 @@ fn container_body(spec: &SandboxSpec) -> ContainerCreateBody {
     let limits = &spec.limits;
     let tmpfs_size = limits.tmpfs_bytes;
     let tmpfs = HashMap::from([
-        ("/work".to_string(), format!("rw,exec,nosuid,nodev,size={tmpfs_size},mode=0755,uid=1000,gid=1000")),
-        ("/assets".to_string(), format!("rw,exec,nosuid,nodev,size={tmpfs_size},mode=0755,uid=0,gid=0")),
-        ("/grader".to_string(), format!("rw,exec,nosuid,nodev,size={tmpfs_size},mode=0700,uid=1001,gid=1001")),
-        ("/tmp".to_string(), format!("rw,exec,nosuid,nodev,size={tmpfs_size},mode=1777")),
+        (
+            "/work".to_string(),
+            format!("rw,exec,nosuid,nodev,size={tmpfs_size},mode=0755,uid=1000,gid=1000"),
+        ),
+        (
+            "/assets".to_string(),
+            format!("rw,exec,nosuid,nodev,size={tmpfs_size},mode=0755,uid=0,gid=0"),
+        ),
+        (
+            "/grader".to_string(),
+            format!("rw,exec,nosuid,nodev,size={tmpfs_size},mode=0700,uid=1001,gid=1001"),
+        ),
+        (
+            "/tmp".to_string(),
+            format!("rw,exec,nosuid,nodev,size={tmpfs_size},mode=1777"),
+        ),
     ]);
     // Commands get the file-size limit from the exec wrapper; the container
     // bound only has to stop at the size of a writable place, so placing a
     // large asset as root is not cut short.
-    let file_size = i64::try_from(limits.tmpfs_bytes.max(limits.file_size_bytes)).unwrap_or(i64::MAX);
+    let file_size =
+        i64::try_from(limits.tmpfs_bytes.max(limits.file_size_bytes)).unwrap_or(i64::MAX);
     let processes = limits.container_nproc();
     let ulimits = vec![
-        ResourcesUlimits { name: Some("fsize".into()), soft: Some(file_size), hard: Some(file_size) },
-        ResourcesUlimits { name: Some("nproc".into()), soft: Some(processes), hard: Some(processes) },
-        ResourcesUlimits { name: Some("core".into()), soft: Some(0), hard: Some(0) },
+        ResourcesUlimits {
+            name: Some("fsize".into()),
+            soft: Some(file_size),
+            hard: Some(file_size),
+        },
+        ResourcesUlimits {
+            name: Some("nproc".into()),
+            soft: Some(processes),
+            hard: Some(processes),
+        },
+        ResourcesUlimits {
+            name: Some("core".into()),
+            soft: Some(0),
+            hard: Some(0),
+        },
     ];
     let memory = i64::try_from(limits.memory_bytes).unwrap_or(i64::MAX);
     let host_config = HostConfig {
@@ -244,14 +309,20 @@ fn container_body(spec: &SandboxSpec) -> ContainerCreateBody {
         }),
         ..Default::default()
     };
-    let mut labels: HashMap<String, String> =
-        spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut labels: HashMap<String, String> = spec
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     labels.insert(LABEL_MANAGED.into(), env!("CARGO_PKG_VERSION").into());
     ContainerCreateBody {
         image: Some(spec.image.clone()),
         // The main process only keeps the sandbox alive; work runs via exec.
         cmd: Some(vec!["sleep".into(), "infinity".into()]),
-        env: Some(vec!["PATH=/usr/local/bin:/usr/bin:/bin".into(), "LANG=C.UTF-8".into()]),
+        env: Some(vec![
+            "PATH=/usr/local/bin:/usr/bin:/bin".into(),
+            "LANG=C.UTF-8".into(),
+        ]),
         working_dir: Some("/work".into()),
         user: Some("0:0".into()),
         network_disabled: Some(true),

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWriteExt};
 
-use super::{docker_call, Sandbox, SandboxError, User, DOCKER_CALL_TIMEOUT, KILL_GRACE};
+use super::{DOCKER_CALL_TIMEOUT, KILL_GRACE, Sandbox, SandboxError, User, docker_call};
 
 /// Most arguments one command may have.
 pub const MAX_ARGS: usize = 4096;
@@ -82,7 +82,10 @@ impl Command {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Self { argv: argv.into_iter().map(Into::into).collect(), ..Self::default() }
+        Self {
+            argv: argv.into_iter().map(Into::into).collect(),
+            ..Self::default()
+        }
     }
 
     fn validate(&self) -> Result<(), SandboxError> {
@@ -91,12 +94,21 @@ impl Command {
             return invalid("a command needs a program name as its first argument".into());
         }
         if self.argv.len() > MAX_ARGS {
-            return invalid(format!("{} arguments is more than the {MAX_ARGS} allowed", self.argv.len()));
+            return invalid(format!(
+                "{} arguments is more than the {MAX_ARGS} allowed",
+                self.argv.len()
+            ));
         }
         let bytes: usize = self.argv.iter().map(String::len).sum::<usize>()
-            + self.env.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>();
+            + self
+                .env
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 2)
+                .sum::<usize>();
         if bytes > MAX_ARG_BYTES {
-            return invalid(format!("arguments and environment take {bytes} bytes, more than {MAX_ARG_BYTES}"));
+            return invalid(format!(
+                "arguments and environment take {bytes} bytes, more than {MAX_ARG_BYTES}"
+            ));
         }
         if self.argv.iter().any(|a| a.contains('\0')) {
             return invalid("an argument contains a NUL byte".into());
@@ -106,14 +118,22 @@ impl Command {
                 && !name.starts_with(|c: char| c.is_ascii_digit())
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !good_name || value.contains('\0') {
-                return invalid(format!("environment variable {name:?} is not a valid NAME=value"));
+                return invalid(format!(
+                    "environment variable {name:?} is not a valid NAME=value"
+                ));
             }
         }
         if !self.cwd.is_empty() && (!self.cwd.starts_with('/') || self.cwd.contains('\0')) {
-            return invalid(format!("working directory {:?} must be an absolute path", self.cwd));
+            return invalid(format!(
+                "working directory {:?} must be an absolute path",
+                self.cwd
+            ));
         }
         if self.stdin.len() > MAX_STDIN_BYTES {
-            return invalid(format!("stdin of {} bytes is more than {MAX_STDIN_BYTES}", self.stdin.len()));
+            return invalid(format!(
+                "stdin of {} bytes is more than {MAX_STDIN_BYTES}",
+                self.stdin.len()
+            ));
         }
         Ok(())
     }
@@ -192,7 +212,10 @@ impl Survey {
             let number = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
             matches!((number(1), number(3)), (Some(total), Some(free)) if total > 0 && free * 200 < total)
         });
-        Survey { processes, storage_full }
+        Survey {
+            processes,
+            storage_full,
+        }
     }
 }
 
@@ -235,7 +258,9 @@ pub(crate) struct RawExec {
 
 /// Appends `chunk` to `buf` up to `cap`; returns true when bytes were dropped.
 fn keep_up_to(buf: &mut Vec<u8>, chunk: &[u8], cap: u64) -> bool {
-    let room = usize::try_from(cap).unwrap_or(usize::MAX).saturating_sub(buf.len());
+    let room = usize::try_from(cap)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(buf.len());
     buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
     chunk.len() > room
 }
@@ -253,8 +278,12 @@ impl Sandbox {
         self.ensure_alive()?;
         command.validate()?;
         let limits = &self.spec.limits;
-        let deadline = command.wall_time.map_or(limits.wall_time, |w| w.min(limits.wall_time));
-        let output_cap = command.output_bytes.map_or(limits.output_bytes, |o| o.min(limits.output_bytes));
+        let deadline = command
+            .wall_time
+            .map_or(limits.wall_time, |w| w.min(limits.wall_time));
+        let output_cap = command
+            .output_bytes
+            .map_or(limits.output_bytes, |o| o.min(limits.output_bytes));
         let mut argv = vec![
             "/bin/sh".into(),
             "-c".into(),
@@ -268,8 +297,16 @@ impl Sandbox {
             argv,
             user: command.user.docker_user(),
             env: command_env(command),
-            cwd: if command.cwd.is_empty() { "/work".into() } else { command.cwd.clone() },
-            stdin: if command.stdin.is_empty() { Stdin::None } else { Stdin::Bytes(command.stdin.clone()) },
+            cwd: if command.cwd.is_empty() {
+                "/work".into()
+            } else {
+                command.cwd.clone()
+            },
+            stdin: if command.stdin.is_empty() {
+                Stdin::None
+            } else {
+                Stdin::Bytes(command.stdin.clone())
+            },
             output_cap,
             deadline,
         };
@@ -292,7 +329,8 @@ impl Sandbox {
         if raw.end != ExecEnd::SandboxStopped && outcome.exit_code != Some(0) {
             if let Some(survey) = self.kill_and_survey(command.user).await? {
                 let limit = usize::try_from(limits.processes).unwrap_or(usize::MAX);
-                outcome.process_limit_reached = raw.end != ExecEnd::Finished && survey.processes + 1 >= limit;
+                outcome.process_limit_reached =
+                    raw.end != ExecEnd::Finished && survey.processes + 1 >= limit;
                 outcome.storage_full = survey.storage_full;
             }
         }
@@ -333,14 +371,21 @@ impl Sandbox {
             // sandbox at all.
             tracing::warn!(container = %self.id, "killing a command's processes failed; stopping the sandbox");
             self.teardown().await;
-            self.mark_lost("a command's processes could not be killed, so the sandbox was stopped".into());
+            self.mark_lost(
+                "a command's processes could not be killed, so the sandbox was stopped".into(),
+            );
             return Ok(None);
         }
         Ok(Some(Survey::parse(&String::from_utf8_lossy(&raw.stdout))))
     }
 
     pub(crate) async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, SandboxError> {
-        let inspect = docker_call("inspect exec", DOCKER_CALL_TIMEOUT, self.docker.inspect_exec(exec_id)).await?;
+        let inspect = docker_call(
+            "inspect exec",
+            DOCKER_CALL_TIMEOUT,
+            self.docker.inspect_exec(exec_id),
+        )
+        .await?;
         Ok(inspect.exit_code)
     }
 
@@ -360,13 +405,27 @@ impl Sandbox {
             working_dir: Some(request.cwd),
             detach_keys: None,
         };
-        let exec_id =
-            docker_call("create exec", DOCKER_CALL_TIMEOUT, self.docker.create_exec(&self.id, options)).await?.id;
+        let exec_id = docker_call(
+            "create exec",
+            DOCKER_CALL_TIMEOUT,
+            self.docker.create_exec(&self.id, options),
+        )
+        .await?
+        .id;
         let started = Instant::now();
-        let StartExecResults::Attached { mut output, mut input } =
-            docker_call("start exec", DOCKER_CALL_TIMEOUT, self.docker.start_exec(&exec_id, None)).await?
+        let StartExecResults::Attached {
+            mut output,
+            mut input,
+        } = docker_call(
+            "start exec",
+            DOCKER_CALL_TIMEOUT,
+            self.docker.start_exec(&exec_id, None),
+        )
+        .await?
         else {
-            return Err(SandboxError::Invalid("docker started the exec detached".into()));
+            return Err(SandboxError::Invalid(
+                "docker started the exec detached".into(),
+            ));
         };
         let feeder = tokio::spawn(async move {
             let copied = match request.stdin {
@@ -379,9 +438,12 @@ impl Sandbox {
             copied
         });
 
-        let mut stopped = self
-            .docker
-            .wait_container(&self.id, Some(WaitContainerOptions { condition: "not-running".into() }));
+        let mut stopped = self.docker.wait_container(
+            &self.id,
+            Some(WaitContainerOptions {
+                condition: "not-running".into(),
+            }),
+        );
         let deadline = tokio::time::sleep(request.deadline);
         tokio::pin!(deadline);
         let mut raw = RawExec {
@@ -452,10 +514,37 @@ fn command_env(command: &Command) -> Vec<String> {
 /// Reads a shell-style status of 128 + n as death by signal n.
 fn signal_of_status(status: i64) -> Option<String> {
     const NAMES: [&str; 31] = [
-        "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL", "SIGUSR1",
-        "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT", "SIGSTOP",
-        "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH",
-        "SIGIO", "SIGPWR", "SIGSYS",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
     ];
     let n = usize::try_from(status.checked_sub(128)?).ok()?;
     match n {
@@ -481,9 +570,21 @@ mod tests {
     fn survey_reads_process_count_and_full_places() {
         let text = "40\nFilesystem 1024-blocks Used Available Capacity Mounted on\n\
                     none 8192 0 8192 0% /work\nnone 16384 16384 0 100% /tmp\n";
-        assert_eq!(Survey::parse(text), Survey { processes: 37, storage_full: true });
+        assert_eq!(
+            Survey::parse(text),
+            Survey {
+                processes: 37,
+                storage_full: true
+            }
+        );
         let roomy = "3\nFilesystem 1024-blocks Used Available Capacity Mounted on\nnone 8192 10 8182 1% /work\n";
-        assert_eq!(Survey::parse(roomy), Survey { processes: 0, storage_full: false });
+        assert_eq!(
+            Survey::parse(roomy),
+            Survey {
+                processes: 0,
+                storage_full: false
+            }
+        );
     }
 
     #[test]
@@ -497,12 +598,36 @@ mod tests {
     #[test]
     fn malformed_commands_are_refused_with_a_reason() {
         let empty = Command::default();
-        assert!(empty.validate().unwrap_err().to_string().contains("program name"));
-        let bad_env = Command { env: vec![("A=B".into(), "x".into())], ..Command::new(["true"]) };
-        assert!(bad_env.validate().unwrap_err().to_string().contains("NAME=value"));
+        assert!(
+            empty
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("program name")
+        );
+        let bad_env = Command {
+            env: vec![("A=B".into(), "x".into())],
+            ..Command::new(["true"])
+        };
+        assert!(
+            bad_env
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("NAME=value")
+        );
         let nul = Command::new(["echo", "a\0b"]);
         assert!(nul.validate().unwrap_err().to_string().contains("NUL"));
-        let relative = Command { cwd: "work".into(), ..Command::new(["true"]) };
-        assert!(relative.validate().unwrap_err().to_string().contains("absolute"));
+        let relative = Command {
+            cwd: "work".into(),
+            ..Command::new(["true"])
+        };
+        assert!(
+            relative
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("absolute")
+        );
     }
 }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::io::SyncIoBridge;
 
 use super::exec::{ExecEnd, ExecRequest, Stdin};
-use super::{Sandbox, SandboxError, User, DOCKER_CALL_TIMEOUT};
+use super::{DOCKER_CALL_TIMEOUT, Sandbox, SandboxError, User};
 
 /// Most bytes one read-back may return; graders read outputs, not datasets.
 pub const MAX_READ_BYTES: u64 = 64 * 1024 * 1024;
@@ -93,7 +93,10 @@ pub enum EntrySource {
 ///
 /// # Errors
 /// [`SandboxError::Invalid`] saying what is wrong and where files may go.
-pub fn check_sandbox_path(path: &str, owner: Owner) -> Result<(&'static str, String), SandboxError> {
+pub fn check_sandbox_path(
+    path: &str,
+    owner: Owner,
+) -> Result<(&'static str, String), SandboxError> {
     let refuse = |why: &str| {
         Err(SandboxError::Invalid(format!(
             "sandbox path {path:?} {why}; {owner:?} files go below {}",
@@ -103,7 +106,12 @@ pub fn check_sandbox_path(path: &str, owner: Owner) -> Result<(&'static str, Str
     if !path.starts_with('/') {
         return refuse("is not absolute");
     }
-    if path.contains('\0') || path.split('/').skip(1).any(|p| p.is_empty() || p == "." || p == "..") {
+    if path.contains('\0')
+        || path
+            .split('/')
+            .skip(1)
+            .any(|p| p.is_empty() || p == "." || p == "..")
+    {
         return refuse("has an empty, '.', '..' or NUL part");
     }
     for place in owner.places() {
@@ -122,8 +130,16 @@ pub fn check_sandbox_path(path: &str, owner: Owner) -> Result<(&'static str, Str
 fn check_relative(path: &str) -> Result<(), SandboxError> {
     let ok = !path.is_empty()
         && !path.contains('\0')
-        && Path::new(path).components().all(|c| matches!(c, Component::Normal(_)));
-    if ok { Ok(()) } else { Err(SandboxError::Invalid(format!("relative path {path:?} must not be absolute or contain '..'"))) }
+        && Path::new(path)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)));
+    if ok {
+        Ok(())
+    } else {
+        Err(SandboxError::Invalid(format!(
+            "relative path {path:?} must not be absolute or contain '..'"
+        )))
+    }
 }
 
 /// Opens a host file for reading without following a symbolic link and
@@ -137,7 +153,10 @@ pub fn open_regular_file(path: &Path) -> io::Result<File> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)?;
     if !file.metadata()?.is_file() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} is not a regular file", path.display())));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
     }
     Ok(file)
 }
@@ -153,8 +172,14 @@ pub fn host_tree_entries(root: &Path) -> Result<Vec<FileEntry>, SandboxError> {
     let mut pending = vec![PathBuf::new()];
     while let Some(relative) = pending.pop() {
         let dir = root.join(&relative);
-        let io_err = |source| SandboxError::Io { context: format!("reading {}", dir.display()), source };
-        let mut names: Vec<_> = std::fs::read_dir(&dir).map_err(io_err)?.collect::<Result<_, _>>().map_err(io_err)?;
+        let io_err = |source| SandboxError::Io {
+            context: format!("reading {}", dir.display()),
+            source,
+        };
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .map_err(io_err)?
+            .collect::<Result<_, _>>()
+            .map_err(io_err)?;
         names.sort_by_key(std::fs::DirEntry::file_name);
         for item in names {
             let rel = relative.join(item.file_name());
@@ -164,7 +189,11 @@ pub fn host_tree_entries(root: &Path) -> Result<Vec<FileEntry>, SandboxError> {
             let meta = item.metadata().map_err(io_err)?; // lstat: links are not followed
             let kind = meta.file_type();
             if kind.is_dir() {
-                entries.push(FileEntry { path: rel_text.to_string(), source: None, executable: true });
+                entries.push(FileEntry {
+                    path: rel_text.to_string(),
+                    source: None,
+                    executable: true,
+                });
                 pending.push(rel);
             } else if kind.is_file() {
                 use std::os::unix::fs::PermissionsExt;
@@ -204,7 +233,11 @@ fn write_tar(
     // Intermediate folders of the prefix, so tar creates them owned right.
     let mut acc = String::new();
     for part in prefix.split('/').filter(|p| !p.is_empty()) {
-        acc = if acc.is_empty() { part.to_string() } else { format!("{acc}/{part}") };
+        acc = if acc.is_empty() {
+            part.to_string()
+        } else {
+            format!("{acc}/{part}")
+        };
         parents.push(acc.clone());
     }
     let header_for = |size: u64, mode: u32, kind: tar::EntryType| {
@@ -221,7 +254,13 @@ fn write_tar(
         let mut header = header_for(0, 0o755, tar::EntryType::Directory);
         builder.append_data(&mut header, &dir, io::empty())?;
     }
-    let join = |path: &str| if prefix.is_empty() { path.to_string() } else { format!("{prefix}/{path}") };
+    let join = |path: &str| {
+        if prefix.is_empty() {
+            path.to_string()
+        } else {
+            format!("{prefix}/{path}")
+        }
+    };
     let write_bits = if read_only { 0 } else { 0o200 };
     for entry in entries {
         let exec_bits = if entry.executable { 0o111 } else { 0 };
@@ -232,13 +271,21 @@ fn write_tar(
                 builder.append_data(&mut header, join(&entry.path), io::empty())?;
             }
             Some(EntrySource::Bytes(bytes)) => {
-                let mut header = header_for(bytes.len() as u64, 0o444 | write_bits | exec_bits, tar::EntryType::Regular);
+                let mut header = header_for(
+                    bytes.len() as u64,
+                    0o444 | write_bits | exec_bits,
+                    tar::EntryType::Regular,
+                );
                 builder.append_data(&mut header, join(&entry.path), bytes.as_slice())?;
             }
             Some(EntrySource::HostFile(path)) => {
                 let file = open_regular_file(&path)?;
                 let size = file.metadata()?.len();
-                let mut header = header_for(size, 0o444 | write_bits | exec_bits, tar::EntryType::Regular);
+                let mut header = header_for(
+                    size,
+                    0o444 | write_bits | exec_bits,
+                    tar::EntryType::Regular,
+                );
                 // take(): a file that grows while copying cannot overrun its header.
                 builder.append_data(&mut header, join(&entry.path), file.take(size))?;
             }
@@ -268,10 +315,18 @@ impl Sandbox {
         }
         let (reader, writer) = tokio::io::duplex(TAR_PIPE_BYTES);
         let builder = tokio::task::spawn_blocking(move || {
-            write_tar(SyncIoBridge::new(writer), &prefix, entries, owner, read_only)
+            write_tar(
+                SyncIoBridge::new(writer),
+                &prefix,
+                entries,
+                owner,
+                read_only,
+            )
         });
         let request = ExecRequest {
-            argv: ["tar", "-x", "-f", "-", "-C", place].map(String::from).to_vec(),
+            argv: ["tar", "-x", "-f", "-", "-C", place]
+                .map(String::from)
+                .to_vec(),
             user: owner.docker_user(),
             env: vec!["PATH=/usr/bin:/bin".into()],
             cwd: "/".into(),
@@ -289,7 +344,10 @@ impl Sandbox {
             self.ensure_alive()?;
         }
         if raw.end == ExecEnd::Deadline {
-            return Err(SandboxError::Timeout { operation: "copy into sandbox", timeout: COPY_TIMEOUT });
+            return Err(SandboxError::Timeout {
+                operation: "copy into sandbox",
+                timeout: COPY_TIMEOUT,
+            });
         }
         let code = self.exec_exit_code(&raw.exec_id).await?;
         // tar's own complaint (no space, permission) says more than the
@@ -300,7 +358,10 @@ impl Sandbox {
                 String::from_utf8_lossy(&raw.stderr).trim()
             )));
         }
-        built.map_err(|source| SandboxError::Io { context: format!("copying into {dest}"), source })?;
+        built.map_err(|source| SandboxError::Io {
+            context: format!("copying into {dest}"),
+            source,
+        })?;
         Ok(())
     }
 
@@ -308,7 +369,13 @@ impl Sandbox {
     ///
     /// # Errors
     /// As [`host_tree_entries`] and [`Sandbox::copy_in`].
-    pub async fn copy_dir_in(&self, host_dir: &Path, dest: &str, owner: Owner, read_only: bool) -> Result<(), SandboxError> {
+    pub async fn copy_dir_in(
+        &self,
+        host_dir: &Path,
+        dest: &str,
+        owner: Owner,
+        read_only: bool,
+    ) -> Result<(), SandboxError> {
         let entries = host_tree_entries(host_dir)?;
         self.copy_in(dest, entries, owner, read_only).await
     }
@@ -317,10 +384,26 @@ impl Sandbox {
     ///
     /// # Errors
     /// As [`Sandbox::copy_in`].
-    pub async fn write_file(&self, path: &str, bytes: Vec<u8>, owner: Owner, read_only: bool) -> Result<(), SandboxError> {
+    pub async fn write_file(
+        &self,
+        path: &str,
+        bytes: Vec<u8>,
+        owner: Owner,
+        read_only: bool,
+    ) -> Result<(), SandboxError> {
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
-        let entry = FileEntry { path: name.to_string(), source: Some(EntrySource::Bytes(bytes)), executable: false };
-        self.copy_in(if dir.is_empty() { "/" } else { dir }, vec![entry], owner, read_only).await
+        let entry = FileEntry {
+            path: name.to_string(),
+            source: Some(EntrySource::Bytes(bytes)),
+            executable: false,
+        };
+        self.copy_in(
+            if dir.is_empty() { "/" } else { dir },
+            vec![entry],
+            owner,
+            read_only,
+        )
+        .await
     }
 
     /// Reads up to `max_bytes` of the regular file at `path` as `user`.
@@ -329,7 +412,12 @@ impl Sandbox {
     /// # Errors
     /// [`SandboxError::Invalid`] when the path is missing, not a regular
     /// file, reached through a symbolic link, or unreadable by `user`.
-    pub async fn read_file(&self, path: &str, max_bytes: u64, user: User) -> Result<(Vec<u8>, bool), SandboxError> {
+    pub async fn read_file(
+        &self,
+        path: &str,
+        max_bytes: u64,
+        user: User,
+    ) -> Result<(Vec<u8>, bool), SandboxError> {
         /// Exit statuses of the check, for a clear refusal.
         const LINK: i64 = 3;
         const NOT_REGULAR: i64 = 4;
@@ -337,7 +425,9 @@ impl Sandbox {
         const READ_CHECKED: &str = r#"p=$1; [ -e "$p" ] || [ -L "$p" ] || exit 5; [ "$(readlink -f -- "$p")" = "$p" ] || exit 3; [ -f "$p" ] || exit 4; exec head -c "$2" -- "$p""#;
         self.ensure_alive()?;
         if !path.starts_with('/') || path.contains('\0') || path.split('/').any(|p| p == "..") {
-            return Err(SandboxError::Invalid(format!("read path {path:?} must be absolute without '..'")));
+            return Err(SandboxError::Invalid(format!(
+                "read path {path:?} must be absolute without '..'"
+            )));
         }
         let max_bytes = max_bytes.min(MAX_READ_BYTES);
         let request = ExecRequest {
@@ -360,16 +450,24 @@ impl Sandbox {
         if raw.end != ExecEnd::Finished {
             self.check_alive().await?;
             self.ensure_alive()?;
-            return Err(SandboxError::Timeout { operation: "read file", timeout: DOCKER_CALL_TIMEOUT });
+            return Err(SandboxError::Timeout {
+                operation: "read file",
+                timeout: DOCKER_CALL_TIMEOUT,
+            });
         }
         match self.exec_exit_code(&raw.exec_id).await? {
             Some(0) => {
                 let truncated = raw.stdout.len() as u64 > max_bytes;
-                raw.stdout.truncate(usize::try_from(max_bytes).unwrap_or(usize::MAX));
+                raw.stdout
+                    .truncate(usize::try_from(max_bytes).unwrap_or(usize::MAX));
                 Ok((raw.stdout, truncated))
             }
-            Some(LINK) => Err(SandboxError::Invalid(format!("{path} is or passes through a symbolic link; not read"))),
-            Some(NOT_REGULAR) => Err(SandboxError::Invalid(format!("{path} is not a regular file"))),
+            Some(LINK) => Err(SandboxError::Invalid(format!(
+                "{path} is or passes through a symbolic link; not read"
+            ))),
+            Some(NOT_REGULAR) => Err(SandboxError::Invalid(format!(
+                "{path} is not a regular file"
+            ))),
             Some(MISSING) => Err(SandboxError::NotFound(format!("{path} does not exist"))),
             code => Err(SandboxError::Invalid(format!(
                 "reading {path} failed (exit {code:?}): {}",
@@ -385,10 +483,25 @@ mod tests {
 
     #[test]
     fn sandbox_paths_stay_in_their_owners_places() {
-        assert_eq!(check_sandbox_path("/assets/tests/a.py", Owner::Root).unwrap(), ("/assets", "tests/a.py".into()));
-        assert_eq!(check_sandbox_path("/work", Owner::Student).unwrap(), ("/work", String::new()));
-        for bad in ["/assets/../etc/passwd", "assets/a", "/etc/passwd", "/assets//a", "/assetsx/a", "/work/./a"] {
-            let err = check_sandbox_path(bad, Owner::Root).unwrap_err().to_string();
+        assert_eq!(
+            check_sandbox_path("/assets/tests/a.py", Owner::Root).unwrap(),
+            ("/assets", "tests/a.py".into())
+        );
+        assert_eq!(
+            check_sandbox_path("/work", Owner::Student).unwrap(),
+            ("/work", String::new())
+        );
+        for bad in [
+            "/assets/../etc/passwd",
+            "assets/a",
+            "/etc/passwd",
+            "/assets//a",
+            "/assetsx/a",
+            "/work/./a",
+        ] {
+            let err = check_sandbox_path(bad, Owner::Root)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("/assets"), "{bad}: {err}");
         }
         assert!(check_sandbox_path("/grader/x", Owner::Student).is_err());
@@ -403,13 +516,19 @@ mod tests {
         assert!(err.contains("symbolic link"), "{err}");
         std::fs::remove_file(dir.path().join("leak")).unwrap();
         // mkfifo(3) is unsafe in Rust; the coreutils tool does the same.
-        let status = std::process::Command::new("mkfifo").arg(dir.path().join("pipe")).status().unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(dir.path().join("pipe"))
+            .status()
+            .unwrap();
         assert!(status.success());
         let err = host_tree_entries(dir.path()).unwrap_err().to_string();
         assert!(err.contains("special file"), "{err}");
         std::fs::remove_file(dir.path().join("pipe")).unwrap();
         let entries = host_tree_entries(dir.path()).unwrap();
-        assert_eq!(entries.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), ["main.py"]);
+        assert_eq!(
+            entries.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(),
+            ["main.py"]
+        );
     }
 
     #[test]

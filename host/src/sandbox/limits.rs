@@ -78,7 +78,9 @@ impl Limits {
             ("tmpfs_bytes", self.tmpfs_bytes == 0),
         ];
         if let Some((name, _)) = checks.iter().find(|(_, zero)| *zero) {
-            return Err(format!("limit {name} is 0; 0 never means unlimited, give a positive value"));
+            return Err(format!(
+                "limit {name} is 0; 0 never means unlimited, give a positive value"
+            ));
         }
         if self.memory_bytes < 32 * MIB {
             return Err(format!(
@@ -134,7 +136,10 @@ mod tests {
 
     #[test]
     fn zero_is_refused_not_unlimited() {
-        let limits = Limits { processes: 0, ..Limits::default() };
+        let limits = Limits {
+            processes: 0,
+            ..Limits::default()
+        };
         let err = limits.validate().unwrap_err();
         assert!(err.contains("processes is 0"), "{err}");
     }
@@ -146,7 +151,10 @@ mod tests {
 
     #[test]
     fn pids_backstop_leaves_room_for_the_sentry() {
-        let limits = Limits { processes: 10, ..Limits::default() };
+        let limits = Limits {
+            processes: 10,
+            ..Limits::default()
+        };
         assert_eq!(limits.container_pids(), (10 + 8) * 96 + 512);
     }
 }

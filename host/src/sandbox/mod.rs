@@ -36,9 +36,12 @@ use std::time::Duration;
 pub use bollard::Docker;
 use serde::{Deserialize, Serialize};
 
-pub use container::{remove_labelled_containers, Sandbox};
+pub use container::{Sandbox, remove_labelled_containers};
 pub use exec::{Command, CommandOutcome};
-pub use files::{check_sandbox_path, host_tree_entries, open_regular_file, EntrySource, FileEntry, Owner, MAX_READ_BYTES};
+pub use files::{
+    EntrySource, FileEntry, MAX_READ_BYTES, Owner, check_sandbox_path, host_tree_entries,
+    open_regular_file,
+};
 pub use limits::{Limits, MIB};
 
 /// Label on every container agh creates; the value is the agh version.
@@ -129,7 +132,8 @@ impl SandboxSpec {
     #[must_use]
     pub fn labelled(mut self, batch: &str, submission: &str) -> Self {
         self.labels.insert(LABEL_BATCH.into(), batch.into());
-        self.labels.insert(LABEL_SUBMISSION.into(), submission.into());
+        self.labels
+            .insert(LABEL_SUBMISSION.into(), submission.into());
         self
     }
 }
@@ -183,7 +187,10 @@ impl SandboxError {
     /// True for failures of Docker or the host that a retry may cure.
     #[must_use]
     pub fn is_infra(&self) -> bool {
-        matches!(self, SandboxError::Docker { .. } | SandboxError::Timeout { .. } | SandboxError::Io { .. })
+        matches!(
+            self,
+            SandboxError::Docker { .. } | SandboxError::Timeout { .. } | SandboxError::Io { .. }
+        )
     }
 }
 
@@ -206,8 +213,10 @@ pub(crate) async fn docker_call<T>(
 /// # Errors
 /// [`SandboxError::Docker`] or [`SandboxError::Timeout`] when no daemon answers.
 pub async fn connect() -> Result<Docker, SandboxError> {
-    let docker = Docker::connect_with_local_defaults()
-        .map_err(|source| SandboxError::Docker { operation: "connect", source })?;
+    let docker = Docker::connect_with_local_defaults().map_err(|source| SandboxError::Docker {
+        operation: "connect",
+        source,
+    })?;
     docker_call("ping", DOCKER_CALL_TIMEOUT, docker.ping()).await?;
     Ok(docker)
 }

@@ -1,0 +1,320 @@
+//! The output folder of a batch: an exclusive lock, the batch's identity,
+//! and an append-only journal of finished submissions, so a batch killed at
+//! any point resumes with exactly one result per submission.
+//!
+//! ```text
+//! OUT/.lock            held (flock) while a batch writes here
+//! OUT/batch.json       { "id": ..., "plugin_sha256": ... }: the container label
+//! OUT/journal.jsonl    one line per finished submission, fsync'd
+//! OUT/<name>.json      one result per submission, written atomically
+//! ```
+//!
+//! A result is written before its journal line. Killed between the two, the
+//! submission is graded again on resume and its result file replaced
+//! atomically: still exactly one. A torn last journal line (a kill during
+//! the append) is ignored.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::report::{Status, SubmissionResult, write_atomic};
+
+/// Name of the journal file.
+pub const JOURNAL_FILE: &str = "journal.jsonl";
+/// Name of the batch identity file.
+pub const BATCH_FILE: &str = "batch.json";
+const LOCK_FILE: &str = ".lock";
+
+/// The identity of the batch an output folder belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchIdentity {
+    /// Label of the batch's containers.
+    pub id: String,
+    /// The grader that grades it.
+    pub plugin_sha256: String,
+}
+
+/// One journal line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// Submission name.
+    pub submission: String,
+    /// sha256 of its files.
+    pub sha256: String,
+    /// How it ended.
+    pub status: Status,
+    /// Its score.
+    pub score: f64,
+}
+
+/// Why an output folder cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// Another agh holds the folder.
+    #[error(
+        "{0} is in use by another agh (its .lock is held); wait for it or choose another --out"
+    )]
+    Locked(PathBuf),
+    /// The folder holds a batch and neither --resume nor --regrade was given.
+    #[error(
+        "{0} holds an earlier batch; pass --resume to continue it, or --regrade to grade everything again"
+    )]
+    Exists(PathBuf),
+    /// The folder's batch was graded by another grader.
+    #[error("{path} was graded by another grader (sha256 {was}); use another --out, or --regrade")]
+    OtherGrader {
+        /// The folder.
+        path: PathBuf,
+        /// The grader recorded there.
+        was: String,
+    },
+    /// Reading or writing failed (a full disk among others).
+    #[error("{context}: {source}")]
+    Io {
+        /// What agh was doing.
+        context: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> OutputError {
+    let context = context.into();
+    move |source| OutputError::Io { context, source }
+}
+
+/// An output folder held by this process.
+pub struct OutputDir {
+    path: PathBuf,
+    _lock: File,
+    journal: File,
+    identity: BatchIdentity,
+    done: HashMap<String, JournalEntry>,
+}
+
+impl OutputDir {
+    /// Opens (creating) `path` for a batch, taking its lock. With `resume`,
+    /// the earlier batch's identity and finished submissions are kept; with
+    /// `regrade`, the journal starts empty; with neither, a folder holding a
+    /// batch is refused rather than overwritten.
+    ///
+    /// # Errors
+    /// [`OutputError`] saying what to do.
+    pub fn open(
+        path: &Path,
+        new_id: &str,
+        plugin_sha256: &str,
+        resume: bool,
+        regrade: bool,
+    ) -> Result<Self, OutputError> {
+        std::fs::create_dir_all(path).map_err(io(format!("creating {}", path.display())))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path.join(LOCK_FILE))
+            .map_err(io("opening the lock file"))?;
+        if lock.try_lock().is_err() {
+            return Err(OutputError::Locked(path.into()));
+        }
+        let identity_file = path.join(BATCH_FILE);
+        let earlier: Option<BatchIdentity> = std::fs::read(&identity_file)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let journal_path = path.join(JOURNAL_FILE);
+        let identity = match earlier {
+            Some(_) if regrade => BatchIdentity {
+                id: new_id.into(),
+                plugin_sha256: plugin_sha256.into(),
+            },
+            Some(earlier) if resume => {
+                if earlier.plugin_sha256 != plugin_sha256 {
+                    return Err(OutputError::OtherGrader {
+                        path: path.into(),
+                        was: earlier.plugin_sha256,
+                    });
+                }
+                earlier
+            }
+            Some(_) => return Err(OutputError::Exists(path.into())),
+            None => BatchIdentity {
+                id: new_id.into(),
+                plugin_sha256: plugin_sha256.into(),
+            },
+        };
+        let done = if resume && !regrade {
+            read_journal(&journal_path)?
+        } else {
+            HashMap::new()
+        };
+        if !(resume && !regrade) {
+            File::create(&journal_path).map_err(io("starting the journal"))?;
+        }
+        let bytes = serde_json::to_vec_pretty(&identity)
+            .map_err(|e| io("batch.json")(std::io::Error::other(e)))?;
+        write_atomic(path, &identity_file, &bytes)
+            .map_err(io(format!("writing {}", identity_file.display())))?;
+        let journal = OpenOptions::new()
+            .append(true)
+            .open(&journal_path)
+            .map_err(io("opening the journal"))?;
+        Ok(Self {
+            path: path.into(),
+            _lock: lock,
+            journal,
+            identity,
+            done,
+        })
+    }
+
+    /// The batch's identity (its container label).
+    #[must_use]
+    pub fn identity(&self) -> &BatchIdentity {
+        &self.identity
+    }
+
+    /// True when `name` with these contents already has a final result.
+    #[must_use]
+    pub fn is_done(&self, name: &str, sha256: &str) -> bool {
+        self.done.get(name).is_some_and(|e| e.sha256 == sha256)
+            && self.path.join(format!("{name}.json")).is_file()
+    }
+
+    /// How many submissions the journal already holds.
+    #[must_use]
+    pub fn done_count(&self) -> usize {
+        self.done.len()
+    }
+
+    /// Writes `result` atomically, then appends its journal line and
+    /// fsyncs. Infra errors are written but not journalled, so a resume
+    /// retries them.
+    ///
+    /// # Errors
+    /// [`OutputError::Io`] (a full disk among others); what was written
+    /// before stays whole.
+    pub fn record(&mut self, result: &SubmissionResult) -> Result<(), OutputError> {
+        let file = self.path.join(format!("{}.json", result.submission));
+        let bytes = serde_json::to_vec_pretty(result)
+            .map_err(|e| io("encoding a result")(std::io::Error::other(e)))?;
+        write_atomic(&self.path, &file, &bytes)
+            .map_err(io(format!("writing {}", file.display())))?;
+        if result.status == Status::InfraError {
+            return Ok(());
+        }
+        let entry = JournalEntry {
+            submission: result.submission.clone(),
+            sha256: result
+                .provenance
+                .as_ref()
+                .map(|p| p.submission_sha256.clone())
+                .unwrap_or_default(),
+            status: result.status,
+            score: result.score,
+        };
+        let mut line = serde_json::to_vec(&entry)
+            .map_err(|e| io("encoding the journal")(std::io::Error::other(e)))?;
+        line.push(b'\n');
+        self.journal
+            .write_all(&line)
+            .map_err(io("appending to the journal"))?;
+        self.journal
+            .sync_data()
+            .map_err(io("syncing the journal"))?;
+        self.done.insert(entry.submission.clone(), entry);
+        Ok(())
+    }
+}
+
+/// Reads the journal; a torn or unreadable line is skipped (its submission
+/// is graded again).
+fn read_journal(path: &Path) -> Result<HashMap<String, JournalEntry>, OutputError> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(err) => return Err(io("reading the journal")(err)),
+    };
+    let mut done = HashMap::new();
+    for line in BufReader::new(file).lines() {
+        let line = line.map_err(io("reading the journal"))?;
+        match serde_json::from_str::<JournalEntry>(&line) {
+            Ok(entry) => {
+                done.insert(entry.submission.clone(), entry);
+            }
+            Err(err) => tracing::warn!(%err, "skipping a torn journal line"),
+        }
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(name: &str, status: Status) -> SubmissionResult {
+        let mut r = SubmissionResult::failed(name, status, String::new());
+        r.error = None;
+        r
+    }
+
+    #[test]
+    fn a_folder_with_a_batch_needs_resume_or_regrade() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(OutputDir::open(dir.path(), "a", "sha", false, false).unwrap());
+        assert!(matches!(
+            OutputDir::open(dir.path(), "b", "sha", false, false),
+            Err(OutputError::Exists(_))
+        ));
+        let resumed = OutputDir::open(dir.path(), "b", "sha", true, false).unwrap();
+        assert_eq!(
+            resumed.identity().id,
+            "a",
+            "resume keeps the batch's container label"
+        );
+        drop(resumed);
+        assert!(matches!(
+            OutputDir::open(dir.path(), "c", "other", true, false),
+            Err(OutputError::OtherGrader { .. })
+        ));
+    }
+
+    #[test]
+    fn the_lock_is_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = OutputDir::open(dir.path(), "a", "sha", false, false).unwrap();
+        assert!(matches!(
+            OutputDir::open(dir.path(), "a", "sha", true, false),
+            Err(OutputError::Locked(_))
+        ));
+    }
+
+    #[test]
+    fn resume_skips_finished_and_retries_infra_errors_and_torn_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut out = OutputDir::open(dir.path(), "a", "sha", false, false).unwrap();
+            out.record(&result("done", Status::Graded)).unwrap();
+            out.record(&result("flaky", Status::InfraError)).unwrap();
+        }
+        let mut journal = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(JOURNAL_FILE))
+            .unwrap();
+        journal
+            .write_all(b"{\"submission\":\"torn\",\"sha")
+            .unwrap();
+        let out = OutputDir::open(dir.path(), "b", "sha", true, false).unwrap();
+        assert!(out.is_done("done", ""));
+        assert!(!out.is_done("flaky", ""), "infra errors are retried");
+        assert!(!out.is_done("torn", ""));
+        assert!(
+            !out.is_done("done", "changed"),
+            "a changed submission is graded again"
+        );
+        assert_eq!(out.done_count(), 1);
+    }
+}
