@@ -16,17 +16,37 @@ const GUESTS: [(&str, &str); 4] = [
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("manifest dir")).join("..");
     let graders = root.join("graders");
-    for watched in ["graders/Cargo.toml", "graders/sdk", "graders/python-unittest", "graders/c-io", "graders/misbehaving", "graders/not-a-grader", "wit"] {
+    for watched in [
+        "graders/Cargo.toml",
+        "graders/sdk",
+        "graders/python-unittest",
+        "graders/c-io",
+        "graders/misbehaving",
+        "graders/not-a-grader",
+        "wit",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(cargo);
     build
         .current_dir(&graders)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--workspace"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--workspace",
+        ])
         .env("CARGO_TARGET_DIR", graders.join("target"));
     // The outer build's settings are for the host, not for the guests.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_MAKEFLAGS", "RUSTC_WRAPPER"] {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_MAKEFLAGS",
+        "RUSTC_WRAPPER",
+    ] {
         build.env_remove(var);
     }
     let status = build.status().expect("running cargo for the graders");
@@ -34,12 +54,18 @@ fn main() {
         status.success(),
         "building the graders for wasm32-wasip2 failed; is the target installed? (`rustup target add wasm32-wasip2`, or scripts/setup)"
     );
-    let release = graders.join("target/wasm32-wasip2/release").canonicalize().expect("graders' release folder");
+    let release = graders
+        .join("target/wasm32-wasip2/release")
+        .canonicalize()
+        .expect("graders' release folder");
     let mut constants = String::new();
     for (name, file) in GUESTS {
         let path = release.join(file);
         assert!(path.is_file(), "guest {} was not built", path.display());
-        constants.push_str(&format!("/// Built from graders/.\npub const {name}: &str = {:?};\n", path.display().to_string()));
+        constants.push_str(&format!(
+            "/// Built from graders/.\npub const {name}: &str = {:?};\n",
+            path.display().to_string()
+        ));
     }
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("out dir")).join("graders.rs");
     std::fs::write(out, constants).expect("writing graders.rs");

@@ -861,9 +861,12 @@ async fn grade_command(args: GradeArgs) -> ExitCode {
         interrupted
     };
     progress.finish();
-    if interrupted {
-        // Submissions abandoned mid-way left their containers; remove them.
-        let _ = batch.remove_leftovers().await;
+    // Containers a failed teardown left (a daemon restart, an interrupt
+    // that abandoned submissions mid-way) go now, not at the next run.
+    if let Err(err) = batch.remove_leftovers().await {
+        eprintln!(
+            "agh: could not remove this batch's leftover containers ({err}); `agh sandbox clean` will"
+        );
     }
     let _ = std::fs::remove_dir_all(&staging_root);
     results.sort_by(|a, b| a.submission.cmp(&b.submission));

@@ -16,8 +16,10 @@ struct Expected {
 
 async fn grade_course(course: &str, plugin: &str) {
     let root = support::repo_root().join("examples").join(course);
-    let expected: Expected =
-        toml::from_str(&std::fs::read_to_string(root.join("expected.toml")).expect("expected.toml")).expect("parse");
+    let expected: Expected = toml::from_str(
+        &std::fs::read_to_string(root.join("expected.toml")).expect("expected.toml"),
+    )
+    .expect("parse");
     let out = tempfile::tempdir().expect("tempdir");
     let batch = support::batch_id(course);
     let output = std::process::Command::new(support::agh_binary())
@@ -30,21 +32,43 @@ async fn grade_course(course: &str, plugin: &str) {
         .arg(out.path())
         .output()
         .expect("running agh grade");
-    assert!(output.status.success(), "agh grade failed:\n{}", String::from_utf8_lossy(&output.stderr));
-    let results: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).expect("results JSON");
-    assert_eq!(results.len(), expected.scores.len(), "one result per submission");
+    assert!(
+        output.status.success(),
+        "agh grade failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results: Vec<serde_json::Value> =
+        serde_json::from_slice(&output.stdout).expect("results JSON");
+    assert_eq!(
+        results.len(),
+        expected.scores.len(),
+        "one result per submission"
+    );
     let mut problems = Vec::new();
     for result in &results {
         let name = result["submission"].as_str().expect("name");
         let score = result["score"].as_f64().expect("score");
-        let want = expected.scores.get(name).unwrap_or_else(|| panic!("{name} is not in expected.toml"));
+        let want = expected
+            .scores
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} is not in expected.toml"));
         if (score - want).abs() > 1e-9 || result["status"] != "graded" {
-            problems.push(format!("{name}: expected {want}, got {score} ({})", result["status"]));
+            problems.push(format!(
+                "{name}: expected {want}, got {score} ({})",
+                result["status"]
+            ));
         }
         if let Some(verdict) = expected.verdicts.get(name) {
-            let verdicts: Vec<&str> = result["tests"].as_array().expect("tests").iter().filter_map(|t| t["verdict"].as_str()).collect();
+            let verdicts: Vec<&str> = result["tests"]
+                .as_array()
+                .expect("tests")
+                .iter()
+                .filter_map(|t| t["verdict"].as_str())
+                .collect();
             if !verdicts.contains(&verdict.as_str()) {
-                problems.push(format!("{name}: expected a {verdict} verdict, got {verdicts:?}"));
+                problems.push(format!(
+                    "{name}: expected a {verdict} verdict, got {verdicts:?}"
+                ));
             }
         }
         let provenance = &result["provenance"];
@@ -54,8 +78,14 @@ async fn grade_course(course: &str, plugin: &str) {
         assert_eq!(provenance["wit_version"], "0.1.0");
         let written = out.path().join(format!("{name}.json"));
         let on_disk: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&written).expect("result file")).expect("result file JSON");
-        assert_eq!(&on_disk, result, "{} differs from what was printed", written.display());
+            serde_json::from_slice(&std::fs::read(&written).expect("result file"))
+                .expect("result file JSON");
+        assert_eq!(
+            &on_disk,
+            result,
+            "{} differs from what was printed",
+            written.display()
+        );
     }
     assert!(problems.is_empty(), "{course}:\n{}", problems.join("\n"));
     support::assert_no_leftovers(&support::docker().await, &batch).await;

@@ -3,6 +3,7 @@
 //! the tests fail and say how to set the machine up.
 
 mod assets;
+mod batch;
 mod grade;
 mod plugin;
 mod sandbox;

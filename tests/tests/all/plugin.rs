@@ -50,19 +50,41 @@ fn config_with_mode(mode: &str) -> Config {
 async fn each_bad_mode_fails_only_its_own_submission() {
     let dir = tempfile::tempdir().expect("tempdir");
     let id = support::batch_id("misbehaving");
-    let batch = Batch::prepare(Path::new(graders::MISBEHAVING), Config::default(), id.clone())
-        .await
-        .expect("preparing the batch");
+    let batch = Batch::prepare(
+        Path::new(graders::MISBEHAVING),
+        Config::default(),
+        id.clone(),
+    )
+    .await
+    .expect("preparing the batch");
     let mut problems = Vec::new();
     for (i, (mode, reason)) in GRADE_MODES.iter().enumerate() {
-        let bad = batch.grade_submission(&submission(dir.path(), &format!("{i:02}-{mode}"), mode)).await;
+        let bad = batch
+            .grade_submission(&submission(dir.path(), &format!("{i:02}-{mode}"), mode))
+            .await;
         let error = bad.error.clone().unwrap_or_default();
-        if bad.status != Status::PluginError || !error.contains(reason) || bad.score != 0.0 || !bad.tests.is_empty() {
-            problems.push(format!("{mode}: expected plugin-error with {reason:?}, got {:?}: {error}", bad.status));
+        if bad.status != Status::PluginError
+            || !error.contains(reason)
+            || bad.score != 0.0
+            || !bad.tests.is_empty()
+        {
+            problems.push(format!(
+                "{mode}: expected plugin-error with {reason:?}, got {:?}: {error}",
+                bad.status
+            ));
         }
-        let good = batch.grade_submission(&submission(dir.path(), &format!("{i:02}-ok-after-{mode}"), "ok")).await;
+        let good = batch
+            .grade_submission(&submission(
+                dir.path(),
+                &format!("{i:02}-ok-after-{mode}"),
+                "ok",
+            ))
+            .await;
         if good.status != Status::Graded || good.score != 1.0 {
-            problems.push(format!("the submission after {mode} did not grade normally: {:?} {:?}", good.status, good.error));
+            problems.push(format!(
+                "the submission after {mode} did not grade normally: {:?} {:?}",
+                good.status, good.error
+            ));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -72,17 +94,34 @@ async fn each_bad_mode_fails_only_its_own_submission() {
 #[tokio::test]
 async fn the_batch_stops_after_plugin_errors_in_a_row() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let dirs: Vec<PathBuf> = (0..8).map(|i| submission(dir.path(), &format!("{i}"), "panic")).collect();
+    let dirs: Vec<batch::Submission> = (0..8)
+        .map(|i| batch::Submission {
+            name: format!("{i}"),
+            dir: submission(dir.path(), &format!("{i}"), "panic"),
+            refused: None,
+        })
+        .collect();
     let id = support::batch_id("stop");
-    let batch = Batch::prepare(Path::new(graders::MISBEHAVING), Config::default(), id.clone()).await.expect("prepare");
+    let batch = Batch::prepare(
+        Path::new(graders::MISBEHAVING),
+        Config::default(),
+        id.clone(),
+    )
+    .await
+    .expect("prepare");
     let mut seen = 0;
-    batch.grade_all(dirs, 1, |r| {
-        assert_eq!(r.status, Status::PluginError);
-        seen += 1;
-    })
-    .await;
+    batch
+        .grade_all(dirs, 1, |r| {
+            assert_eq!(r.status, Status::PluginError);
+            seen += 1;
+        })
+        .await;
     assert!(batch.stopped(), "the batch went on");
-    assert_eq!(seen, batch::MAX_CONSECUTIVE_PLUGIN_ERRORS, "graded past the stop");
+    assert_eq!(
+        seen,
+        batch::MAX_CONSECUTIVE_PLUGIN_ERRORS,
+        "graded past the stop"
+    );
     support::assert_no_leftovers(&support::docker().await, &id).await;
 }
 
@@ -90,10 +129,18 @@ async fn the_batch_stops_after_plugin_errors_in_a_row() {
 async fn describe_time_misbehaviour_is_refused_before_any_sandbox() {
     let plugin = Path::new(graders::MISBEHAVING);
     let cases: [(&str, bool, &str); 6] = [
-        ("wrong-api-version", false, "built for API version \"9.0.0\""),
+        (
+            "wrong-api-version",
+            false,
+            "built for API version \"9.0.0\"",
+        ),
         ("zero-limits", true, "processes is 0"),
         ("ungranted-image", true, "is not granted"),
-        ("ungranted-asset", true, "source \"elsewhere\" is not granted"),
+        (
+            "ungranted-asset",
+            true,
+            "source \"elsewhere\" is not granted",
+        ),
         ("above-ceilings", true, "above the ceiling"),
         ("describe-loop", false, "ran out of fuel"),
     ];
@@ -104,15 +151,27 @@ async fn describe_time_misbehaviour_is_refused_before_any_sandbox() {
             Ok(_) => panic!("{mode}: the plan was accepted"),
             Err(err) => err,
         };
-        assert_eq!(matches!(err, BatchError::Policy(_)), is_policy, "{mode}: {err}");
+        assert_eq!(
+            matches!(err, BatchError::Policy(_)),
+            is_policy,
+            "{mode}: {err}"
+        );
         assert!(err.to_string().contains(phrase), "{mode}: {err}");
     }
     // Clamping instead of refusing lowers the request to the ceiling, never widens it.
     let config = config_with_mode("above-ceilings");
     let plan = batch::plan(plugin, &config).await.expect("clamped plan");
-    assert_eq!(plan.effective.limits.memory_bytes, config.ceilings.memory_bytes);
+    assert_eq!(
+        plan.effective.limits.memory_bytes,
+        config.ceilings.memory_bytes
+    );
     assert_eq!(plan.effective.limits.wall_time, config.ceilings.wall_time);
-    assert_eq!(plan.effective.clamped.len(), 2, "{:?}", plan.effective.clamped);
+    assert_eq!(
+        plan.effective.clamped.len(),
+        2,
+        "{:?}",
+        plan.effective.clamped
+    );
 }
 
 #[test]
@@ -122,11 +181,24 @@ fn bad_components_are_refused_with_what_to_do() {
     let garbage = dir.path().join("garbage.wasm");
     std::fs::write(&garbage, b"\0asm this is not wasm").expect("write");
     let err = host.load(&garbage).err().expect("garbage loaded");
-    assert!(err.to_string().contains("not a valid WebAssembly component"), "{err}");
-    let err = host.load(Path::new(graders::NOT_A_GRADER)).err().expect("a CLI program loaded as a grader");
+    assert!(
+        err.to_string()
+            .contains("not a valid WebAssembly component"),
+        "{err}"
+    );
+    let err = host
+        .load(Path::new(graders::NOT_A_GRADER))
+        .err()
+        .expect("a CLI program loaded as a grader");
     assert!(err.to_string().contains("it is not an agh grader"), "{err}");
-    let err = host.load(&dir.path().join("missing.wasm")).err().expect("a missing file loaded");
-    assert!(matches!(err, PluginError::Load { .. }) && err.to_string().contains("cannot read it"), "{err}");
+    let err = host
+        .load(&dir.path().join("missing.wasm"))
+        .err()
+        .expect("a missing file loaded");
+    assert!(
+        matches!(err, PluginError::Load { .. }) && err.to_string().contains("cannot read it"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -138,6 +210,8 @@ fn compiled_components_are_cached_and_reused() {
     let second = host.load(Path::new(graders::C_IO)).expect("second load");
     assert!(second.load_stats().cached, "the second load compiled again");
     assert_eq!(first.sha256(), second.sha256());
-    let files: Vec<_> = std::fs::read_dir(cache.path().join("compiled-v1")).expect("cache dir").collect();
+    let files: Vec<_> = std::fs::read_dir(cache.path().join("compiled-v1"))
+        .expect("cache dir")
+        .collect();
     assert_eq!(files.len(), 1, "one compiled file per component and engine");
 }

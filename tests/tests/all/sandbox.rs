@@ -4,10 +4,12 @@
 use std::time::Duration;
 
 use agh::report::Verdict;
-use agh::sandbox::{Command, EntrySource, FileEntry, Limits, Owner, SandboxError, SandboxSpec, User, MIB};
+use agh::sandbox::{
+    Command, EntrySource, FileEntry, Limits, MIB, Owner, SandboxError, SandboxSpec, User,
+};
 use futures_util::StreamExt;
-use sha2::Digest;
 use serde::Deserialize;
+use sha2::Digest;
 
 use crate::support::{self, IMAGE};
 
@@ -41,7 +43,9 @@ struct Case {
 }
 
 fn bytes(text: &str) -> u64 {
-    text.parse::<bytesize::ByteSize>().unwrap_or_else(|e| panic!("size {text:?}: {e}")).as_u64()
+    text.parse::<bytesize::ByteSize>()
+        .unwrap_or_else(|e| panic!("size {text:?}: {e}"))
+        .as_u64()
 }
 
 impl Case {
@@ -70,10 +74,21 @@ impl Case {
 
     /// Runs the case in its own sandbox; returns the problems found.
     async fn check(&self, docker: &agh::sandbox::Docker, batch: &str) -> Vec<String> {
-        let spec = SandboxSpec { limits: self.limits(), ..SandboxSpec::new(IMAGE) };
+        let spec = SandboxSpec {
+            limits: self.limits(),
+            ..SandboxSpec::new(IMAGE)
+        };
         let sandbox = support::sandbox(docker, spec, batch).await;
         let mut problems = Vec::new();
-        if let Err(err) = sandbox.write_file("/grader/expected", b"hidden answer\n".to_vec(), Owner::Grader, true).await {
+        if let Err(err) = sandbox
+            .write_file(
+                "/grader/expected",
+                b"hidden answer\n".to_vec(),
+                Owner::Grader,
+                true,
+            )
+            .await
+        {
             problems.push(format!("placing /grader/expected: {err}"));
         }
         let outcome = match sandbox.run(&Command::new(self.argv.clone())).await {
@@ -84,39 +99,69 @@ impl Case {
             }
         };
         let verdict = Verdict::of_outcome(&outcome);
-        let got = verdict.map_or("ok".to_string(), |v| serde_json::to_value(v).expect("verdict").as_str().expect("str").to_string());
+        let got = verdict.map_or("ok".to_string(), |v| {
+            serde_json::to_value(v)
+                .expect("verdict")
+                .as_str()
+                .expect("str")
+                .to_string()
+        });
         let stdout = String::from_utf8_lossy(&outcome.stdout);
         let mut expect = |ok: bool, what: String| {
             if !ok {
                 problems.push(what);
             }
         };
-        expect(got == self.expect, format!("verdict: expected {}, got {got}", self.expect));
+        expect(
+            got == self.expect,
+            format!("verdict: expected {}, got {got}", self.expect),
+        );
         if let Some(signal) = &self.signal {
-            expect(outcome.signal.as_ref() == Some(signal), format!("signal: expected {signal}, got {:?}", outcome.signal));
+            expect(
+                outcome.signal.as_ref() == Some(signal),
+                format!("signal: expected {signal}, got {:?}", outcome.signal),
+            );
         }
         if let Some(code) = self.exit_code {
-            expect(outcome.exit_code == Some(code), format!("exit code: expected {code}, got {:?}", outcome.exit_code));
+            expect(
+                outcome.exit_code == Some(code),
+                format!("exit code: expected {code}, got {:?}", outcome.exit_code),
+            );
         }
         if let Some(n) = self.stdout_bytes {
-            expect(outcome.stdout.len() == n && outcome.stdout_truncated, format!(
-                "stdout: expected exactly {n} bytes, truncated; got {} bytes, truncated {}",
-                outcome.stdout.len(),
-                outcome.stdout_truncated
-            ));
+            expect(
+                outcome.stdout.len() == n && outcome.stdout_truncated,
+                format!(
+                    "stdout: expected exactly {n} bytes, truncated; got {} bytes, truncated {}",
+                    outcome.stdout.len(),
+                    outcome.stdout_truncated
+                ),
+            );
         }
         if let Some(max) = self.max_wall_seconds {
-            expect(outcome.wall_time < Duration::from_secs(max), format!("wall time {:?} over {max}s", outcome.wall_time));
+            expect(
+                outcome.wall_time < Duration::from_secs(max),
+                format!("wall time {:?} over {max}s", outcome.wall_time),
+            );
         }
         for text in &self.stdout {
-            expect(stdout.contains(text.as_str()), format!("stdout lacks {text:?}; stdout was {stdout:?}"));
+            expect(
+                stdout.contains(text.as_str()),
+                format!("stdout lacks {text:?}; stdout was {stdout:?}"),
+            );
         }
         for text in &self.stdout_lacks {
-            expect(!stdout.contains(text.as_str()), format!("stdout holds {text:?}; stdout was {stdout:?}"));
+            expect(
+                !stdout.contains(text.as_str()),
+                format!("stdout holds {text:?}; stdout was {stdout:?}"),
+            );
         }
         if let Some(then) = &self.then {
             match sandbox.run(&Command::new(then.clone())).await {
-                Ok(next) => expect(next.exit_code == Some(0), format!("follow-up {then:?} failed: {next:?}")),
+                Ok(next) => expect(
+                    next.exit_code == Some(0),
+                    format!("follow-up {then:?} failed: {next:?}"),
+                ),
                 Err(err) => expect(false, format!("follow-up {then:?} could not run: {err}")),
             }
         }
@@ -130,7 +175,11 @@ async fn adversarial_commands_reach_their_verdicts() {
     let path = support::repo_root().join("tests/cases/sandbox.toml");
     let text = std::fs::read_to_string(&path).expect("reading the case file");
     let cases: CaseFile = toml::from_str(&text).expect("parsing the case file");
-    assert!(cases.case.len() >= 20, "the case file lost cases: {}", cases.case.len());
+    assert!(
+        cases.case.len() >= 20,
+        "the case file lost cases: {}",
+        cases.case.len()
+    );
     let docker = support::docker().await;
     let batch = support::batch_id("adversarial");
     let results: Vec<(String, Vec<String>)> = futures_util::stream::iter(&cases.case)
@@ -148,7 +197,12 @@ async fn adversarial_commands_reach_their_verdicts() {
         .map(|(name, problems)| format!("{name}:\n    {}", problems.join("\n    ")))
         .collect();
     support::assert_no_leftovers(&docker, &batch).await;
-    assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[tokio::test]
@@ -163,7 +217,10 @@ async fn container_runs_under_runsc_with_no_network_and_the_limits_asked() {
         tmpfs_bytes: 20 * MIB,
         ..Limits::default()
     };
-    let spec = SandboxSpec { limits, ..SandboxSpec::new(IMAGE) };
+    let spec = SandboxSpec {
+        limits,
+        ..SandboxSpec::new(IMAGE)
+    };
     let sandbox = support::sandbox(&docker, spec, &batch).await;
     let inspect = sandbox.inspect().await.expect("inspect");
     let host = inspect.host_config.expect("host config");
@@ -171,33 +228,83 @@ async fn container_runs_under_runsc_with_no_network_and_the_limits_asked() {
     assert_eq!(host.network_mode.as_deref(), Some("none"));
     assert_eq!(host.readonly_rootfs, Some(true));
     assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
-    assert_eq!(host.security_opt, Some(vec!["no-new-privileges".to_string()]));
+    assert_eq!(
+        host.security_opt,
+        Some(vec!["no-new-privileges".to_string()])
+    );
     assert_eq!(host.memory, Some(200 * 1024 * 1024));
-    assert_eq!(host.memory_swap, Some(200 * 1024 * 1024), "swap must equal memory: no swap");
+    assert_eq!(
+        host.memory_swap,
+        Some(200 * 1024 * 1024),
+        "swap must equal memory: no swap"
+    );
     assert_eq!(host.pids_limit, Some((40 + 8) * 96 + 512));
     assert_eq!(host.nano_cpus, Some(500_000_000));
     let tmpfs = host.tmpfs.expect("tmpfs");
     for place in ["/work", "/assets", "/grader", "/tmp"] {
-        assert!(tmpfs.get(place).is_some_and(|o| o.contains("size=20971520")), "{place}: {tmpfs:?}");
+        assert!(
+            tmpfs
+                .get(place)
+                .is_some_and(|o| o.contains("size=20971520")),
+            "{place}: {tmpfs:?}"
+        );
     }
     let ulimits = host.ulimits.expect("ulimits");
-    let fsize = ulimits.iter().find(|u| u.name.as_deref() == Some("fsize")).expect("fsize ulimit");
-    assert_eq!(fsize.hard, Some(20 * 1024 * 1024), "the container bound is the tmpfs size");
-    let blocks = sandbox.run(&Command::new(["sh", "-c", "ulimit -f"])).await.expect("ulimit -f");
-    assert_eq!(String::from_utf8_lossy(&blocks.stdout).trim(), (3 * 1024 * 1024 / 512).to_string(), "the command's own bound");
-    let nproc = ulimits.iter().find(|u| u.name.as_deref() == Some("nproc")).expect("nproc ulimit");
-    assert_eq!(nproc.hard, Some(40 + 8), "the command's own limit is set by the exec wrapper");
-    let limit = sandbox.run(&Command::new(["sh", "-c", "ulimit -p"])).await.expect("ulimit");
+    let fsize = ulimits
+        .iter()
+        .find(|u| u.name.as_deref() == Some("fsize"))
+        .expect("fsize ulimit");
+    assert_eq!(
+        fsize.hard,
+        Some(20 * 1024 * 1024),
+        "the container bound is the tmpfs size"
+    );
+    let blocks = sandbox
+        .run(&Command::new(["sh", "-c", "ulimit -f"]))
+        .await
+        .expect("ulimit -f");
+    assert_eq!(
+        String::from_utf8_lossy(&blocks.stdout).trim(),
+        (3 * 1024 * 1024 / 512).to_string(),
+        "the command's own bound"
+    );
+    let nproc = ulimits
+        .iter()
+        .find(|u| u.name.as_deref() == Some("nproc"))
+        .expect("nproc ulimit");
+    assert_eq!(
+        nproc.hard,
+        Some(40 + 8),
+        "the command's own limit is set by the exec wrapper"
+    );
+    let limit = sandbox
+        .run(&Command::new(["sh", "-c", "ulimit -p"]))
+        .await
+        .expect("ulimit");
     assert_eq!(String::from_utf8_lossy(&limit.stdout).trim(), "40");
     let log = host.log_config.expect("log config");
-    assert_eq!(log.config.and_then(|c| c.get("max-size").cloned()).as_deref(), Some("1m"));
+    assert_eq!(
+        log.config
+            .and_then(|c| c.get("max-size").cloned())
+            .as_deref(),
+        Some("1m")
+    );
 
     // From inside: gVisor's kernel, as the unprivileged student.
     let dmesg = sandbox.run(&Command::new(["dmesg"])).await.expect("dmesg");
-    assert!(String::from_utf8_lossy(&dmesg.stdout).contains("Starting gVisor"), "{dmesg:?}");
+    assert!(
+        String::from_utf8_lossy(&dmesg.stdout).contains("Starting gVisor"),
+        "{dmesg:?}"
+    );
     let id = sandbox.run(&Command::new(["id", "-u"])).await.expect("id");
     assert_eq!(String::from_utf8_lossy(&id.stdout).trim(), "1000");
-    let grader = sandbox.run(&Command { user: User::Grader, ..Command::new(["id", "-u"]) }).await.expect("id");
+    let grader = sandbox
+        .run(&Command {
+            user: User::Grader,
+            ..Command::new(["id", "-u"])
+        })
+        .await
+        .expect("id");
     assert_eq!(String::from_utf8_lossy(&grader.stdout).trim(), "1001");
     sandbox.teardown().await;
     support::assert_no_leftovers(&docker, &batch).await;
@@ -207,26 +314,55 @@ async fn container_runs_under_runsc_with_no_network_and_the_limits_asked() {
 async fn nothing_a_command_starts_outlives_it() {
     let docker = support::docker().await;
     let batch = support::batch_id("survivors");
-    let limits = Limits { wall_time: Duration::from_secs(2), ..Limits::default() };
-    let sandbox = support::sandbox(&docker, SandboxSpec { limits, ..SandboxSpec::new(IMAGE) }, &batch).await;
+    let limits = Limits {
+        wall_time: Duration::from_secs(2),
+        ..Limits::default()
+    };
+    let sandbox = support::sandbox(
+        &docker,
+        SandboxSpec {
+            limits,
+            ..SandboxSpec::new(IMAGE)
+        },
+        &batch,
+    )
+    .await;
     // A daemon that outlives a command which exits at once.
-    let detached = Command::new(["sh", "-c", "(sleep 3; echo late > /work/after-exit) >/dev/null 2>&1 & exit 0"]);
+    let detached = Command::new([
+        "sh",
+        "-c",
+        "(sleep 3; echo late > /work/after-exit) >/dev/null 2>&1 & exit 0",
+    ]);
     let outcome = sandbox.run(&detached).await.expect("run");
     assert_eq!(outcome.exit_code, Some(0));
     // A child of a command killed at its deadline.
-    let overrun = Command::new(["sh", "-c", "(sleep 3; echo late > /work/after-deadline) & sleep 600"]);
+    let overrun = Command::new([
+        "sh",
+        "-c",
+        "(sleep 3; echo late > /work/after-deadline) & sleep 600",
+    ]);
     let outcome = sandbox.run(&overrun).await.expect("run");
     assert!(outcome.timed_out, "{outcome:?}");
     // A command that kills the wrapper above it, leaving its child behind
     // with its output detached, so the exec ends at once.
-    let orphan =
-        Command::new(["sh", "-c", "(sleep 3; echo late > /work/after-orphan) >/dev/null 2>&1 & kill -9 $PPID"]);
+    let orphan = Command::new([
+        "sh",
+        "-c",
+        "(sleep 3; echo late > /work/after-orphan) >/dev/null 2>&1 & kill -9 $PPID",
+    ]);
     let outcome = sandbox.run(&orphan).await.expect("run");
     assert_eq!(outcome.signal.as_deref(), Some("SIGKILL"), "{outcome:?}");
     tokio::time::sleep(Duration::from_secs(4)).await;
-    for file in ["/work/after-exit", "/work/after-deadline", "/work/after-orphan"] {
+    for file in [
+        "/work/after-exit",
+        "/work/after-deadline",
+        "/work/after-orphan",
+    ] {
         let read = sandbox.read_file(file, 100, User::Grader).await;
-        assert!(matches!(read, Err(SandboxError::NotFound(_))), "{file}: {read:?}");
+        assert!(
+            matches!(read, Err(SandboxError::NotFound(_))),
+            "{file}: {read:?}"
+        );
     }
     sandbox.teardown().await;
     support::assert_no_leftovers(&docker, &batch).await;
@@ -237,7 +373,10 @@ async fn read_back_refuses_links_and_fifos_and_caps_size() {
     let docker = support::docker().await;
     let batch = support::batch_id("readback");
     let sandbox = support::sandbox(&docker, SandboxSpec::new(IMAGE), &batch).await;
-    sandbox.write_file("/grader/secret", b"s3cret".to_vec(), Owner::Grader, true).await.expect("write");
+    sandbox
+        .write_file("/grader/secret", b"s3cret".to_vec(), Owner::Grader, true)
+        .await
+        .expect("write");
     let plant = Command::new([
         "sh",
         "-c",
@@ -246,19 +385,44 @@ async fn read_back_refuses_links_and_fifos_and_caps_size() {
     ]);
     assert_eq!(sandbox.run(&plant).await.expect("plant").exit_code, Some(0));
     let link = sandbox.read_file("/work/out", 100, User::Grader).await;
-    assert!(matches!(link, Err(SandboxError::Invalid(ref m)) if m.contains("symbolic link")), "{link:?}");
-    let through = sandbox.read_file("/work/d/up/secret", 100, User::Grader).await;
-    assert!(matches!(through, Err(SandboxError::Invalid(ref m)) if m.contains("symbolic link")), "{through:?}");
+    assert!(
+        matches!(link, Err(SandboxError::Invalid(ref m)) if m.contains("symbolic link")),
+        "{link:?}"
+    );
+    let through = sandbox
+        .read_file("/work/d/up/secret", 100, User::Grader)
+        .await;
+    assert!(
+        matches!(through, Err(SandboxError::Invalid(ref m)) if m.contains("symbolic link")),
+        "{through:?}"
+    );
     let started = std::time::Instant::now();
     let fifo = sandbox.read_file("/work/fifo", 100, User::Grader).await;
-    assert!(matches!(fifo, Err(SandboxError::Invalid(ref m)) if m.contains("not a regular file")), "{fifo:?}");
-    assert!(started.elapsed() < Duration::from_secs(5), "reading a FIFO blocked");
-    let (bytes, truncated) = sandbox.read_file("/work/big", 1000, User::Grader).await.expect("read");
+    assert!(
+        matches!(fifo, Err(SandboxError::Invalid(ref m)) if m.contains("not a regular file")),
+        "{fifo:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "reading a FIFO blocked"
+    );
+    let (bytes, truncated) = sandbox
+        .read_file("/work/big", 1000, User::Grader)
+        .await
+        .expect("read");
     assert_eq!((bytes.len(), truncated), (1000, true));
-    let (bytes, truncated) = sandbox.read_file("/grader/secret", 1000, User::Grader).await.expect("read");
+    let (bytes, truncated) = sandbox
+        .read_file("/grader/secret", 1000, User::Grader)
+        .await
+        .expect("read");
     assert_eq!((bytes.as_slice(), truncated), (b"s3cret".as_slice(), false));
-    let denied = sandbox.read_file("/grader/secret", 1000, User::Student).await;
-    assert!(denied.is_err(), "the student read a grader-only file: {denied:?}");
+    let denied = sandbox
+        .read_file("/grader/secret", 1000, User::Student)
+        .await;
+    assert!(
+        denied.is_err(),
+        "the student read a grader-only file: {denied:?}"
+    );
     sandbox.teardown().await;
     support::assert_no_leftovers(&docker, &batch).await;
 }
@@ -271,12 +435,27 @@ async fn placed_files_keep_owner_mode_and_bytes() {
     let host = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir(host.path().join("sub")).expect("mkdir");
     std::fs::write(host.path().join("sub/test_a.py"), "assert True\n").expect("write");
-    let big: Vec<u8> = (0..(20 * 1024 * 1024)).map(|i: u32| (i % 251) as u8).collect();
+    let big: Vec<u8> = (0..(20 * 1024 * 1024))
+        .map(|i: u32| (i % 251) as u8)
+        .collect();
     std::fs::write(host.path().join("big.bin"), &big).expect("write");
-    sandbox.copy_dir_in(host.path(), "/assets/course", Owner::Root, true).await.expect("copy assets");
-    sandbox.copy_dir_in(host.path(), "/work", Owner::Student, false).await.expect("copy submission");
-    let entry = FileEntry { path: "answer.txt".into(), source: Some(EntrySource::Bytes(b"42\n".to_vec())), executable: false };
-    sandbox.copy_in("/grader/keys", vec![entry], Owner::Grader, true).await.expect("copy grader file");
+    sandbox
+        .copy_dir_in(host.path(), "/assets/course", Owner::Root, true)
+        .await
+        .expect("copy assets");
+    sandbox
+        .copy_dir_in(host.path(), "/work", Owner::Student, false)
+        .await
+        .expect("copy submission");
+    let entry = FileEntry {
+        path: "answer.txt".into(),
+        source: Some(EntrySource::Bytes(b"42\n".to_vec())),
+        executable: false,
+    };
+    sandbox
+        .copy_in("/grader/keys", vec![entry], Owner::Grader, true)
+        .await
+        .expect("copy grader file");
 
     let probe = Command::new([
         "python3",
@@ -299,7 +478,10 @@ check("edit own file", lambda: open("/work/sub/test_a.py", "a").write("x"))
     ]);
     let outcome = sandbox.run(&probe).await.expect("probe");
     let out = String::from_utf8_lossy(&outcome.stdout).to_string();
-    let digest: String = sha2::Sha256::digest(&big).iter().map(|b| format!("{b:02x}")).collect();
+    let digest: String = sha2::Sha256::digest(&big)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     for line in [
         format!("big {digest}"),
         "asset owner 0 0o444".into(),
@@ -309,12 +491,26 @@ check("edit own file", lambda: open("/work/sub/test_a.py", "a").write("x"))
         "read grader key refused".into(),
         "edit own file allowed".into(),
     ] {
-        assert!(out.contains(&line), "missing {line:?} in:\n{out}\nstderr: {}", String::from_utf8_lossy(&outcome.stderr));
+        assert!(
+            out.contains(&line),
+            "missing {line:?} in:\n{out}\nstderr: {}",
+            String::from_utf8_lossy(&outcome.stderr)
+        );
     }
-    let refused = sandbox.copy_dir_in(host.path(), "/assets/../etc", Owner::Root, true).await;
-    assert!(matches!(refused, Err(SandboxError::Invalid(ref m)) if m.contains("'..'")), "{refused:?}");
-    let refused = sandbox.copy_dir_in(host.path(), "/grader/x", Owner::Student, true).await;
-    assert!(matches!(refused, Err(SandboxError::Invalid(ref m)) if m.contains("outside")), "{refused:?}");
+    let refused = sandbox
+        .copy_dir_in(host.path(), "/assets/../etc", Owner::Root, true)
+        .await;
+    assert!(
+        matches!(refused, Err(SandboxError::Invalid(ref m)) if m.contains("'..'")),
+        "{refused:?}"
+    );
+    let refused = sandbox
+        .copy_dir_in(host.path(), "/grader/x", Owner::Student, true)
+        .await;
+    assert!(
+        matches!(refused, Err(SandboxError::Invalid(ref m)) if m.contains("outside")),
+        "{refused:?}"
+    );
     sandbox.teardown().await;
     support::assert_no_leftovers(&docker, &batch).await;
 }
@@ -324,11 +520,22 @@ async fn stdin_reaches_the_command_and_ends() {
     let docker = support::docker().await;
     let batch = support::batch_id("stdin");
     let sandbox = support::sandbox(&docker, SandboxSpec::new(IMAGE), &batch).await;
-    let input: Vec<u8> = (0..3_000_000u32).map(|i| b"abc\n"[(i % 4) as usize]).collect();
-    let command = Command { stdin: input.clone(), ..Command::new(["wc", "-c"]) };
+    let input: Vec<u8> = (0..3_000_000u32)
+        .map(|i| b"abc\n"[(i % 4) as usize])
+        .collect();
+    let command = Command {
+        stdin: input.clone(),
+        ..Command::new(["wc", "-c"])
+    };
     let outcome = sandbox.run(&command).await.expect("run");
-    assert_eq!(String::from_utf8_lossy(&outcome.stdout).trim(), input.len().to_string());
-    let echo = Command { stdin: b"hello\n".to_vec(), ..Command::new(["cat"]) };
+    assert_eq!(
+        String::from_utf8_lossy(&outcome.stdout).trim(),
+        input.len().to_string()
+    );
+    let echo = Command {
+        stdin: b"hello\n".to_vec(),
+        ..Command::new(["cat"])
+    };
     assert_eq!(sandbox.run(&echo).await.expect("run").stdout, b"hello\n");
     sandbox.teardown().await;
     support::assert_no_leftovers(&docker, &batch).await;
@@ -338,14 +545,36 @@ async fn stdin_reaches_the_command_and_ends() {
 async fn out_of_memory_loses_the_sandbox_and_later_calls_say_so() {
     let docker = support::docker().await;
     let batch = support::batch_id("oom");
-    let limits = Limits { memory_bytes: 128 * MIB, wall_time: Duration::from_secs(30), ..Limits::default() };
-    let sandbox = support::sandbox(&docker, SandboxSpec { limits, ..SandboxSpec::new(IMAGE) }, &batch).await;
-    let bomb = Command::new(["python3", "-c", "b = []\nwhile True: b.append(bytearray(1 << 20))"]);
+    let limits = Limits {
+        memory_bytes: 128 * MIB,
+        wall_time: Duration::from_secs(30),
+        ..Limits::default()
+    };
+    let sandbox = support::sandbox(
+        &docker,
+        SandboxSpec {
+            limits,
+            ..SandboxSpec::new(IMAGE)
+        },
+        &batch,
+    )
+    .await;
+    let bomb = Command::new([
+        "python3",
+        "-c",
+        "b = []\nwhile True: b.append(bytearray(1 << 20))",
+    ]);
     let outcome = sandbox.run(&bomb).await.expect("run");
-    assert!(outcome.out_of_memory && outcome.sandbox_lost && !outcome.timed_out, "{outcome:?}");
+    assert!(
+        outcome.out_of_memory && outcome.sandbox_lost && !outcome.timed_out,
+        "{outcome:?}"
+    );
     assert_eq!(Verdict::of_outcome(&outcome), Some(Verdict::MemoryLimit));
     let next = sandbox.run(&Command::new(["true"])).await;
-    assert!(matches!(next, Err(SandboxError::Lost { ref reason }) if reason.contains("memory")), "{next:?}");
+    assert!(
+        matches!(next, Err(SandboxError::Lost { ref reason }) if reason.contains("memory")),
+        "{next:?}"
+    );
     sandbox.teardown().await;
     support::assert_no_leftovers(&docker, &batch).await;
 }
@@ -357,10 +586,17 @@ async fn host_environment_never_reaches_the_sandbox() {
         .args(["sandbox", "run", "--image", IMAGE, "--", "env"])
         .output()
         .expect("running agh");
-    assert!(output.status.success(), "agh failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "agh failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let printed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     let env = printed["stdout"].as_str().expect("stdout");
     assert!(env.contains("USER=student"), "{env}");
-    assert!(!env.contains("canary-7f3a") && !env.contains("AGH_TEST_CANARY"), "host env leaked: {env}");
+    assert!(
+        !env.contains("canary-7f3a") && !env.contains("AGH_TEST_CANARY"),
+        "host env leaked: {env}"
+    );
     assert_eq!(printed["runtime"], "runsc");
 }

@@ -12,36 +12,57 @@ pub const IMAGE: &str = "agh/python-c:1";
 pub async fn docker() -> agh::sandbox::Docker {
     match sandbox::connect().await {
         Ok(docker) => docker,
-        Err(err) => panic!("these tests need Docker with runsc: {err}\nrun `sudo scripts/setup` first"),
+        Err(err) => {
+            panic!("these tests need Docker with runsc: {err}\nrun `sudo scripts/setup` first")
+        }
     }
 }
 
 /// A batch label unique to this test process and call.
 pub fn batch_id(test: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    format!("test-{}-{test}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "test-{}-{test}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Creates a sandbox labelled with `batch`, failing the test loudly.
 pub async fn sandbox(docker: &agh::sandbox::Docker, spec: SandboxSpec, batch: &str) -> Sandbox {
     let spec = spec.labelled(batch, "case");
-    Sandbox::create(docker, spec).await.unwrap_or_else(|err| panic!("creating a sandbox failed: {err}"))
+    Sandbox::create(docker, spec)
+        .await
+        .unwrap_or_else(|err| panic!("creating a sandbox failed: {err}"))
 }
 
 /// Asserts no container labelled with `batch` is left (removing any found,
 /// so one failure does not leak into the next run).
 pub async fn assert_no_leftovers(docker: &agh::sandbox::Docker, batch: &str) {
-    let left = sandbox::remove_labelled_containers(docker, Some(batch)).await.expect("listing containers");
-    assert_eq!(left, 0, "{left} container(s) of batch {batch} outlived their teardown");
+    let left = sandbox::remove_labelled_containers(docker, Some(batch))
+        .await
+        .expect("listing containers");
+    assert_eq!(
+        left, 0,
+        "{left} container(s) of batch {batch} outlived their teardown"
+    );
 }
 
 /// The `agh` binary built beside this test binary (`cargo build` first).
 pub fn agh_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target directory");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory");
     let agh = dir.join("agh");
     let modified = |path: &std::path::Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    let built = modified(&agh).unwrap_or_else(|| panic!("{} is missing: run `cargo build -p agh` first", agh.display()));
+    let built = modified(&agh).unwrap_or_else(|| {
+        panic!(
+            "{} is missing: run `cargo build -p agh` first",
+            agh.display()
+        )
+    });
     // `cargo test` rebuilds the library but not the binary: refuse a binary
     // older than the library the tests were built against.
     let newest_lib = std::fs::read_dir(dir.join("deps"))
@@ -51,12 +72,19 @@ pub fn agh_binary() -> PathBuf {
         .filter_map(|e| modified(&e.path()))
         .max();
     if let Some(lib) = newest_lib {
-        assert!(built >= lib, "{} is older than the agh library: run `cargo build -p agh` (scripts/test does)", agh.display());
+        assert!(
+            built >= lib,
+            "{} is older than the agh library: run `cargo build -p agh` (scripts/test does)",
+            agh.display()
+        );
     }
     agh
 }
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
 }
