@@ -62,6 +62,16 @@ impl Grader for Misbehaving {
                 let run = Cmd::new(["sh", "/work/probe.sh"]).run().map_err(agh_grader::describe_error)?;
                 vec![Test::new("probe", 1.0).passed(&run.stdout_text())]
             }
+            // Three trivial commands: the unit of work of the batch benchmark.
+            "three-commands" => {
+                let mut tests = Vec::new();
+                for i in 0..3 {
+                    let run = Cmd::new(["true"]).run().map_err(agh_grader::describe_error)?;
+                    let test = Test::new(&format!("command {i}"), 1.0);
+                    tests.push(if run.succeeded() { test.passed("") } else { test.failed_with(&run, "failed") });
+                }
+                tests
+            }
             "loop" => loop {
                 std::hint::black_box(0);
             },

@@ -159,6 +159,7 @@ impl OutputDir {
         write_atomic(path, &identity_file, &bytes)
             .map_err(io(format!("writing {}", identity_file.display())))?;
         let journal = OpenOptions::new()
+            .create(true)
             .append(true)
             .open(&journal_path)
             .map_err(io("opening the journal"))?;
@@ -280,6 +281,14 @@ mod tests {
             OutputDir::open(dir.path(), "c", "other", true, false),
             Err(OutputError::OtherGrader { .. })
         ));
+    }
+
+    #[test]
+    fn resume_on_a_fresh_folder_starts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut out = OutputDir::open(&dir.path().join("new"), "a", "sha", true, false).unwrap();
+        out.record(&result("first", Status::Graded)).unwrap();
+        assert!(out.is_done("first", ""));
     }
 
     #[test]
