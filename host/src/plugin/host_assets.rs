@@ -11,14 +11,10 @@ pub const MAX_ASSET_READ_BYTES: u64 = 16 * 1024 * 1024;
 impl Host for GraderState {
     async fn list_files(&mut self, name: String) -> wasmtime::Result<Result<Vec<String>, Error>> {
         self.count_call()?;
-        let assets = match self.resolved_asset(&name)? {
-            Ok(assets) => assets,
+        let asset = match self.resolved_asset(&name)? {
+            Ok(asset) => asset,
             Err(err) => return Ok(Err(err)),
         };
-        let asset = assets
-            .iter()
-            .find(|a| a.grant.name == name)
-            .expect("resolved_asset found it");
         Ok(Ok(asset.files.iter().map(|f| f.path.clone()).collect()))
     }
 
@@ -28,14 +24,10 @@ impl Host for GraderState {
         path: String,
     ) -> wasmtime::Result<Result<Vec<u8>, Error>> {
         self.count_call()?;
-        let assets = match self.resolved_asset(&name)? {
-            Ok(assets) => assets,
+        let asset = match self.resolved_asset(&name)? {
+            Ok(asset) => asset,
             Err(err) => return Ok(Err(err)),
         };
-        let asset = assets
-            .iter()
-            .find(|a| a.grant.name == name)
-            .expect("resolved_asset found it");
         // Only files resolved (and hashed) at preflight can be read: a path
         // the grader makes up never reaches the file system.
         let Some(file) = asset.files.iter().find(|f| f.path == path) else {

@@ -141,14 +141,10 @@ impl Host for GraderState {
 
     async fn place_asset(&mut self, name: String) -> wasmtime::Result<Result<(), Error>> {
         self.count_call()?;
-        let assets = match self.resolved_asset(&name)? {
-            Ok(assets) => assets,
+        let asset = match self.resolved_asset(&name)? {
+            Ok(asset) => asset,
             Err(err) => return Ok(Err(err)),
         };
-        let asset = assets
-            .iter()
-            .find(|a| a.grant.name == name)
-            .expect("resolved_asset found it");
         let (dest, entries) = asset.placement();
         let sandbox = self.session()?.sandbox.clone();
         let started = Instant::now();
