@@ -116,12 +116,25 @@ impl GraderState {
     /// A declared, granted and resolved asset by name. An asset whose
     /// storage was down at preflight traps as an infra failure: the
     /// submission is retried, never scored without it.
-    pub(crate) fn resolved_asset(&mut self, name: &str) -> wasmtime::Result<Result<ResolvedAsset, Error>> {
-        let Some(asset) = self.session()?.assets.iter().find(|a| a.grant.name == name).cloned() else {
-            return Ok(Err(Error::Refused(format!("asset {name:?} was not declared in describe, or not granted"))));
+    pub(crate) fn resolved_asset(
+        &mut self,
+        name: &str,
+    ) -> wasmtime::Result<Result<ResolvedAsset, Error>> {
+        let Some(asset) = self
+            .session()?
+            .assets
+            .iter()
+            .find(|a| a.grant.name == name)
+            .cloned()
+        else {
+            return Ok(Err(Error::Refused(format!(
+                "asset {name:?} was not declared in describe, or not granted"
+            ))));
         };
         match &asset.unavailable {
-            Some(why) => Err(wasmtime::Error::new(InfraFailure(format!("asset {name:?} is unavailable: {why}")))),
+            Some(why) => Err(wasmtime::Error::new(InfraFailure(format!(
+                "asset {name:?} is unavailable: {why}"
+            )))),
             None => Ok(Ok(asset)),
         }
     }

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use sha2::Digest;
 
-use crate::support::{self, IMAGE};
+use crate::support::{self, Fixture, IMAGE};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -207,8 +207,6 @@ async fn adversarial_commands_reach_their_verdicts() {
 
 #[tokio::test]
 async fn container_runs_under_runsc_with_no_network_and_the_limits_asked() {
-    let docker = support::docker().await;
-    let batch = support::batch_id("mechanism");
     let limits = Limits {
         memory_bytes: 200 * MIB,
         processes: 40,
@@ -217,11 +215,8 @@ async fn container_runs_under_runsc_with_no_network_and_the_limits_asked() {
         tmpfs_bytes: 20 * MIB,
         ..Limits::default()
     };
-    let spec = SandboxSpec {
-        limits,
-        ..SandboxSpec::new(IMAGE)
-    };
-    let sandbox = support::sandbox(&docker, spec, &batch).await;
+    let fixture = Fixture::new("mechanism", limits).await;
+    let sandbox = &fixture.sandbox;
     let inspect = sandbox.inspect().await.expect("inspect");
     let host = inspect.host_config.expect("host config");
     assert_eq!(host.runtime.as_deref(), Some("runsc"));
@@ -306,27 +301,17 @@ async fn container_runs_under_runsc_with_no_network_and_the_limits_asked() {
         .await
         .expect("id");
     assert_eq!(String::from_utf8_lossy(&grader.stdout).trim(), "1001");
-    sandbox.teardown().await;
-    support::assert_no_leftovers(&docker, &batch).await;
+    fixture.finish().await;
 }
 
 #[tokio::test]
 async fn nothing_a_command_starts_outlives_it() {
-    let docker = support::docker().await;
-    let batch = support::batch_id("survivors");
     let limits = Limits {
         wall_time: Duration::from_secs(2),
         ..Limits::default()
     };
-    let sandbox = support::sandbox(
-        &docker,
-        SandboxSpec {
-            limits,
-            ..SandboxSpec::new(IMAGE)
-        },
-        &batch,
-    )
-    .await;
+    let fixture = Fixture::new("survivors", limits).await;
+    let sandbox = &fixture.sandbox;
     // A daemon that outlives a command which exits at once.
     let detached = Command::new([
         "sh",
@@ -364,15 +349,13 @@ async fn nothing_a_command_starts_outlives_it() {
             "{file}: {read:?}"
         );
     }
-    sandbox.teardown().await;
-    support::assert_no_leftovers(&docker, &batch).await;
+    fixture.finish().await;
 }
 
 #[tokio::test]
 async fn read_back_refuses_links_and_fifos_and_caps_size() {
-    let docker = support::docker().await;
-    let batch = support::batch_id("readback");
-    let sandbox = support::sandbox(&docker, SandboxSpec::new(IMAGE), &batch).await;
+    let fixture = Fixture::new("readback", Limits::default()).await;
+    let sandbox = &fixture.sandbox;
     sandbox
         .write_file("/grader/secret", b"s3cret".to_vec(), Owner::Grader, true)
         .await
@@ -423,15 +406,13 @@ async fn read_back_refuses_links_and_fifos_and_caps_size() {
         denied.is_err(),
         "the student read a grader-only file: {denied:?}"
     );
-    sandbox.teardown().await;
-    support::assert_no_leftovers(&docker, &batch).await;
+    fixture.finish().await;
 }
 
 #[tokio::test]
 async fn placed_files_keep_owner_mode_and_bytes() {
-    let docker = support::docker().await;
-    let batch = support::batch_id("placement");
-    let sandbox = support::sandbox(&docker, SandboxSpec::new(IMAGE), &batch).await;
+    let fixture = Fixture::new("placement", Limits::default()).await;
+    let sandbox = &fixture.sandbox;
     let host = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir(host.path().join("sub")).expect("mkdir");
     std::fs::write(host.path().join("sub/test_a.py"), "assert True\n").expect("write");
@@ -511,15 +492,13 @@ check("edit own file", lambda: open("/work/sub/test_a.py", "a").write("x"))
         matches!(refused, Err(SandboxError::Invalid(ref m)) if m.contains("outside")),
         "{refused:?}"
     );
-    sandbox.teardown().await;
-    support::assert_no_leftovers(&docker, &batch).await;
+    fixture.finish().await;
 }
 
 #[tokio::test]
 async fn stdin_reaches_the_command_and_ends() {
-    let docker = support::docker().await;
-    let batch = support::batch_id("stdin");
-    let sandbox = support::sandbox(&docker, SandboxSpec::new(IMAGE), &batch).await;
+    let fixture = Fixture::new("stdin", Limits::default()).await;
+    let sandbox = &fixture.sandbox;
     let input: Vec<u8> = (0..3_000_000u32)
         .map(|i| b"abc\n"[(i % 4) as usize])
         .collect();
@@ -537,28 +516,18 @@ async fn stdin_reaches_the_command_and_ends() {
         ..Command::new(["cat"])
     };
     assert_eq!(sandbox.run(&echo).await.expect("run").stdout, b"hello\n");
-    sandbox.teardown().await;
-    support::assert_no_leftovers(&docker, &batch).await;
+    fixture.finish().await;
 }
 
 #[tokio::test]
 async fn out_of_memory_loses_the_sandbox_and_later_calls_say_so() {
-    let docker = support::docker().await;
-    let batch = support::batch_id("oom");
     let limits = Limits {
         memory_bytes: 128 * MIB,
         wall_time: Duration::from_secs(30),
         ..Limits::default()
     };
-    let sandbox = support::sandbox(
-        &docker,
-        SandboxSpec {
-            limits,
-            ..SandboxSpec::new(IMAGE)
-        },
-        &batch,
-    )
-    .await;
+    let fixture = Fixture::new("oom", limits).await;
+    let sandbox = &fixture.sandbox;
     let bomb = Command::new([
         "python3",
         "-c",
@@ -575,8 +544,7 @@ async fn out_of_memory_loses_the_sandbox_and_later_calls_say_so() {
         matches!(next, Err(SandboxError::Lost { ref reason }) if reason.contains("memory")),
         "{next:?}"
     );
-    sandbox.teardown().await;
-    support::assert_no_leftovers(&docker, &batch).await;
+    fixture.finish().await;
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use agh::sandbox::{self, Sandbox, SandboxSpec};
+use agh::sandbox::{self, Limits, Sandbox, SandboxSpec};
 
 /// The image with Python 3 and a C toolchain that scripts/setup builds.
 pub const IMAGE: &str = "agh/python-c:1";
@@ -87,4 +87,42 @@ pub fn repo_root() -> PathBuf {
         .parent()
         .expect("repo root")
         .to_path_buf()
+}
+
+/// A sandbox of [`IMAGE`] in a batch of its own, for one test.
+pub struct Fixture {
+    /// The daemon.
+    pub docker: agh::sandbox::Docker,
+    /// The batch label of the sandbox.
+    pub batch: String,
+    /// The sandbox.
+    pub sandbox: Sandbox,
+}
+
+impl Fixture {
+    /// Creates the sandbox with `limits`, failing the test loudly.
+    pub async fn new(test: &str, limits: Limits) -> Self {
+        let docker = docker().await;
+        let batch = batch_id(test);
+        let sandbox = sandbox(
+            &docker,
+            SandboxSpec {
+                limits,
+                ..SandboxSpec::new(IMAGE)
+            },
+            &batch,
+        )
+        .await;
+        Self {
+            docker,
+            batch,
+            sandbox,
+        }
+    }
+
+    /// Tears the sandbox down and asserts nothing of its batch is left.
+    pub async fn finish(self) {
+        self.sandbox.teardown().await;
+        assert_no_leftovers(&self.docker, &self.batch).await;
+    }
 }
