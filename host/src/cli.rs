@@ -151,6 +151,7 @@ struct MergeArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once; boxing buys nothing
 enum SandboxCommand {
     /// Run one command in a fresh sandbox and print the outcome as JSON.
     Run(SandboxRunArgs),
@@ -800,11 +801,10 @@ async fn grade_command(args: GradeArgs) -> ExitCode {
         Ok(batch) => batch,
         Err(err) => return batch_error_exit(&err),
     };
-    if let Ok(removed) = batch.remove_leftovers().await {
-        if removed > 0 {
+    if let Ok(removed) = batch.remove_leftovers().await
+        && removed > 0 {
             eprintln!("agh: removed {removed} container(s) left by an earlier run of this batch");
         }
-    }
     let total = submissions.len();
     let todo: Vec<Submission> = submissions
         .into_iter()
@@ -829,8 +829,8 @@ async fn grade_command(args: GradeArgs) -> ExitCode {
     let mut write_error: Option<String> = None;
     let interrupted = {
         let grading = batch.grade_all(todo, jobs, |result| {
-            if let Some(out) = output.as_mut() {
-                if let Err(err) = out.record(result) {
+            if let Some(out) = output.as_mut()
+                && let Err(err) = out.record(result) {
                     if write_error.is_none() {
                         eprintln!(
                             "agh: {err}; stopping the batch (results already written are whole)"
@@ -839,7 +839,6 @@ async fn grade_command(args: GradeArgs) -> ExitCode {
                     }
                     batch.interrupt();
                 }
-            }
             progress.record(result, args.json);
             results.push(result.clone());
         });
@@ -879,8 +878,8 @@ async fn grade_command(args: GradeArgs) -> ExitCode {
         print_table(&results);
         print_pass_rates(&results);
     }
-    if let Some(out) = &args.out {
-        if !args.formats.is_empty() && write_error.is_none() {
+    if let Some(out) = &args.out
+        && !args.formats.is_empty() && write_error.is_none() {
             match export::load_results(out) {
                 Ok(all) => {
                     for format in &args.formats {
@@ -893,7 +892,6 @@ async fn grade_command(args: GradeArgs) -> ExitCode {
                 Err(err) => eprintln!("agh: {err}"),
             }
         }
-    }
     if interrupted {
         eprintln!("agh: stopped by Ctrl-C; run the same command with --resume to continue");
         return ExitCode::from(EXIT_INTERRUPTED);

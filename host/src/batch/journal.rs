@@ -146,14 +146,13 @@ impl OutputDir {
                 plugin_sha256: plugin_sha256.into(),
             },
         };
-        let done = if resume && !regrade {
+        let continuing = resume && !regrade;
+        let done = if continuing {
             read_journal(&journal_path)?
         } else {
+            File::create(&journal_path).map_err(io("starting the journal"))?;
             HashMap::new()
         };
-        if !(resume && !regrade) {
-            File::create(&journal_path).map_err(io("starting the journal"))?;
-        }
         let bytes = serde_json::to_vec_pretty(&identity)
             .map_err(|e| io("batch.json")(std::io::Error::other(e)))?;
         write_atomic(path, &identity_file, &bytes)
