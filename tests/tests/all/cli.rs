@@ -1,0 +1,61 @@
+//! What the CLI prints, as snapshots (paths, hashes and timings filtered).
+
+use std::process::Command;
+
+use agh_tests::graders;
+
+use crate::support;
+
+fn run(args: &[&str]) -> String {
+    let root = support::repo_root();
+    let output = Command::new(support::agh_binary()).current_dir(&root).args(args).output().expect("agh");
+    format!(
+        "exit: {:?}\n--- stdout\n{}--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn settings() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"[0-9a-f]{64}", "[sha256]");
+    settings.add_filter(r"loaded   in [0-9.]+ ms \((compiled cache|compiled now)\)", "loaded   in [time]");
+    settings.add_filter(r"[0-9]+\.[0-9]s\n", "[secs]\n");
+    settings.add_filter(&regex_escape(&support::repo_root().display().to_string()), "[repo]");
+    settings
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars().map(|c| if c.is_ascii_alphanumeric() || c == '/' { c.to_string() } else { format!("\\{c}") }).collect()
+}
+
+#[test]
+fn plan_shows_what_is_asked_and_allowed() {
+    let printed = run(&["plan", "--plugin", graders::C_IO, "--config", "examples/c-course/agh.toml"]);
+    settings().bind(|| insta::assert_snapshot!(printed));
+}
+
+#[test]
+fn a_refused_grader_says_what_was_asked_and_what_is_allowed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("agh.toml");
+    std::fs::write(&config, "images = [\"agh/busybox:1\"]\non_excess = \"refuse\"\n[ceilings]\nmemory_bytes = 134217728\n")
+        .expect("config");
+    let printed = run(&["plan", "--plugin", graders::C_IO, "--config", config.to_str().expect("utf-8")]);
+    settings().bind(|| insta::assert_snapshot!(printed));
+}
+
+#[test]
+fn grade_prints_a_table_per_submission() {
+    let printed = run(&[
+        "grade",
+        "--plugin",
+        graders::C_IO,
+        "--config",
+        "examples/c-course/agh.toml",
+        "--submission",
+        "examples/c-course/submissions/02-partial",
+    ]);
+    settings().bind(|| insta::assert_snapshot!(printed));
+}
