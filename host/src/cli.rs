@@ -802,9 +802,10 @@ async fn grade_command(args: GradeArgs) -> ExitCode {
         Err(err) => return batch_error_exit(&err),
     };
     if let Ok(removed) = batch.remove_leftovers().await
-        && removed > 0 {
-            eprintln!("agh: removed {removed} container(s) left by an earlier run of this batch");
-        }
+        && removed > 0
+    {
+        eprintln!("agh: removed {removed} container(s) left by an earlier run of this batch");
+    }
     let total = submissions.len();
     let todo: Vec<Submission> = submissions
         .into_iter()
@@ -830,15 +831,14 @@ async fn grade_command(args: GradeArgs) -> ExitCode {
     let interrupted = {
         let grading = batch.grade_all(todo, jobs, |result| {
             if let Some(out) = output.as_mut()
-                && let Err(err) = out.record(result) {
-                    if write_error.is_none() {
-                        eprintln!(
-                            "agh: {err}; stopping the batch (results already written are whole)"
-                        );
-                        write_error = Some(err.to_string());
-                    }
-                    batch.interrupt();
+                && let Err(err) = out.record(result)
+            {
+                if write_error.is_none() {
+                    eprintln!("agh: {err}; stopping the batch (results already written are whole)");
+                    write_error = Some(err.to_string());
                 }
+                batch.interrupt();
+            }
             progress.record(result, args.json);
             results.push(result.clone());
         });
@@ -879,19 +879,21 @@ async fn grade_command(args: GradeArgs) -> ExitCode {
         print_pass_rates(&results);
     }
     if let Some(out) = &args.out
-        && !args.formats.is_empty() && write_error.is_none() {
-            match export::load_results(out) {
-                Ok(all) => {
-                    for format in &args.formats {
-                        if let Err(err) = export::export(&all, *format, out) {
-                            eprintln!("agh: exporting {format:?}: {err}");
-                            write_error = Some(err.to_string());
-                        }
+        && !args.formats.is_empty()
+        && write_error.is_none()
+    {
+        match export::load_results(out) {
+            Ok(all) => {
+                for format in &args.formats {
+                    if let Err(err) = export::export(&all, *format, out) {
+                        eprintln!("agh: exporting {format:?}: {err}");
+                        write_error = Some(err.to_string());
                     }
                 }
-                Err(err) => eprintln!("agh: {err}"),
             }
+            Err(err) => eprintln!("agh: {err}"),
         }
+    }
     if interrupted {
         eprintln!("agh: stopped by Ctrl-C; run the same command with --resume to continue");
         return ExitCode::from(EXIT_INTERRUPTED);

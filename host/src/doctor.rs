@@ -83,9 +83,10 @@ pub async fn run_checks(images: &[String]) -> Vec<Check> {
         }
     }
     if checks.iter().all(|c| c.ok)
-        && let Some(image) = present.first() {
-            checks.push(check_gvisor_inside(&docker, image).await);
-        }
+        && let Some(image) = present.first()
+    {
+        checks.push(check_gvisor_inside(&docker, image).await);
+    }
     checks
 }
 

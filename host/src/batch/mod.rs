@@ -32,6 +32,16 @@ pub const MAX_CONSECUTIVE_PLUGIN_ERRORS: usize = 5;
 /// Attempts for a submission that hits an infra error.
 pub const INFRA_ATTEMPTS: u32 = 3;
 
+/// A submission whose sandbox is created and holds its files.
+struct Prepared {
+    name: String,
+    dir: std::path::PathBuf,
+    submission_sha256: String,
+    sandbox: Arc<Sandbox>,
+    /// Time spent creating and filling the sandbox.
+    setup: Duration,
+}
+
 /// Why a batch could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
@@ -218,14 +228,19 @@ impl Batch {
     }
 
     /// Grades `submissions` with up to `jobs` at once, calling `done` with
-    /// each result as it finishes. Submissions not started because the
-    /// batch stopped or was interrupted get no result.
+    /// each result as it finishes. One more submission than `jobs` is in
+    /// flight: its sandbox is created and filled while the others grade, and
+    /// it starts grading the moment one of them ends. Submissions not started
+    /// because the batch stopped or was interrupted get no result.
     pub async fn grade_all(
         &self,
         submissions: Vec<Submission>,
         jobs: usize,
         mut done: impl FnMut(&SubmissionResult),
     ) {
+        let jobs = jobs.max(1);
+        let grading = tokio::sync::Semaphore::new(jobs);
+        let grading = &grading;
         let mut results = futures_util::stream::iter(submissions)
             .map(|submission| async move {
                 if self.stopped() || self.interrupted() {
@@ -238,12 +253,22 @@ impl Batch {
                         why,
                     ));
                 }
+                let prepared = self
+                    .prepare_submission(&submission.name, &submission.dir)
+                    .await;
+                let _slot = grading.acquire().await.ok()?;
+                if self.stopped() || self.interrupted() {
+                    if let Ok(prepared) = prepared {
+                        prepared.sandbox.teardown().await;
+                    }
+                    return None;
+                }
                 Some(
-                    self.grade_with_retries(&submission.name, &submission.dir)
+                    self.grade_with_retries(&submission.name, &submission.dir, prepared)
                         .await,
                 )
             })
-            .buffer_unordered(jobs.max(1));
+            .buffer_unordered(jobs + 1);
         while let Some(result) = results.next().await {
             if let Some(result) = result {
                 done(&result);
@@ -251,10 +276,22 @@ impl Batch {
         }
     }
 
-    async fn grade_with_retries(&self, name: &str, dir: &Path) -> SubmissionResult {
+    /// Grades a prepared submission, preparing it again for each retry of
+    /// an infra error.
+    async fn grade_with_retries(
+        &self,
+        name: &str,
+        dir: &Path,
+        first: Result<Prepared, SubmissionResult>,
+    ) -> SubmissionResult {
         let mut attempt = 1;
+        let mut prepared = Some(first);
         loop {
-            let result = self.grade_named(name, dir).await;
+            let result = match prepared.take() {
+                Some(Ok(ready)) => self.grade_prepared(ready).await,
+                Some(Err(failed)) => failed,
+                None => self.grade_named(name, dir).await,
+            };
             match result.status {
                 Status::InfraError if attempt < INFRA_ATTEMPTS => {
                     tracing::warn!(submission = %result.submission, error = ?result.error, attempt, "infra error; retrying");
@@ -290,11 +327,25 @@ impl Batch {
 
     /// Grades one submission folder in a fresh sandbox.
     pub async fn grade_named(&self, name: &str, dir: &Path) -> SubmissionResult {
+        match self.prepare_submission(name, dir).await {
+            Ok(prepared) => self.grade_prepared(prepared).await,
+            Err(failed) => failed,
+        }
+    }
+
+    /// Creates a submission's sandbox and copies the submission in.
+    ///
+    /// # Errors
+    /// The result to report when that fails (an infra error, or a
+    /// submission that cannot be accepted).
+    async fn prepare_submission(
+        &self,
+        name: &str,
+        dir: &Path,
+    ) -> Result<Prepared, SubmissionResult> {
         let name = name.to_string();
-        let submission_sha256 = match submission_digest(dir) {
-            Ok(digest) => digest,
-            Err(err) => return SubmissionResult::failed(&name, Status::InvalidSubmission, err),
-        };
+        let submission_sha256 = submission_digest(dir)
+            .map_err(|err| SubmissionResult::failed(&name, Status::InvalidSubmission, err))?;
         let started = Instant::now();
         let effective = &self.plan.effective;
         let spec = SandboxSpec {
@@ -306,11 +357,11 @@ impl Batch {
         let sandbox = match Sandbox::create(&self.docker, spec).await {
             Ok(sandbox) => Arc::new(sandbox),
             Err(err) => {
-                return SubmissionResult::failed(
+                return Err(SubmissionResult::failed(
                     &name,
                     Status::InfraError,
                     format!("creating the sandbox: {err}"),
-                );
+                ));
             }
         };
         if let Err(err) = sandbox
@@ -323,13 +374,33 @@ impl Batch {
             } else {
                 Status::InvalidSubmission
             };
-            return SubmissionResult::failed(
+            return Err(SubmissionResult::failed(
                 &name,
                 status,
                 format!("copying the submission in: {err}"),
-            );
+            ));
         }
-        let setup = started.elapsed();
+        Ok(Prepared {
+            name,
+            dir: dir.to_path_buf(),
+            submission_sha256,
+            sandbox,
+            setup: started.elapsed(),
+        })
+    }
+
+    /// Grades a prepared submission and tears its sandbox down.
+    async fn grade_prepared(&self, prepared: Prepared) -> SubmissionResult {
+        let Prepared {
+            name,
+            dir,
+            submission_sha256,
+            sandbox,
+            setup,
+        } = prepared;
+        let dir = dir.as_path();
+        let started = Instant::now();
+        let effective = &self.plan.effective;
         let submission_dir =
             match cap_std::fs::Dir::open_ambient_dir(dir, cap_std::ambient_authority()) {
                 Ok(d) => d,
@@ -358,7 +429,7 @@ impl Batch {
         sandbox.teardown().await;
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let timings = Timings {
-            total_ms: ms(started.elapsed()),
+            total_ms: ms(setup + started.elapsed()),
             sandbox_setup_ms: ms(setup),
             grade_ms: ms(run.call_time),
             grader_own_us: u64::try_from(run.call_time.saturating_sub(run.host_time).as_micros())

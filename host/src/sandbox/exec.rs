@@ -326,22 +326,25 @@ impl Sandbox {
         // wrapper itself may have been killed by the student, leaving its
         // children) and look at why it failed. A clean exit skips this: the
         // wrapper has already killed everything.
-        if raw.end != ExecEnd::SandboxStopped && outcome.exit_code != Some(0)
-            && let Some(survey) = self.kill_and_survey(command.user).await? {
-                let limit = usize::try_from(limits.processes).unwrap_or(usize::MAX);
-                outcome.process_limit_reached =
-                    raw.end != ExecEnd::Finished && survey.processes + 1 >= limit;
-                outcome.storage_full = survey.storage_full;
-            }
+        if raw.end != ExecEnd::SandboxStopped
+            && outcome.exit_code != Some(0)
+            && let Some(survey) = self.kill_and_survey(command.user).await?
+        {
+            let limit = usize::try_from(limits.processes).unwrap_or(usize::MAX);
+            outcome.process_limit_reached =
+                raw.end != ExecEnd::Finished && survey.processes + 1 >= limit;
+            outcome.storage_full = survey.storage_full;
+        }
         outcome.wall_time = raw.started.elapsed();
         outcome.signal = outcome.exit_code.and_then(signal_of_status);
         if self.ensure_alive().is_err() {
             outcome.sandbox_lost = true;
         } else if (raw.end != ExecEnd::Finished || outcome.exit_code.is_none_or(|c| c > 128))
-            && let Some(oom) = self.check_alive().await? {
-                outcome.sandbox_lost = true;
-                outcome.out_of_memory = oom;
-            }
+            && let Some(oom) = self.check_alive().await?
+        {
+            outcome.sandbox_lost = true;
+            outcome.out_of_memory = oom;
+        }
         outcome.stdout = raw.stdout;
         outcome.stderr = raw.stderr;
         Ok(outcome)

@@ -8,7 +8,11 @@ use crate::support;
 
 fn run(args: &[&str]) -> String {
     let root = support::repo_root();
-    let output = Command::new(support::agh_binary()).current_dir(&root).args(args).output().expect("agh");
+    let output = Command::new(support::agh_binary())
+        .current_dir(&root)
+        .args(args)
+        .output()
+        .expect("agh");
     format!(
         "exit: {:?}\n--- stdout\n{}--- stderr\n{}",
         output.status.code(),
@@ -20,19 +24,39 @@ fn run(args: &[&str]) -> String {
 fn settings() -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(r"[0-9a-f]{64}", "[sha256]");
-    settings.add_filter(r"loaded   in [0-9.]+ ms \((compiled cache|compiled now)\)", "loaded   in [time]");
+    settings.add_filter(
+        r"loaded   in [0-9.]+ ms \((compiled cache|compiled now)\)",
+        "loaded   in [time]",
+    );
     settings.add_filter(r"[0-9]+\.[0-9]s\n", "[secs]\n");
-    settings.add_filter(&regex_escape(&support::repo_root().display().to_string()), "[repo]");
+    settings.add_filter(
+        &regex_escape(&support::repo_root().display().to_string()),
+        "[repo]",
+    );
     settings
 }
 
 fn regex_escape(text: &str) -> String {
-    text.chars().map(|c| if c.is_ascii_alphanumeric() || c == '/' { c.to_string() } else { format!("\\{c}") }).collect()
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '/' {
+                c.to_string()
+            } else {
+                format!("\\{c}")
+            }
+        })
+        .collect()
 }
 
 #[test]
 fn plan_shows_what_is_asked_and_allowed() {
-    let printed = run(&["plan", "--plugin", graders::C_IO, "--config", "examples/c-course/agh.toml"]);
+    let printed = run(&[
+        "plan",
+        "--plugin",
+        graders::C_IO,
+        "--config",
+        "examples/c-course/agh.toml",
+    ]);
     settings().bind(|| insta::assert_snapshot!(printed));
 }
 
@@ -42,7 +66,13 @@ fn a_refused_grader_says_what_was_asked_and_what_is_allowed() {
     let config = dir.path().join("agh.toml");
     std::fs::write(&config, "images = [\"agh/busybox:1\"]\non_excess = \"refuse\"\n[ceilings]\nmemory_bytes = 134217728\n")
         .expect("config");
-    let printed = run(&["plan", "--plugin", graders::C_IO, "--config", config.to_str().expect("utf-8")]);
+    let printed = run(&[
+        "plan",
+        "--plugin",
+        graders::C_IO,
+        "--config",
+        config.to_str().expect("utf-8"),
+    ]);
     settings().bind(|| insta::assert_snapshot!(printed));
 }
 
