@@ -4,6 +4,7 @@
 
 pub mod intake;
 pub mod journal;
+pub mod merge;
 
 pub use intake::Submission;
 pub use journal::{BATCH_FILE, OutputDir, OutputError};
@@ -548,4 +549,21 @@ pub fn submission_digest(dir: &Path) -> Result<String, String> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect())
+}
+
+/// The default number of submissions graded at once: two per core (a
+/// submission waits on Docker as much as it computes), but no more than one
+/// per GiB of memory.
+#[must_use]
+pub fn default_jobs() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let memory_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<usize>().ok())
+        })
+        .map_or(cores, |kib| (kib / (1024 * 1024)).max(1));
+    (cores * 2).min(memory_gib).max(1)
 }

@@ -64,19 +64,24 @@ pub fn agh_binary() -> PathBuf {
         )
     });
     // `cargo test` rebuilds the library but not the binary: refuse a binary
-    // older than the library the tests were built against.
-    let newest_lib = std::fs::read_dir(dir.join("deps"))
-        .expect("deps folder")
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("libagh-"))
-        .filter_map(|e| modified(&e.path()))
-        .max();
-    if let Some(lib) = newest_lib {
-        assert!(
-            built >= lib,
-            "{} is older than the agh library: run `cargo build -p agh` (scripts/test does)",
-            agh.display()
-        );
+    // older than any of the host's sources.
+    let mut pending = vec![repo_root().join("host")];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir)
+            .expect("host sources")
+            .filter_map(Result::ok)
+        {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if modified(&path).is_some_and(|source| source > built) {
+                panic!(
+                    "{} is older than {}: run `cargo build -p agh` (scripts/test does)",
+                    agh.display(),
+                    path.display()
+                );
+            }
+        }
     }
     agh
 }

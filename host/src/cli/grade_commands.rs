@@ -1,70 +1,9 @@
-//! The command line: parsing, printing and exit codes. Each subcommand is a
-//! short function over the library.
+//! `agh plan`, `agh grade`, `agh export` and `agh merge`.
 
-use std::path::PathBuf;
-use std::process::ExitCode;
-use std::time::Duration;
-
-use bytesize::ByteSize;
-use clap::{Args, Parser, Subcommand};
-use serde_json::json;
-
-use crate::assets::{self, AssetCache, S3Timeouts};
-use crate::batch::{self, BATCH_FILE, Batch, BatchError, OutputDir, OutputError, Submission};
-use crate::config::Config;
-use crate::doctor;
-use crate::plugin::PluginHost;
-use crate::report::Verdict;
-use crate::report::export::{self, Format};
-use crate::report::{Status, SubmissionResult};
-use crate::sandbox::{
-    self, Command, EntrySource, FileEntry, Limits, Owner, Runtime, Sandbox, SandboxError,
-    SandboxSpec, User,
-};
-
-/// Exit code for a bad command line or configuration.
-pub const EXIT_USAGE: u8 = 2;
-/// Exit code when a grader plugin or the operator's policy refused the work.
-pub const EXIT_PLUGIN: u8 = 3;
-/// Exit code when Docker, the disk or another part of the host failed.
-pub const EXIT_INFRA: u8 = 4;
-/// Exit code when `agh doctor` found a problem.
-pub const EXIT_UNHEALTHY: u8 = 5;
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "agh",
-    version,
-    about = "Grade untrusted submissions with WebAssembly graders in gVisor sandboxes"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Commands,
-}
-
-#[derive(Debug, Subcommand)]
-enum Commands {
-    /// Check Docker, the runsc runtime, gVisor from inside a sandbox, and the images.
-    Doctor {
-        /// Images to check (default: the images scripts/setup builds).
-        #[arg(long = "image")]
-        images: Vec<String>,
-    },
-    /// Operate sandboxes directly, for trying limits.
-    #[command(subcommand)]
-    Sandbox(SandboxCommand),
-    /// Grade one submission or a folder of them with a grader plugin.
-    Grade(GradeArgs),
-    /// Show what a grader declares and what the policy allows; runs nothing.
-    Plan(PlanArgs),
-    /// Write Gradescope, CSV or JUnit files from an output folder.
-    Export(ExportArgs),
-    /// Join the output folders of shards into one.
-    Merge(MergeArgs),
-}
+use super::*;
 
 #[derive(Debug, Args)]
-struct PlanArgs {
+pub(super) struct PlanArgs {
     /// The grader component (.wasm).
     #[arg(long)]
     plugin: PathBuf,
@@ -81,7 +20,7 @@ struct PlanArgs {
 }
 
 #[derive(Debug, Args)]
-struct GradeArgs {
+pub(super) struct GradeArgs {
     /// The grader component (.wasm).
     #[arg(long)]
     plugin: PathBuf,
@@ -128,7 +67,7 @@ struct GradeArgs {
 }
 
 #[derive(Debug, Args)]
-struct ExportArgs {
+pub(super) struct ExportArgs {
     /// An output folder of `agh grade --out`.
     #[arg(long)]
     from: PathBuf,
@@ -141,7 +80,7 @@ struct ExportArgs {
 }
 
 #[derive(Debug, Args)]
-struct MergeArgs {
+pub(super) struct MergeArgs {
     /// The merged output folder (must not hold a batch).
     #[arg(long)]
     out: PathBuf,
@@ -150,315 +89,7 @@ struct MergeArgs {
     inputs: Vec<PathBuf>,
 }
 
-#[derive(Debug, Subcommand)]
-#[allow(clippy::large_enum_variant)] // parsed once; boxing buys nothing
-enum SandboxCommand {
-    /// Run one command in a fresh sandbox and print the outcome as JSON.
-    Run(SandboxRunArgs),
-    /// Remove every container agh labelled (leftovers of a killed run).
-    Clean,
-}
-
-#[derive(Debug, Args)]
-struct SandboxRunArgs {
-    /// Image to run in.
-    #[arg(long, default_value = doctor::DEFAULT_IMAGES[0])]
-    image: String,
-    #[command(flatten)]
-    limits: LimitArgs,
-    /// Run as the grader user instead of the student.
-    #[arg(long)]
-    as_grader: bool,
-    /// File whose bytes are the command's stdin.
-    #[arg(long)]
-    stdin_file: Option<PathBuf>,
-    /// Use plain runc instead of gVisor. Insecure: recorded in the output.
-    #[arg(long)]
-    insecure_runc: bool,
-    /// Copy a host file or folder in first: HOST=SANDBOX_DIR, where the
-    /// folder is below /work (student's), /assets (root's, read-only) or
-    /// /grader (grader's). Repeatable.
-    #[arg(long = "put", value_name = "HOST=SANDBOX_DIR")]
-    puts: Vec<String>,
-    /// The command, as separate arguments (no shell).
-    #[arg(last = true, required = true)]
-    argv: Vec<String>,
-}
-
-/// Limit flags shared by every subcommand that starts sandboxes.
-#[derive(Debug, Args)]
-pub struct LimitArgs {
-    /// Wall-clock deadline per command, for example 10s or 1m.
-    #[arg(long, value_parser = humantime::parse_duration)]
-    wall_time: Option<Duration>,
-    /// Memory of the sandbox, for example 512MiB; swap is not allowed.
-    #[arg(long)]
-    memory: Option<ByteSize>,
-    /// Processes per sandbox user.
-    #[arg(long)]
-    processes: Option<u32>,
-    /// CPU cores, for example 0.5.
-    #[arg(long)]
-    cpus: Option<f64>,
-    /// Bytes kept of each output stream.
-    #[arg(long)]
-    output: Option<ByteSize>,
-    /// Largest file a command may write.
-    #[arg(long)]
-    file_size: Option<ByteSize>,
-    /// Size of each writable tmpfs.
-    #[arg(long)]
-    tmpfs: Option<ByteSize>,
-}
-
-impl LimitArgs {
-    /// Applies the flags given over `base`.
-    fn apply(&self, mut base: Limits) -> Limits {
-        if let Some(v) = self.wall_time {
-            base.wall_time = v;
-        }
-        if let Some(v) = self.memory {
-            base.memory_bytes = v.as_u64();
-        }
-        if let Some(v) = self.processes {
-            base.processes = v;
-        }
-        if let Some(v) = self.cpus {
-            // Fractions of a core below a thousandth round to zero and are refused.
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            let millicpus = (v.max(0.0) * 1000.0).round() as u32;
-            base.millicpus = millicpus;
-        }
-        if let Some(v) = self.output {
-            base.output_bytes = v.as_u64();
-        }
-        if let Some(v) = self.file_size {
-            base.file_size_bytes = v.as_u64();
-        }
-        if let Some(v) = self.tmpfs {
-            base.tmpfs_bytes = v.as_u64();
-        }
-        base
-    }
-}
-
-/// Parses the command line, runs it, and maps the outcome to an exit code.
-#[must_use]
-pub fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("AGH_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("agh: cannot start the async runtime: {err}");
-            return ExitCode::from(EXIT_INFRA);
-        }
-    };
-    runtime.block_on(async {
-        match cli.command {
-            Commands::Doctor { images } => doctor_command(images).await,
-            Commands::Sandbox(SandboxCommand::Run(args)) => sandbox_run(args).await,
-            Commands::Sandbox(SandboxCommand::Clean) => sandbox_clean().await,
-            Commands::Grade(args) => grade_command(args).await,
-            Commands::Plan(args) => plan_command(args).await,
-            Commands::Export(args) => export_command(args).await,
-            Commands::Merge(args) => merge_command(args).await,
-        }
-    })
-}
-
-async fn doctor_command(images: Vec<String>) -> ExitCode {
-    let images = if images.is_empty() {
-        doctor::DEFAULT_IMAGES.map(String::from).to_vec()
-    } else {
-        images
-    };
-    let checks = doctor::run_checks(&images).await;
-    for check in &checks {
-        let mark = if check.ok { "ok  " } else { "FAIL" };
-        println!("{mark} {}: {}", check.name, check.detail);
-        if let Some(fix) = &check.fix {
-            println!("     fix: {fix}");
-        }
-    }
-    if checks.iter().all(|c| c.ok) {
-        println!("agh can grade on this machine.");
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_UNHEALTHY)
-    }
-}
-
-fn sandbox_error_exit(err: &SandboxError) -> ExitCode {
-    eprintln!("agh: {err}");
-    ExitCode::from(if err.is_infra() {
-        EXIT_INFRA
-    } else {
-        EXIT_USAGE
-    })
-}
-
-async fn sandbox_run(args: SandboxRunArgs) -> ExitCode {
-    let limits = args.limits.apply(Limits::default());
-    let runtime = if args.insecure_runc {
-        Runtime::RuncInsecure
-    } else {
-        Runtime::Runsc
-    };
-    if runtime == Runtime::RuncInsecure {
-        eprintln!(
-            "agh: WARNING: running under plain runc, without gVisor; do not use for student code"
-        );
-    }
-    let stdin = match &args.stdin_file {
-        Some(path) => match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(err) => {
-                eprintln!("agh: cannot read --stdin-file {}: {err}", path.display());
-                return ExitCode::from(EXIT_USAGE);
-            }
-        },
-        None => Vec::new(),
-    };
-    let docker = match sandbox::connect().await {
-        Ok(docker) => docker,
-        Err(err) => return sandbox_error_exit(&err),
-    };
-    let spec = SandboxSpec {
-        runtime,
-        limits,
-        ..SandboxSpec::new(&args.image)
-    }
-    .labelled("cli", "sandbox-run");
-    let sandbox = match Sandbox::create(&docker, spec).await {
-        Ok(sandbox) => sandbox,
-        Err(err) => return sandbox_error_exit(&err),
-    };
-    let mut copies = Vec::new();
-    for put in &args.puts {
-        match put_into(&sandbox, put).await {
-            Ok(copy) => copies.push(copy),
-            Err(err) => {
-                sandbox.teardown().await;
-                return sandbox_error_exit(&err);
-            }
-        }
-    }
-    let command = Command {
-        argv: args.argv,
-        stdin,
-        user: if args.as_grader {
-            User::Grader
-        } else {
-            User::Student
-        },
-        ..Command::default()
-    };
-    let outcome = sandbox.run(&command).await;
-    sandbox.teardown().await;
-    let outcome = match outcome {
-        Ok(outcome) => outcome,
-        Err(err) => return sandbox_error_exit(&err),
-    };
-    let printed = json!({
-        "verdict": Verdict::of_outcome(&outcome),
-        "outcome": &outcome,
-        "stdout": String::from_utf8_lossy(&outcome.stdout),
-        "stderr": String::from_utf8_lossy(&outcome.stderr),
-        "image": sandbox.spec().image,
-        "runtime": runtime,
-        "insecure": runtime == Runtime::RuncInsecure,
-        "limits": &sandbox.spec().limits,
-        "copied_in": copies,
-    });
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&printed).unwrap_or_default()
-    );
-    ExitCode::SUCCESS
-}
-
-/// Copies `HOST=SANDBOX_DIR` into the sandbox, timing it.
-async fn put_into(sandbox: &Sandbox, put: &str) -> Result<serde_json::Value, SandboxError> {
-    let Some((host, dest)) = put.split_once('=') else {
-        return Err(SandboxError::Invalid(format!(
-            "--put {put:?}: write HOST=SANDBOX_DIR"
-        )));
-    };
-    let (owner, read_only) = match dest.split('/').nth(1) {
-        Some("assets") => (Owner::Root, true),
-        Some("grader") => (Owner::Grader, true),
-        _ => (Owner::Student, false),
-    };
-    let host = std::path::Path::new(host);
-    let entries = if host.is_dir() {
-        sandbox::host_tree_entries(host)?
-    } else {
-        let name = host
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        vec![FileEntry {
-            path: name,
-            source: Some(EntrySource::HostFile(host.into())),
-            executable: false,
-        }]
-    };
-    let bytes: u64 = entries
-        .iter()
-        .filter_map(|e| match &e.source {
-            Some(EntrySource::HostFile(p)) => std::fs::metadata(p).ok().map(|m| m.len()),
-            _ => None,
-        })
-        .sum();
-    let started = std::time::Instant::now();
-    sandbox.copy_in(dest, entries, owner, read_only).await?;
-    let seconds = started.elapsed().as_secs_f64();
-    Ok(
-        json!({ "host": host, "dest": dest, "bytes": bytes, "ms": seconds * 1000.0, "mb_per_s": bytes as f64 / 1e6 / seconds }),
-    )
-}
-
-async fn sandbox_clean() -> ExitCode {
-    let docker = match sandbox::connect().await {
-        Ok(docker) => docker,
-        Err(err) => return sandbox_error_exit(&err),
-    };
-    match sandbox::remove_labelled_containers(&docker, None).await {
-        Ok(n) => {
-            println!("removed {n} labelled container(s)");
-            ExitCode::SUCCESS
-        }
-        Err(err) => sandbox_error_exit(&err),
-    }
-}
-
-fn load_config(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
-    match path {
-        Some(path) => Config::load(path).map_err(|err| {
-            eprintln!("agh: {err}");
-            ExitCode::from(EXIT_USAGE)
-        }),
-        None => Ok(Config::default()),
-    }
-}
-
-fn batch_error_exit(err: &BatchError) -> ExitCode {
-    eprintln!("agh: {err}");
-    ExitCode::from(if err.is_infra() {
-        EXIT_INFRA
-    } else {
-        EXIT_PLUGIN
-    })
-}
-
-async fn plan_command(args: PlanArgs) -> ExitCode {
+pub(super) async fn plan_command(args: PlanArgs) -> ExitCode {
     let config = match load_config(args.config.as_ref()) {
         Ok(config) => config,
         Err(code) => return code,
@@ -655,7 +286,7 @@ fn submissions_of(args: &GradeArgs, staging: &std::path::Path) -> Result<Vec<Sub
 }
 
 /// A progress bar on a terminal, plain lines elsewhere.
-struct Progress {
+pub(super) struct Progress {
     bar: Option<indicatif::ProgressBar>,
     total: usize,
     finished: usize,
@@ -748,7 +379,7 @@ fn print_pass_rates(results: &[SubmissionResult]) {
     }
 }
 
-async fn grade_command(args: GradeArgs) -> ExitCode {
+pub(super) async fn grade_command(args: GradeArgs) -> ExitCode {
     let mut config = match load_config(args.config.as_ref()) {
         Ok(config) => config,
         Err(code) => return code,
@@ -824,7 +455,7 @@ async fn grade_command(args: GradeArgs) -> ExitCode {
             todo.len()
         );
     }
-    let jobs = args.jobs.unwrap_or_else(default_jobs);
+    let jobs = args.jobs.unwrap_or_else(batch::default_jobs);
     let mut progress = Progress::new(todo.len(), args.json);
     let mut results = Vec::new();
     let mut write_error: Option<String> = None;
@@ -914,22 +545,7 @@ async fn grade_command(args: GradeArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// One submission per core, but no more than memory allows for sandboxes of
-/// about 1 GiB each.
-fn default_jobs() -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let memory_gib = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<usize>().ok())
-        })
-        .map_or(cores, |kib| (kib / (1024 * 1024)).max(1));
-    (cores * 2).min(memory_gib).max(1)
-}
-
-async fn export_command(args: ExportArgs) -> ExitCode {
+pub(super) async fn export_command(args: ExportArgs) -> ExitCode {
     let results = match export::load_results(&args.from) {
         Ok(results) => results,
         Err(err) => {
@@ -957,82 +573,23 @@ async fn export_command(args: ExportArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn merge_command(args: MergeArgs) -> ExitCode {
-    let mut merged: std::collections::BTreeMap<String, SubmissionResult> = Default::default();
-    let mut plugin: Option<String> = None;
-    for dir in &args.inputs {
-        let identity: Option<batch::journal::BatchIdentity> = std::fs::read(dir.join(BATCH_FILE))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        let Some(identity) = identity else {
-            eprintln!(
-                "agh: {} is not an agh output folder (no {BATCH_FILE})",
-                dir.display()
+pub(super) async fn merge_command(args: MergeArgs) -> ExitCode {
+    match batch::merge::merge_folders(&args.inputs, &args.out) {
+        Ok(count) => {
+            println!(
+                "merged {count} submission(s) from {} folder(s) into {}",
+                args.inputs.len(),
+                args.out.display()
             );
-            return ExitCode::from(EXIT_USAGE);
-        };
-        if plugin
-            .as_ref()
-            .is_some_and(|p| *p != identity.plugin_sha256)
-        {
-            eprintln!(
-                "agh: {} was graded by another grader; merge only shards of one batch",
-                dir.display()
-            );
-            return ExitCode::from(EXIT_USAGE);
+            ExitCode::SUCCESS
         }
-        plugin = Some(identity.plugin_sha256);
-        let results = match export::load_results(dir) {
-            Ok(results) => results,
-            Err(err) => {
-                eprintln!("agh: {err}");
-                return ExitCode::from(EXIT_USAGE);
-            }
-        };
-        for result in results {
-            if let Some(earlier) = merged.get(&result.submission) {
-                if earlier.status == Status::Graded && result.status != Status::Graded {
-                    continue;
-                }
-                if earlier.status == Status::Graded
-                    && result.status == Status::Graded
-                    && earlier.score != result.score
-                {
-                    eprintln!(
-                        "agh: {} was graded in two inputs with different scores; refusing to pick one",
-                        result.submission
-                    );
-                    return ExitCode::from(EXIT_USAGE);
-                }
-            }
-            merged.insert(result.submission.clone(), result);
-        }
-    }
-    let id = format!("merged-{}", std::process::id());
-    let mut out = match OutputDir::open(
-        &args.out,
-        &id,
-        plugin.as_deref().unwrap_or_default(),
-        false,
-        false,
-    ) {
-        Ok(out) => out,
         Err(err) => {
             eprintln!("agh: {err}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
-    for result in merged.values() {
-        if let Err(err) = out.record(result) {
-            eprintln!("agh: {err}");
-            return ExitCode::from(EXIT_INFRA);
+            let infra = matches!(
+                err,
+                batch::merge::MergeError::Output(OutputError::Io { .. })
+            );
+            ExitCode::from(if infra { EXIT_INFRA } else { EXIT_USAGE })
         }
     }
-    println!(
-        "merged {} submission(s) from {} folder(s) into {}",
-        merged.len(),
-        args.inputs.len(),
-        args.out.display()
-    );
-    ExitCode::SUCCESS
 }

@@ -1,0 +1,79 @@
+//! Joining the output folders of shards of one batch (`agh merge`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::journal::{BATCH_FILE, BatchIdentity, OutputDir, OutputError};
+use crate::report::export::load_results;
+use crate::report::{Status, SubmissionResult};
+
+/// Why folders could not be merged.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    /// An input is not an output folder of `agh grade`.
+    #[error("{} is not an agh output folder (no {BATCH_FILE})", .0.display())]
+    NotAnOutputFolder(PathBuf),
+    /// An input was graded by another grader than the others.
+    #[error("{} was graded by another grader; merge only shards of one batch", .0.display())]
+    OtherGrader(PathBuf),
+    /// A submission was graded in two inputs with different scores.
+    #[error("{0} was graded in two inputs with different scores; refusing to pick one")]
+    Conflict(String),
+    /// An input's results could not be read.
+    #[error("{0}")]
+    Unreadable(String),
+    /// The merged folder could not be written.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+/// Merges the results in `inputs` into the new output folder `out`, with a
+/// journal, so it can be exported or resumed like any other. Where a
+/// submission appears twice, a graded result wins over an ungraded one.
+/// Returns how many submissions the merged folder holds.
+///
+/// # Errors
+/// [`MergeError`] naming the input or submission at fault.
+pub fn merge_folders(inputs: &[PathBuf], out: &Path) -> Result<usize, MergeError> {
+    let mut merged: BTreeMap<String, SubmissionResult> = BTreeMap::new();
+    let mut plugin: Option<String> = None;
+    for dir in inputs {
+        let identity: BatchIdentity = std::fs::read(dir.join(BATCH_FILE))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or_else(|| MergeError::NotAnOutputFolder(dir.clone()))?;
+        if plugin
+            .as_ref()
+            .is_some_and(|p| *p != identity.plugin_sha256)
+        {
+            return Err(MergeError::OtherGrader(dir.clone()));
+        }
+        plugin = Some(identity.plugin_sha256);
+        for result in load_results(dir).map_err(MergeError::Unreadable)? {
+            if let Some(earlier) = merged.get(&result.submission) {
+                let both_graded =
+                    earlier.status == Status::Graded && result.status == Status::Graded;
+                #[allow(clippy::float_cmp)] // the same submission graded twice must score the same
+                if both_graded && earlier.score != result.score {
+                    return Err(MergeError::Conflict(result.submission));
+                }
+                if earlier.status == Status::Graded && result.status != Status::Graded {
+                    continue;
+                }
+            }
+            merged.insert(result.submission.clone(), result);
+        }
+    }
+    let id = format!("merged-{}", std::process::id());
+    let mut output = OutputDir::open(
+        out,
+        &id,
+        plugin.as_deref().unwrap_or_default(),
+        false,
+        false,
+    )?;
+    for result in merged.values() {
+        output.record(result)?;
+    }
+    Ok(merged.len())
+}
