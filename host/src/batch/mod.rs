@@ -183,18 +183,6 @@ impl Batch {
         })
     }
 
-    /// The assets the batch resolved, with their digests.
-    #[must_use]
-    pub fn assets(&self) -> &[ResolvedAsset] {
-        &self.assets
-    }
-
-    /// The plan the batch runs.
-    #[must_use]
-    pub fn plan(&self) -> &Plan {
-        &self.plan
-    }
-
     /// True once the batch stopped after too many plugin errors in a row.
     #[must_use]
     pub fn stopped(&self) -> bool {
@@ -211,12 +199,6 @@ impl Batch {
     /// finish.
     pub fn interrupt(&self) {
         self.interrupted.store(true, Ordering::SeqCst);
-    }
-
-    /// The label of this batch's containers.
-    #[must_use]
-    pub fn id(&self) -> &str {
-        &self.batch_id
     }
 
     /// Removes every container labelled with this batch (leftovers of a

@@ -214,10 +214,7 @@ fn print_table(results: &[SubmissionResult]) {
         "submission", "status", "score", "passed", "time"
     );
     for r in results {
-        let status = serde_json::to_value(r.status)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default();
+        let status = r.status.name().to_string();
         let passed = r.tests.iter().filter(|t| t.status == "passed").count();
         println!(
             "{:width$}  {:18}  {:>13}  {:>6}  {:>6.1}s",
@@ -316,10 +313,7 @@ impl Progress {
 
     fn record(&mut self, result: &SubmissionResult, quiet: bool) {
         self.finished += 1;
-        let status = serde_json::to_value(result.status)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default();
+        let status = result.status.name().to_string();
         *self.by_status.entry(status.clone()).or_default() += 1;
         let counts: Vec<String> = self
             .by_status

@@ -76,13 +76,6 @@ pub fn export(
     }
 }
 
-fn status_text(status: Status) -> String {
-    serde_json::to_value(status)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default()
-}
-
 /// Gradescope's results.json. A submission that was not graded gets score
 /// 0 and the reason in `output`, visible to staff only, so nobody mistakes
 /// it for a grade.
@@ -99,12 +92,12 @@ pub fn gradescope(result: &SubmissionResult) -> serde_json::Value {
                 "name": t.name,
                 "output": t.output,
                 "visibility": t.visibility,
-                "tags": [serde_json::to_value(t.verdict).unwrap_or_default()],
+                "tags": [t.verdict.name()],
             })
         })
         .collect();
     let output = match &result.error {
-        Some(error) => format!("Not graded ({}): {error}", status_text(result.status)),
+        Some(error) => format!("Not graded ({}): {error}", result.status.name()),
         None => result.output.clone(),
     };
     json!({
@@ -131,7 +124,7 @@ fn csv(results: &[SubmissionResult]) -> std::io::Result<Vec<u8>> {
     for result in results {
         let mut row = vec![
             result.submission.clone(),
-            status_text(result.status),
+            result.status.name().to_string(),
             result.score.to_string(),
             result.max_score.to_string(),
         ];
@@ -174,7 +167,7 @@ fn junit(results: &[SubmissionResult]) -> String {
         if let Some(error) = &result.error {
             xml.push_str(&format!(
                 "    <testcase name=\"grading\"><error type=\"{}\" message=\"{}\"/></testcase>\n",
-                status_text(result.status),
+                result.status.name(),
                 escape(error.as_str())
             ));
         }
@@ -186,10 +179,7 @@ fn junit(results: &[SubmissionResult]) -> String {
             if test.status != "passed" {
                 xml.push_str(&format!(
                     "<failure type=\"{}\" message=\"score {} of {}\">{}</failure>",
-                    serde_json::to_value(test.verdict)
-                        .ok()
-                        .and_then(|v| v.as_str().map(String::from))
-                        .unwrap_or_default(),
+                    test.verdict.name(),
                     test.score,
                     test.max_score,
                     escape(test.output.as_str())

@@ -23,6 +23,19 @@ pub enum Status {
     InvalidSubmission,
 }
 
+impl Status {
+    /// The name results use (`graded`, `plugin-error`, ...).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Graded => "graded",
+            Status::PluginError => "plugin-error",
+            Status::InfraError => "infra-error",
+            Status::InvalidSubmission => "invalid-submission",
+        }
+    }
+}
+
 /// One test in a result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TestRecord {

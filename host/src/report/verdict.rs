@@ -27,6 +27,21 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The name results use (`accepted`, `time-limit`, ...).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Accepted => "accepted",
+            Verdict::Wrong => "wrong",
+            Verdict::CompileError => "compile-error",
+            Verdict::RuntimeError => "runtime-error",
+            Verdict::TimeLimit => "time-limit",
+            Verdict::MemoryLimit => "memory-limit",
+            Verdict::OutputLimit => "output-limit",
+            Verdict::ResourceLimit => "resource-limit",
+        }
+    }
+
     /// The verdict a command's outcome implies on its own, before the grader
     /// compares anything: `None` when it exited 0 and the grader decides.
     /// Facts come only from the daemon and the host, never from parsing
@@ -63,6 +78,32 @@ mod tests {
         CommandOutcome {
             exit_code: Some(0),
             ..CommandOutcome::default()
+        }
+    }
+
+    #[test]
+    fn names_match_what_results_serialize() {
+        use crate::report::Status;
+        let verdicts = [
+            Verdict::Accepted,
+            Verdict::Wrong,
+            Verdict::CompileError,
+            Verdict::RuntimeError,
+            Verdict::TimeLimit,
+            Verdict::MemoryLimit,
+            Verdict::OutputLimit,
+            Verdict::ResourceLimit,
+        ];
+        for v in verdicts {
+            assert_eq!(serde_json::to_value(v).unwrap(), v.name());
+        }
+        for s in [
+            Status::Graded,
+            Status::PluginError,
+            Status::InfraError,
+            Status::InvalidSubmission,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.name());
         }
     }
 
