@@ -1,24 +1,49 @@
-//! Grades a Python course with hidden `unittest` files.
+//! Grades a Python course with hidden `unittest` files, keeping the
+//! student's code out of the process that decides the verdict.
 //!
-//! The course's tests (`test_*.py`) are an asset placed read-only under
-//! `/assets/tests`. Each test method is one result, run in its own command
-//! so one crash or endless loop costs only that test. A test passes only
-//! when the runner prints a line with a random nonce the grader fed it on
-//! stdin before any student code was imported: a submission that prints a
-//! forged result, a score or fake JSON, or exits early with status 0, gains
-//! nothing.
+//! The course's tests (`test_*.py`) are an asset placed under
+//! `/grader/tests`, which the student cannot read. Each test method is one
+//! result, run in its own conversation (so a crash or an endless loop costs
+//! only that test):
+//!
+//! - the judge (`harness/judge.py`) runs as the grader user and runs the
+//!   one test with `unittest`;
+//! - the student's modules that the tests import live in a second process
+//!   (`harness/student.py`) run as the student user; the judge's `import
+//!   solution` gives a stand-in whose every attribute, call and item is a
+//!   request to that process, answered with plain data only.
+//!
+//! Assertions, comparisons and the verdict happen in the judge, which the
+//! student's code cannot reach: no nonce to steal, no frames, objects or
+//! `unittest` to patch, no output stream to replace, and no test module to
+//! shadow (the judge never searches `/work`). The verdict is one line on
+//! the judge's own stderr. Feedback carries the assertion's message and the
+//! student's own stderr, never a traceback of the hidden tests.
 //!
 //! A test method may carry its weight as a comment: `def test_x(self):  # points: 2`.
 
-use agh_grader::{
-    describe_error, Cmd, CommandResult, Error, GradeContext, Grader, GraderInfo, Report, Test, TestResult, Verdict,
-};
+use std::collections::BTreeSet;
 
-/// The runner script, placed read-only beside the tests.
-const RUNNER: &str = include_str!("agh_runner.py");
-const RUNNER_PATH: &str = "/assets/agh_runner.py";
-/// Feedback kept from a failing test's stderr.
+use agh_grader::{
+    Cmd, CommandResult, Conversation, Error, GradeContext, Grader, GraderInfo, Report, Test, TestResult, Verdict,
+    describe_error,
+};
+use serde::Deserialize;
+
+/// The harness, placed read-only (root-owned) under `/assets`.
+const HARNESS: [(&str, &str); 3] = [
+    ("/assets/agh-harness/wire.py", include_str!("../harness/wire.py")),
+    ("/assets/agh-harness/judge.py", include_str!("../harness/judge.py")),
+    ("/assets/agh-harness/student.py", include_str!("../harness/student.py")),
+];
+const JUDGE: &str = "/assets/agh-harness/judge.py";
+const STUDENT: &str = "/assets/agh-harness/student.py";
+/// Where the hidden tests go: the grader user's place, unreadable to the student.
+const TESTS_TARGET: &str = "/grader/tests";
+/// Feedback kept from the student's stderr.
 const FEEDBACK_BYTES: usize = 2000;
+/// The prefix of the judge's verdict line.
+const VERDICT_PREFIX: &str = "agh-judge ";
 
 struct PythonUnittest;
 
@@ -48,76 +73,154 @@ fn discover(module: &str, source: &str) -> Vec<TestCase> {
     cases
 }
 
+/// Top-level module names a test file imports (`import a, b.c`, `from a import x`).
+fn imported_modules(source: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for line in source.lines().map(str::trim_start) {
+        let listed = if let Some(rest) = line.strip_prefix("import ") {
+            rest.split('#').next().unwrap_or("")
+        } else if let Some(rest) = line.strip_prefix("from ") {
+            rest.split_whitespace().next().unwrap_or("")
+        } else {
+            continue;
+        };
+        for item in listed.split(',') {
+            let module = item.split_whitespace().next().unwrap_or("");
+            let top = module.split('.').next().unwrap_or("");
+            if !top.is_empty() && top.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                names.insert(top.to_string());
+            }
+        }
+    }
+    names
+}
+
+/// The top-level module a submission file provides: `x.py` gives `x`,
+/// `pkg/...py` gives `pkg`.
+fn provided_module(path: &str) -> Option<&str> {
+    let top = path.split('/').next()?;
+    let name = if path.contains('/') { top } else { top.strip_suffix(".py")? };
+    (path.ends_with(".py") && !name.is_empty()).then_some(name)
+}
+
 fn tail(text: &str) -> String {
     let start = text.len().saturating_sub(FEEDBACK_BYTES);
     let start = (start..=text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
     text[start..].trim().to_string()
 }
 
-fn nonce() -> Result<String, String> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+/// The judge's verdict line.
+#[derive(Debug, Default, Deserialize)]
+struct JudgeVerdict {
+    outcome: String,
+    #[serde(default)]
+    message: String,
+    /// The failure came from the student's code (an exception it raised,
+    /// or its process ending or breaking the conversation).
+    #[serde(default)]
+    student_raised: bool,
+    /// The judge itself failed outside the test: the course's tests are broken.
+    #[serde(default)]
+    judge_failed: bool,
 }
 
-fn judge(case: &TestCase, run: &CommandResult, nonce: &str) -> TestResult {
-    let test = Test::new(&case.id, case.points);
-    let stdout = run.stdout_text();
-    let verdict_line = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
-    if run.succeeded() && verdict_line == format!("{nonce} PASS") {
-        test.passed("")
-    } else {
-        test.failed_with(run, &tail(&run.stderr_text()))
+fn judge_verdict(judge: &CommandResult) -> Option<JudgeVerdict> {
+    let stderr = judge.stderr_text();
+    let line = stderr.lines().rev().find_map(|l| l.strip_prefix(VERDICT_PREFIX))?;
+    serde_json::from_str(line).ok()
+}
+
+/// A limit either side ran into, which explains a failure better than the test's own message.
+fn limit_of(run: &CommandResult) -> Option<Verdict> {
+    run.verdict.filter(|v| {
+        matches!(v, Verdict::TimeLimit | Verdict::MemoryLimit | Verdict::OutputLimit | Verdict::ResourceLimit)
+    })
+}
+
+fn feedback(message: &str, student: &CommandResult) -> String {
+    let stderr = tail(&student.stderr_text());
+    match (message.is_empty(), stderr.is_empty()) {
+        (_, true) => message.to_string(),
+        (true, false) => format!("Your program's stderr:\n{stderr}"),
+        (false, false) => format!("{message}\n\nYour program's stderr:\n{stderr}"),
     }
+}
+
+fn judge(case: &TestCase, conversation: &Conversation) -> Result<TestResult, String> {
+    let test = Test::new(&case.id, case.points);
+    let (judge, student) = (&conversation.judge, &conversation.student);
+    let limit = limit_of(student).or_else(|| limit_of(judge));
+    Ok(match judge_verdict(judge) {
+        Some(v) if v.judge_failed => return Err(format!("the judge failed on {}: {}", case.id, v.message)),
+        Some(v) if v.outcome == "passed" && judge.exit_code == Some(0) => test.passed(""),
+        Some(v) => {
+            let verdict = limit.unwrap_or(if v.student_raised { Verdict::RuntimeError } else { Verdict::Wrong });
+            test.failed(verdict, &feedback(&v.message, student))
+        }
+        None => match limit {
+            Some(verdict) => test.failed(verdict, &feedback("", student)),
+            None => {
+                return Err(format!(
+                    "the judge of {} gave no verdict (exit {:?}): {}",
+                    case.id,
+                    judge.exit_code,
+                    tail(&judge.stderr_text())
+                ));
+            }
+        },
+    })
 }
 
 impl Grader for PythonUnittest {
     fn describe(_settings: Vec<(String, String)>) -> GraderInfo {
-        let mut info = agh_grader::info("python-unittest", "0.1.0", "agh/python-c:1");
+        let mut info = agh_grader::info("python-unittest", "0.2.0", "agh/python-c:1");
         info.limits.wall_time_ms = 3_000;
         info.limits.memory_bytes = 256 * 1024 * 1024;
-        info.assets.push(agh_grader::asset("tests", "course:tests", "/assets/tests"));
+        info.assets.push(agh_grader::asset("tests", "course:tests", TESTS_TARGET));
         info
     }
 
     fn grade(_context: GradeContext) -> Result<Report, String> {
         let mut cases = Vec::new();
+        let mut imported = BTreeSet::new();
         for file in agh_grader::asset_files("tests").map_err(describe_error)? {
             if let Some(module) = file.strip_prefix("test_").and_then(|m| m.strip_suffix(".py")) {
                 let source = agh_grader::asset_file("tests", &file).map_err(describe_error)?;
-                cases.extend(discover(&format!("test_{module}"), &String::from_utf8_lossy(&source)));
+                let source = String::from_utf8_lossy(&source);
+                cases.extend(discover(&format!("test_{module}"), &source));
+                imported.extend(imported_modules(&source));
             }
         }
         if cases.is_empty() {
             return Err("the tests asset holds no test_*.py with TestCase methods".into());
         }
         agh_grader::place_asset("tests").map_err(describe_error)?;
-        agh_grader::write_file(RUNNER_PATH, RUNNER.as_bytes(), true).map_err(describe_error)?;
+        for (path, source) in HARNESS {
+            agh_grader::write_file(path, source.as_bytes(), true).map_err(describe_error)?;
+        }
+        // Only modules the tests import and the submission provides are
+        // served from the student's process.
+        let files = agh_grader::submission_files().map_err(describe_error)?;
+        let provided: BTreeSet<&str> = files.iter().filter_map(|f| provided_module(f)).collect();
+        let modules: Vec<String> = imported.into_iter().filter(|m| provided.contains(m.as_str())).collect();
 
         // A syntax error is a compile error for every test, not a crash each.
-        let sources: Vec<String> = agh_grader::submission_files()
-            .map_err(describe_error)?
-            .into_iter()
-            .filter(|f| f.ends_with(".py"))
-            .map(|f| format!("/work/{f}"))
-            .collect();
-        if !sources.is_empty() {
-            let compile = Cmd::new(["python3", "-m", "py_compile"].into_iter().map(String::from).chain(sources))
-                .run()
-                .map_err(describe_error)?;
-            if !compile.succeeded() {
-                let why = tail(&compile.stderr_text());
-                let tests = cases.iter().map(|c| Test::new(&c.id, c.points).failed(Verdict::CompileError, &why)).collect();
-                return Ok(Report { tests, output: "The submission does not compile.".into() });
-            }
+        let check = Cmd::new(["python3", "-I", "-B", STUDENT, "--check"]).run().map_err(describe_error)?;
+        if !check.succeeded() {
+            let verdict = limit_of(&check).unwrap_or(Verdict::CompileError);
+            let why = tail(&check.stderr_text());
+            let tests = cases.iter().map(|c| Test::new(&c.id, c.points).failed(verdict, &why)).collect();
+            return Ok(Report { tests, output: "The submission does not compile.".into() });
         }
 
-        let nonce = nonce()?;
         let mut tests = Vec::new();
         for case in &cases {
-            let run = Cmd::new(["python3", "-I", RUNNER_PATH, &case.id]).stdin(format!("{nonce}\n")).run();
-            tests.push(match run {
-                Ok(run) => judge(case, &run, &nonce),
+            let judge_cmd = Cmd::new(["python3", "-I", "-B", JUDGE, &case.id])
+                .args(modules.iter().map(String::as_str))
+                .as_grader();
+            let student_cmd = Cmd::new(["python3", "-I", "-B", STUDENT]);
+            tests.push(match judge_cmd.converse(&student_cmd) {
+                Ok(conversation) => judge(case, &conversation)?,
                 Err(Error::SandboxLost(why)) => {
                     Test::new(&case.id, case.points).failed(Verdict::ResourceLimit, &format!("not run: {why}"))
                 }
@@ -129,3 +232,22 @@ impl Grader for PythonUnittest {
 }
 
 agh_grader::export_grader!(PythonUnittest);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imports_are_read_from_test_sources() {
+        let source = "import unittest\nimport solution, helpers.sub as h\nfrom geometry.shapes import Circle\n  import lazy  # later\n";
+        let got: Vec<String> = imported_modules(source).into_iter().collect();
+        assert_eq!(got, ["geometry", "helpers", "lazy", "solution", "unittest"]);
+    }
+
+    #[test]
+    fn submission_files_provide_top_level_modules() {
+        assert_eq!(provided_module("solution.py"), Some("solution"));
+        assert_eq!(provided_module("pkg/__init__.py"), Some("pkg"));
+        assert_eq!(provided_module("notes.txt"), None);
+    }
+}

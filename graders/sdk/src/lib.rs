@@ -45,7 +45,7 @@ pub mod bindings {
 }
 
 pub use bindings::agh::grader::types::{
-    Asset, Command, CommandResult, Error, GradeContext, GraderInfo, Limits, Report, TestResult, User, Verdict,
+    Asset, Command, CommandResult, Conversation, Error, GradeContext, GraderInfo, Limits, Report, TestResult, User, Verdict,
     Visibility,
 };
 pub use bindings::exports::agh::grader::grader::Guest as Grader;
@@ -134,6 +134,17 @@ impl Cmd {
         }
     }
 
+    /// Appends arguments.
+    #[must_use]
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.command.argv.extend(args.into_iter().map(Into::into));
+        self
+    }
+
     /// Feeds `bytes` to stdin.
     #[must_use]
     pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
@@ -141,7 +152,8 @@ impl Cmd {
         self
     }
 
-    /// Runs in `dir` instead of `/work`.
+    /// Runs in `dir` instead of the user's own folder (`/work` for the
+    /// student, `/grader` for the grader user).
     #[must_use]
     pub fn cwd(mut self, dir: &str) -> Self {
         self.command.cwd = Some(dir.into());
@@ -155,7 +167,10 @@ impl Cmd {
         self
     }
 
-    /// Runs as the grader user, who can read `/grader`.
+    /// Runs as the grader user, who can read `/grader`. Unless [`Cmd::cwd`]
+    /// says otherwise, the command starts in `/grader` with `TMPDIR` there
+    /// too: a grader-user command that ran in `/work` would import, execute
+    /// or write through whatever the student left there.
     #[must_use]
     pub fn as_grader(mut self) -> Self {
         self.command.user = User::Grader;
@@ -182,6 +197,17 @@ impl Cmd {
     /// When the host refuses the command or the sandbox is gone.
     pub fn run(&self) -> Result<CommandResult, Error> {
         sandbox::run(&self.command)
+    }
+
+    /// Runs this command as a judge beside `student`, each one's stdout
+    /// feeding the other's stdin. Make the judge [`Cmd::as_grader`] and
+    /// let it report its verdict on its own stderr: the student's code
+    /// runs in another process as another user and cannot forge it.
+    ///
+    /// # Errors
+    /// When the host refuses either command or the sandbox is gone.
+    pub fn converse(&self, student: &Cmd) -> Result<Conversation, Error> {
+        sandbox::converse(&self.command, &student.command)
     }
 }
 

@@ -46,6 +46,21 @@ pub(crate) fn verdict_to_wit(verdict: Verdict) -> types::Verdict {
     }
 }
 
+fn command_from_wit(cmd: types::Command) -> Command {
+    Command {
+        argv: cmd.argv,
+        stdin: cmd.stdin,
+        cwd: cmd.cwd.unwrap_or_default(),
+        env: cmd.env,
+        user: match cmd.user {
+            types::User::Student => User::Student,
+            types::User::Grader => User::Grader,
+        },
+        wall_time: cmd.wall_time_ms.map(Duration::from_millis),
+        output_bytes: cmd.output_bytes,
+    }
+}
+
 fn outcome_to_wit(outcome: &CommandOutcome) -> types::CommandResult {
     types::CommandResult {
         exit_code: outcome.exit_code,
@@ -73,18 +88,7 @@ impl Host for GraderState {
         cmd: types::Command,
     ) -> wasmtime::Result<Result<types::CommandResult, Error>> {
         self.count_call()?;
-        let command = Command {
-            argv: cmd.argv,
-            stdin: cmd.stdin,
-            cwd: cmd.cwd.unwrap_or_default(),
-            env: cmd.env,
-            user: match cmd.user {
-                types::User::Student => User::Student,
-                types::User::Grader => User::Grader,
-            },
-            wall_time: cmd.wall_time_ms.map(Duration::from_millis),
-            output_bytes: cmd.output_bytes,
-        };
+        let command = command_from_wit(cmd);
         let sandbox = self.session()?.sandbox.clone();
         let started = Instant::now();
         let ran = sandbox.run(&command).await;
@@ -94,6 +98,33 @@ impl Host for GraderState {
                 let result = outcome_to_wit(&outcome);
                 self.session()?.commands.push(outcome);
                 Ok(Ok(result))
+            }
+            Err(err) => handle(err),
+        }
+    }
+
+    async fn converse(
+        &mut self,
+        judge: types::Command,
+        student: types::Command,
+    ) -> wasmtime::Result<Result<types::Conversation, Error>> {
+        self.count_call()?;
+        let judge = command_from_wit(judge);
+        let student = command_from_wit(student);
+        let sandbox = self.session()?.sandbox.clone();
+        let started = Instant::now();
+        let ran = sandbox.converse(&judge, &student).await;
+        self.add_host_time(started);
+        match ran {
+            Ok((judge, student)) => {
+                let conversation = types::Conversation {
+                    judge: outcome_to_wit(&judge),
+                    student: outcome_to_wit(&student),
+                };
+                let commands = &mut self.session()?.commands;
+                commands.push(judge);
+                commands.push(student);
+                Ok(Ok(conversation))
             }
             Err(err) => handle(err),
         }

@@ -222,6 +222,8 @@ impl Survey {
 /// Where an exec's stdin comes from.
 pub(crate) enum Stdin {
     None,
+    /// Attached and fed by the other side of a conversation.
+    Peer,
     Bytes(Vec<u8>),
     Stream(Pin<Box<dyn AsyncRead + Send>>),
 }
@@ -237,13 +239,36 @@ pub(crate) struct ExecRequest {
     pub deadline: Duration,
 }
 
+impl ExecRequest {
+    /// Docker's options for this exec.
+    fn options(&self) -> CreateExecOptions<String> {
+        CreateExecOptions {
+            attach_stdin: Some(!matches!(self.stdin, Stdin::None)),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(false),
+            env: Some(self.env.clone()),
+            cmd: Some(self.argv.clone()),
+            privileged: Some(false),
+            user: Some(self.user.to_string()),
+            working_dir: Some(self.cwd.clone()),
+            detach_keys: None,
+        }
+    }
+}
+
 /// Why an exec's output stream stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum ExecEnd {
     Finished,
     Deadline,
     OutputLimit,
     SandboxStopped,
+    /// Docker's stream failed mid-way (one side of a conversation).
+    StreamBroken,
+    /// Stopped from outside before it ended by itself.
+    #[default]
+    Stopped,
 }
 
 pub(crate) struct RawExec {
@@ -276,6 +301,52 @@ impl Sandbox {
     /// when Docker fails. A student's failure is an outcome, not an error.
     pub async fn run(&self, command: &Command) -> Result<CommandOutcome, SandboxError> {
         self.ensure_alive()?;
+        let request = self.command_request(command)?;
+        let raw = self.exec(request).await?;
+        self.settle(command, raw).await
+    }
+
+    /// Runs a judge and the student's program side by side, each as its own
+    /// user, connected like an interactive judge: the judge's stdout is the
+    /// student program's stdin and the student program's stdout is the
+    /// judge's stdin. Each side's stderr is captured under its cap. Both
+    /// share one deadline; when the judge ends, the student program's stdin
+    /// is closed. The student's process cannot reach the judge's (another
+    /// user, another process), so a verdict the judge prints on its stderr
+    /// cannot be forged from the student's side.
+    ///
+    /// # Errors
+    /// As [`Sandbox::run`]; a command that carries stdin bytes is refused,
+    /// since each side's stdin is the other side.
+    pub async fn converse(
+        &self,
+        judge: &Command,
+        student: &Command,
+    ) -> Result<(CommandOutcome, CommandOutcome), SandboxError> {
+        self.ensure_alive()?;
+        if !judge.stdin.is_empty() || !student.stdin.is_empty() {
+            return Err(SandboxError::Invalid(
+                "in a conversation each side's stdin is the other side's stdout; give no stdin bytes".into(),
+            ));
+        }
+        let mut judge_request = self.command_request(judge)?;
+        let mut student_request = self.command_request(student)?;
+        judge_request.stdin = Stdin::Peer;
+        student_request.stdin = Stdin::Peer;
+        let (judge_raw, student_raw) = self.exec_pair(judge_request, student_request).await?;
+        let mut judge_outcome = self.settle(judge, judge_raw).await?;
+        let mut student_outcome = self.settle(student, student_raw).await?;
+        // Memory is the sandbox's, shared by both sides: whichever side
+        // noticed the out-of-memory end, it ended both.
+        let out_of_memory = judge_outcome.out_of_memory || student_outcome.out_of_memory;
+        judge_outcome.out_of_memory = out_of_memory;
+        student_outcome.out_of_memory = out_of_memory;
+        Ok((judge_outcome, student_outcome))
+    }
+
+    /// The exec that runs `command` inside the wrapper that sets its limits
+    /// and kills what it leaves behind.
+    fn command_request(&self, command: &Command) -> Result<ExecRequest, SandboxError> {
         command.validate()?;
         let limits = &self.spec.limits;
         let deadline = command
@@ -293,12 +364,12 @@ impl Sandbox {
             limits.file_size_blocks().to_string(),
         ];
         argv.extend(command.argv.iter().cloned());
-        let request = ExecRequest {
+        Ok(ExecRequest {
             argv,
             user: command.user.docker_user(),
             env: command_env(command),
             cwd: if command.cwd.is_empty() {
-                "/work".into()
+                command.user.default_cwd().into()
             } else {
                 command.cwd.clone()
             },
@@ -309,8 +380,17 @@ impl Sandbox {
             },
             output_cap,
             deadline,
-        };
-        let raw = self.exec(request).await?;
+        })
+    }
+
+    /// Turns a finished exec of `command` into its outcome: exit status,
+    /// the kill of whatever its user left, and whether the sandbox survived.
+    async fn settle(
+        &self,
+        command: &Command,
+        raw: RawExec,
+    ) -> Result<CommandOutcome, SandboxError> {
+        let limits = &self.spec.limits;
         let mut outcome = CommandOutcome {
             argv: command.argv.clone(),
             user: command.user,
@@ -390,22 +470,11 @@ impl Sandbox {
         Ok(inspect.exit_code)
     }
 
-    /// Starts an exec and collects its output until it ends, overruns, or
-    /// the sandbox stops.
-    pub(crate) async fn exec(&self, request: ExecRequest) -> Result<RawExec, SandboxError> {
-        let attach_stdin = !matches!(request.stdin, Stdin::None);
-        let options = CreateExecOptions {
-            attach_stdin: Some(attach_stdin),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            tty: Some(false),
-            env: Some(request.env),
-            cmd: Some(request.argv),
-            privileged: Some(false),
-            user: Some(request.user.to_string()),
-            working_dir: Some(request.cwd),
-            detach_keys: None,
-        };
+    /// Creates and starts an exec, attached to its output and stdin.
+    async fn start_exec(
+        &self,
+        options: CreateExecOptions<String>,
+    ) -> Result<StartedExec, SandboxError> {
         let exec_id = docker_call(
             "create exec",
             DOCKER_CALL_TIMEOUT,
@@ -414,10 +483,7 @@ impl Sandbox {
         .await?
         .id;
         let started = Instant::now();
-        let StartExecResults::Attached {
-            mut output,
-            mut input,
-        } = docker_call(
+        let StartExecResults::Attached { output, input } = docker_call(
             "start exec",
             DOCKER_CALL_TIMEOUT,
             self.docker.start_exec(&exec_id, None),
@@ -428,9 +494,43 @@ impl Sandbox {
                 "docker started the exec detached".into(),
             ));
         };
+        Ok(StartedExec {
+            exec_id,
+            started,
+            output,
+            input,
+        })
+    }
+
+    /// A stream that yields when the sandbox stops running.
+    fn stopped(
+        &self,
+    ) -> impl futures_util::Stream<
+        Item = Result<bollard::models::ContainerWaitResponse, bollard::errors::Error>,
+    > + Send
+    + Unpin
+    + '_ {
+        self.docker.wait_container(
+            &self.id,
+            Some(WaitContainerOptions {
+                condition: "not-running".into(),
+            }),
+        )
+    }
+
+    /// Starts an exec and collects its output until it ends, overruns, or
+    /// the sandbox stops.
+    pub(crate) async fn exec(&self, mut request: ExecRequest) -> Result<RawExec, SandboxError> {
+        let StartedExec {
+            exec_id,
+            started,
+            mut output,
+            mut input,
+        } = self.start_exec(request.options()).await?;
+        let stdin = std::mem::replace(&mut request.stdin, Stdin::None);
         let feeder = tokio::spawn(async move {
-            let copied = match request.stdin {
-                Stdin::None => return Ok(0),
+            let copied = match stdin {
+                Stdin::None | Stdin::Peer => return Ok(0),
                 Stdin::Bytes(bytes) => input.write_all(&bytes).await.map(|()| bytes.len() as u64),
                 Stdin::Stream(mut reader) => tokio::io::copy(&mut reader, &mut input).await,
             };
@@ -439,12 +539,7 @@ impl Sandbox {
             copied
         });
 
-        let mut stopped = self.docker.wait_container(
-            &self.id,
-            Some(WaitContainerOptions {
-                condition: "not-running".into(),
-            }),
-        );
+        let mut stopped = self.stopped();
         let deadline = tokio::time::sleep(request.deadline);
         tokio::pin!(deadline);
         let mut raw = RawExec {
@@ -459,6 +554,9 @@ impl Sandbox {
         let cap = request.output_cap;
         raw.end = loop {
             tokio::select! {
+                biased;
+                () = &mut deadline => break ExecEnd::Deadline,
+                _ = stopped.next() => break ExecEnd::SandboxStopped,
                 chunk = output.next() => match chunk {
                     None => break ExecEnd::Finished,
                     Some(Ok(LogOutput::StdOut { message })) => {
@@ -482,13 +580,189 @@ impl Sandbox {
                         return Err(SandboxError::Docker { operation: "read exec output", source });
                     }
                 },
-                () = &mut deadline => break ExecEnd::Deadline,
-                _ = stopped.next() => break ExecEnd::SandboxStopped,
             }
         };
         feeder.abort();
         Ok(raw)
     }
+
+    /// Runs two execs whose stdouts feed each other's stdin (see
+    /// [`Sandbox::converse`]), until both end, one overruns its stderr cap,
+    /// the shorter deadline passes, or the sandbox stops.
+    async fn exec_pair(
+        &self,
+        judge: ExecRequest,
+        student: ExecRequest,
+    ) -> Result<(RawExec, RawExec), SandboxError> {
+        let judge_exec = self.start_exec(judge.options()).await?;
+        let student_exec = self.start_exec(student.options()).await?;
+        let (stop_judge, judge_stop) = tokio::sync::oneshot::channel();
+        let (stop_student, student_stop) = tokio::sync::oneshot::channel();
+        let mut judge_pump = tokio::spawn(pump(
+            judge_exec.output,
+            student_exec.input,
+            judge.output_cap,
+            judge_stop,
+        ));
+        let mut student_pump = tokio::spawn(pump(
+            student_exec.output,
+            judge_exec.input,
+            student.output_cap,
+            student_stop,
+        ));
+        let mut stopped = self.stopped();
+        let deadline = tokio::time::sleep(judge.deadline.min(student.deadline));
+        tokio::pin!(deadline);
+        let mut judge_end = None;
+        let mut student_end = None;
+        let end = loop {
+            tokio::select! {
+                biased;
+                () = &mut deadline => break ExecEnd::Deadline,
+                _ = stopped.next() => break ExecEnd::SandboxStopped,
+                pumped = &mut judge_pump, if judge_end.is_none() => {
+                    let pumped = pumped.unwrap_or_default();
+                    let end = pumped.end;
+                    judge_end = Some(pumped);
+                    if end != ExecEnd::Finished { break end; }
+                }
+                pumped = &mut student_pump, if student_end.is_none() => {
+                    let pumped = pumped.unwrap_or_default();
+                    let end = pumped.end;
+                    student_end = Some(pumped);
+                    if end != ExecEnd::Finished { break end; }
+                }
+            }
+            if judge_end.is_some() && student_end.is_some() {
+                break ExecEnd::Finished;
+            }
+        };
+        // A side still running when the pair ended shares the pair's end.
+        let _ = stop_judge.send(());
+        let _ = stop_student.send(());
+        let mut judge_done = match judge_end {
+            Some(done) => done,
+            None => judge_pump.await.unwrap_or_default().ended_by(end),
+        };
+        let mut student_done = match student_end {
+            Some(done) => done,
+            None => student_pump.await.unwrap_or_default().ended_by(end),
+        };
+        let broken = judge_done.broken.take().or(student_done.broken.take());
+        if let Some(source) = broken
+            && self.check_alive().await?.is_none()
+        {
+            return Err(SandboxError::Docker {
+                operation: "read conversation output",
+                source,
+            });
+        }
+        let raw = |exec_id, started, done: Pumped| RawExec {
+            end: match done.end {
+                ExecEnd::StreamBroken => ExecEnd::SandboxStopped,
+                other => other,
+            },
+            exec_id,
+            stdout: Vec::new(),
+            stderr: done.stderr,
+            stdout_truncated: false,
+            stderr_truncated: done.stderr_truncated,
+            started,
+        };
+        Ok((
+            raw(judge_exec.exec_id, judge_exec.started, judge_done),
+            raw(student_exec.exec_id, student_exec.started, student_done),
+        ))
+    }
+}
+
+/// An exec that has started, with its output stream and stdin.
+struct StartedExec {
+    exec_id: String,
+    started: Instant,
+    output: OutputStream,
+    input: InputSink,
+}
+
+type OutputStream =
+    Pin<Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
+type InputSink = Pin<Box<dyn tokio::io::AsyncWrite + Send>>;
+
+/// What one side of a conversation left when its pump stopped.
+#[derive(Default)]
+struct Pumped {
+    end: ExecEnd,
+    stderr: Vec<u8>,
+    stderr_truncated: bool,
+    /// Docker's error when the stream broke.
+    broken: Option<bollard::errors::Error>,
+}
+
+impl Pumped {
+    /// A pump stopped from outside ended the way the pair did.
+    fn ended_by(mut self, end: ExecEnd) -> Self {
+        if self.end == ExecEnd::Stopped {
+            self.end = end;
+        }
+        self
+    }
+}
+
+/// Forwards one side's stdout to the other side's stdin and keeps its
+/// stderr up to `cap`, until its output ends (then the other side's stdin
+/// is closed), its stderr overruns, or `stop` fires.
+async fn pump(
+    mut output: OutputStream,
+    peer: InputSink,
+    cap: u64,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) -> Pumped {
+    let mut pumped = Pumped {
+        end: ExecEnd::Stopped,
+        ..Pumped::default()
+    };
+    let mut peer = Some(peer);
+    loop {
+        let chunk = tokio::select! {
+            biased;
+            _ = &mut stop => return pumped,
+            chunk = output.next() => chunk,
+        };
+        match chunk {
+            None => break,
+            Some(Ok(LogOutput::StdOut { message })) => {
+                if let Some(input) = peer.as_mut() {
+                    let wrote = tokio::select! {
+                        biased;
+                        _ = &mut stop => return pumped,
+                        wrote = input.write_all(&message) => wrote,
+                    };
+                    // The other side stopped reading: drop what it would get.
+                    if wrote.is_err() {
+                        peer = None;
+                    }
+                }
+            }
+            Some(Ok(LogOutput::StdErr { message })) => {
+                if keep_up_to(&mut pumped.stderr, &message, cap) {
+                    pumped.stderr_truncated = true;
+                    pumped.end = ExecEnd::OutputLimit;
+                    return pumped;
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(source)) => {
+                pumped.end = ExecEnd::StreamBroken;
+                pumped.broken = Some(source);
+                return pumped;
+            }
+        }
+    }
+    if let Some(mut input) = peer {
+        let _ = input.shutdown().await;
+    }
+    pumped.end = ExecEnd::Finished;
+    pumped
 }
 
 /// The environment of every exec: an allowlist, nothing from the host.
@@ -503,6 +777,9 @@ fn base_env(user: User) -> Vec<String> {
         format!("HOME={home}"),
         format!("USER={name}"),
         format!("LOGNAME={name}"),
+        // Temporary files of the grader user go where the student cannot
+        // plant links (gVisor does not protect links in a shared /tmp).
+        format!("TMPDIR={}", user.temp_dir()),
     ]
 }
 

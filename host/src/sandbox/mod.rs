@@ -101,6 +101,29 @@ impl User {
             User::Grader => "1001:1001",
         }
     }
+
+    /// Where the user's commands start when they name no folder: a place
+    /// only that user can write, so a grader-user command never starts in,
+    /// imports from, or writes through what the student left in `/work`.
+    #[must_use]
+    pub fn default_cwd(self) -> &'static str {
+        match self {
+            User::Student => "/work",
+            User::Grader => "/grader",
+        }
+    }
+
+    /// The user's `TMPDIR`: the shared `/tmp` for the student, the private
+    /// `/grader` for the grader user (gVisor does not enforce protected
+    /// symlinks, so a link the student plants in `/tmp` would redirect the
+    /// grader's writes).
+    #[must_use]
+    pub fn temp_dir(self) -> &'static str {
+        match self {
+            User::Student => "/tmp",
+            User::Grader => "/grader",
+        }
+    }
 }
 
 /// Everything needed to create a sandbox.

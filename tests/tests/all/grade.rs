@@ -14,8 +14,20 @@ struct Expected {
     verdicts: BTreeMap<String, String>,
 }
 
-async fn grade_course(course: &str, plugin: &str) {
+/// Grades the course in `examples/COURSE` and checks every score.
+async fn grade_course(course: &str, plugin: &str) -> Vec<serde_json::Value> {
     let root = support::repo_root().join("examples").join(course);
+    grade_folder(course, &root, &root.join("agh.toml"), plugin).await
+}
+
+/// Grades `root/submissions` under `config` and checks every score and
+/// verdict against `root/expected.toml`; returns the results.
+async fn grade_folder(
+    course: &str,
+    root: &std::path::Path,
+    config: &std::path::Path,
+    plugin: &str,
+) -> Vec<serde_json::Value> {
     let expected: Expected = toml::from_str(
         &std::fs::read_to_string(root.join("expected.toml")).expect("expected.toml"),
     )
@@ -25,7 +37,7 @@ async fn grade_course(course: &str, plugin: &str) {
     let output = std::process::Command::new(support::agh_binary())
         .args(["grade", "--plugin", plugin, "--json", "--batch-id", &batch])
         .arg("--config")
-        .arg(root.join("agh.toml"))
+        .arg(config)
         .arg("--submissions")
         .arg(root.join("submissions"))
         .arg("--out")
@@ -89,11 +101,47 @@ async fn grade_course(course: &str, plugin: &str) {
     }
     assert!(problems.is_empty(), "{course}:\n{}", problems.join("\n"));
     support::assert_no_leftovers(&support::docker().await, &batch).await;
+    results
 }
 
 #[tokio::test]
 async fn python_course_gets_its_expected_scores() {
     grade_course("python-course", graders::PYTHON_UNITTEST).await;
+}
+
+/// Each submission in tests/cases/python-forgery tries one way of forging a
+/// verdict from inside its own process (the runner's nonce, stack frames,
+/// the garbage collector, output writers, a patched `unittest`, an exit
+/// hook, a shadowing test module, objects equal to anything, the judge's
+/// streams, printing the hidden tests): each scores 0, the honest one 6.
+#[tokio::test]
+async fn python_grader_verdicts_cannot_be_forged_by_the_student() {
+    let cases = support::repo_root().join("tests/cases/python-forgery");
+    let course = support::repo_root().join("examples/python-course/agh.toml");
+    let results = grade_folder("python-forgery", &cases, &course, graders::PYTHON_UNITTEST).await;
+    // No feedback hands the hidden tests back.
+    let hidden = std::fs::read_to_string(
+        support::repo_root().join("examples/python-course/assets/tests/test_solution.py"),
+    )
+    .expect("hidden tests");
+    let hidden_lines: Vec<&str> = hidden
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.len() > 20)
+        .collect();
+    for result in &results {
+        for test in result["tests"].as_array().expect("tests") {
+            let output = test["output"].as_str().unwrap_or_default();
+            for line in &hidden_lines {
+                assert!(
+                    !output.contains(line),
+                    "{}: feedback of {} carries hidden test source {line:?}:\n{output}",
+                    result["submission"],
+                    test["name"]
+                );
+            }
+        }
+    }
 }
 
 #[tokio::test]
