@@ -135,7 +135,7 @@ fn a_daemon_restart_mid_batch_loses_and_misgrades_nothing() {
     let mut got = BTreeMap::new();
     for name in expected.keys() {
         let result: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(out.join(format!("{name}.json"))).expect("result"),
+            &std::fs::read(out.join("results").join(format!("{name}.json"))).expect("result"),
         )
         .expect("json");
         assert_eq!(result["status"], "graded", "{name}: {result}");

@@ -61,6 +61,9 @@ pub struct AssetCache {
     max_bytes: u64,
     index: Mutex<Index>,
     memory: Mutex<MemoryLayer>,
+    /// Objects whose contents were hashed and matched their name since
+    /// this cache was opened.
+    verified: Mutex<std::collections::HashSet<String>>,
 }
 
 fn now() -> u64 {
@@ -78,10 +81,13 @@ impl AssetCache {
     /// unreadable index is set aside, not trusted.
     ///
     /// # Errors
-    /// When the folder cannot be created.
+    /// When the folder cannot be created, or is not private to the user
+    /// running agh (see [`crate::private_dir`]).
     pub fn open(root: &Path, max_bytes: u64) -> std::io::Result<Self> {
-        let dir = root.join(CACHE_LAYOUT);
-        std::fs::create_dir_all(dir.join("objects"))?;
+        let private =
+            |path: &Path| crate::private_dir::open_dir(path).map_err(std::io::Error::other);
+        let dir = private(root)?.join(CACHE_LAYOUT);
+        private(&dir.join("objects"))?;
         let index = match std::fs::read(dir.join("index.json")) {
             Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|err| {
                 tracing::warn!(%err, "asset cache index unreadable; starting empty");
@@ -94,6 +100,7 @@ impl AssetCache {
             max_bytes,
             index: Mutex::new(index),
             memory: Mutex::new(MemoryLayer::default()),
+            verified: Mutex::default(),
         })
     }
 
@@ -103,16 +110,54 @@ impl AssetCache {
         self.dir.join("objects").join(sha256)
     }
 
-    /// The entry for `key` when its contents are on disk; marks it used.
+    /// The entry for `key` when its contents are on disk and still hash to
+    /// their name; marks it used. An object that was changed, linked, or
+    /// handed to another owner is dropped (and fetched again by the caller).
     #[must_use]
     pub fn lookup(&self, key: &str) -> Option<CacheEntry> {
-        let mut index = lock(&self.index);
-        let entry = index.entries.get_mut(key)?;
-        if !self.object_path(&entry.sha256).is_file() {
+        let entry = lock(&self.index).entries.get(key)?.clone();
+        if !self.verify(&entry) {
+            let mut index = lock(&self.index);
+            index.entries.retain(|_, e| e.sha256 != entry.sha256);
+            let _ = std::fs::remove_file(self.object_path(&entry.sha256));
             return None;
         }
+        let mut index = lock(&self.index);
+        let entry = index.entries.get_mut(key)?;
         entry.last_used = now();
         Some(entry.clone())
+    }
+
+    /// True when the object of `entry` is a private file whose contents
+    /// hash to its name; hashed once per object while the cache is open.
+    fn verify(&self, entry: &CacheEntry) -> bool {
+        if lock(&self.verified).contains(&entry.sha256) {
+            return true;
+        }
+        let path = self.object_path(&entry.sha256);
+        let hashed = crate::private_dir::open_file(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|mut file| {
+                let mut hasher = Sha256::new();
+                let size = std::io::copy(&mut file, &mut hasher).map_err(|e| e.to_string())?;
+                Ok((crate::hex(&hasher.finalize()), size))
+            });
+        match hashed {
+            Ok((sha256, size)) if sha256 == entry.sha256 && size == entry.size => {
+                lock(&self.verified).insert(sha256);
+                true
+            }
+            Ok((sha256, _)) => {
+                tracing::warn!(object = %path.display(), found = %sha256, "a cached asset was changed; fetching it again");
+                false
+            }
+            Err(why) => {
+                if path.exists() || path.is_symlink() {
+                    tracing::warn!(object = %path.display(), %why, "refusing a cached asset; fetching it again");
+                }
+                false
+            }
+        }
     }
 
     /// Every cached key starting with `prefix`, for serving a listing when
@@ -124,7 +169,7 @@ impl AssetCache {
             .entries
             .range(prefix.to_string()..)
             .take_while(|(k, _)| k.starts_with(prefix))
-            .filter(|(_, e)| self.object_path(&e.sha256).is_file())
+            .filter(|(_, e)| self.verify(e))
             .map(|(k, e)| (k.clone(), e.clone()))
             .collect()
     }
@@ -161,11 +206,8 @@ impl AssetCache {
         }
         file.sync_all().await?;
         drop(file);
-        let sha256: String = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let sha256: String = crate::hex(&hasher.finalize());
+        lock(&self.verified).insert(sha256.clone());
         temp_path
             .persist(self.object_path(&sha256))
             .map_err(|e| e.error)?;
@@ -284,6 +326,49 @@ mod tests {
             reopened.lookup("s3://b/k").unwrap().sha256,
             entry.sha256,
             "the index survives a restart"
+        );
+    }
+
+    #[tokio::test]
+    async fn tampered_foreign_or_linked_objects_are_refused_and_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = AssetCache::open(dir.path(), 1 << 20).unwrap();
+        let tests = cache
+            .store("tests", "e", chunks(&[b"hidden tests"]))
+            .await
+            .unwrap();
+        let data = cache
+            .store("data", "e", chunks(&[b"a data set"]))
+            .await
+            .unwrap();
+        let owned = cache
+            .store("owned", "e", chunks(&[b"owned by another"]))
+            .await
+            .unwrap();
+        cache.save_index().unwrap();
+        drop(cache);
+        std::fs::write(
+            dir.path()
+                .join(CACHE_LAYOUT)
+                .join("objects")
+                .join(&tests.sha256),
+            b"forged tests!",
+        )
+        .unwrap();
+        let object = |sha: &str| dir.path().join(CACHE_LAYOUT).join("objects").join(sha);
+        std::fs::rename(object(&data.sha256), dir.path().join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), object(&data.sha256)).unwrap();
+        std::os::unix::fs::chown(object(&owned.sha256), Some(4242), None).unwrap();
+        let cache = AssetCache::open(dir.path(), 1 << 20).unwrap();
+        for key in ["tests", "data", "owned"] {
+            assert!(
+                cache.lookup(key).is_none(),
+                "{key} was served from a bad object"
+            );
+        }
+        assert!(
+            !object(&tests.sha256).exists(),
+            "the forged object was dropped"
         );
     }
 

@@ -20,6 +20,11 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{GrantedAsset, SourceLocation};
 use crate::sandbox::{EntrySource, FileEntry, Owner, host_tree_entries, open_regular_file};
+
+/// Most bytes a local asset folder may hold (apparent sizes): far above any
+/// course's data, but a bound, so a sparse file in a shared folder is
+/// refused instead of read for hours.
+pub const MAX_LOCAL_ASSET_BYTES: u64 = 16 * 1024 * 1024 * 1024;
 pub use cache::AssetCache;
 pub use s3::S3Timeouts;
 
@@ -80,11 +85,7 @@ impl ResolvedAsset {
             hasher.update([0]);
             hasher.update(file.sha256.as_bytes());
         }
-        hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::hex(&hasher.finalize())
     }
 
     /// The files as entries to copy into the sandbox, with the folder to
@@ -133,11 +134,7 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut file = open_regular_file(path)?;
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher)?;
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(crate::hex(&hasher.finalize()))
 }
 
 /// Resolves a local asset: the real path must stay inside the source folder,
@@ -188,7 +185,8 @@ fn resolve_local(
         let name = grant.path.rsplit('/').next().unwrap_or(&grant.path);
         return Ok((vec![describe(name, real)?], true));
     }
-    let entries = host_tree_entries(&real).map_err(|e| AssetError::Refused(e.to_string()))?;
+    let entries = host_tree_entries(&real, MAX_LOCAL_ASSET_BYTES)
+        .map_err(|e| AssetError::Refused(e.to_string()))?;
     let mut files = Vec::new();
     for entry in entries {
         if let Some(EntrySource::HostFile(host)) = entry.source {

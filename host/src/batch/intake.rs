@@ -2,10 +2,14 @@
 //! tar, tar.gz) per submission, unpacked safely into a staging folder, and
 //! a stable share of them for `--shard K/N`.
 
+use std::ffi::OsStr;
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+
+use crate::names;
 
 /// Most entries an archive may hold.
 pub const MAX_ARCHIVE_ENTRIES: usize = 10_000;
@@ -25,50 +29,147 @@ pub struct Submission {
 
 const ARCHIVE_SUFFIXES: [&str; 4] = [".zip", ".tar.gz", ".tgz", ".tar"];
 
-fn archive_stem(file_name: &str) -> Option<&str> {
+fn archive_stem(file_name: &OsStr) -> Option<&OsStr> {
+    let bytes = file_name.as_bytes();
     ARCHIVE_SUFFIXES
         .iter()
-        .find_map(|suffix| file_name.strip_suffix(suffix))
+        .find_map(|suffix| bytes.strip_suffix(suffix.as_bytes()))
+        .map(OsStr::from_bytes)
+}
+
+/// One entry of a submissions folder, before anything is unpacked.
+struct Found {
+    /// The name it will be graded and recorded under.
+    name: String,
+    /// The folder or archive on the operator's disk.
+    source: PathBuf,
+    archive: bool,
+    /// Why its own name could not be used, when it could not.
+    bad_name: Option<String>,
+}
+
+impl Found {
+    /// Names an entry by its folder name or archive stem; a name that
+    /// [`names::check_name`] refuses is graded as refused, under a stand-in.
+    fn new(raw: &OsStr, source: PathBuf, archive: bool) -> Self {
+        match names::checked_name(raw) {
+            Ok(name) => Self {
+                name,
+                source,
+                archive,
+                bad_name: None,
+            },
+            Err(why) => Self {
+                name: names::stand_in_name(raw),
+                bad_name: Some(format!(
+                    "the submission {:?} was not graded: its name {why}; rename it and grade again",
+                    source.file_name().unwrap_or_default()
+                )),
+                source,
+                archive,
+            },
+        }
+    }
+
+    /// Unpacks an archive into `staging/NAME`; a folder is used in place.
+    fn into_submission(self, staging: &Path) -> Submission {
+        if let Some(why) = self.bad_name {
+            return Submission {
+                name: self.name,
+                dir: PathBuf::new(),
+                refused: Some(why),
+            };
+        }
+        if !self.archive {
+            return Submission {
+                name: self.name,
+                dir: self.source,
+                refused: None,
+            };
+        }
+        // The name is checked, so the target is a direct child of staging.
+        let target = staging.join(&self.name);
+        let refused = std::fs::create_dir_all(staging)
+            .map_err(|e| format!("cannot create {}: {e}", staging.display()))
+            .and_then(|()| unpack(&self.source, &target))
+            .err();
+        Submission {
+            name: self.name,
+            dir: target,
+            refused,
+        }
+    }
+}
+
+/// Refuses two entries that would be graded under one name.
+fn refuse_duplicates(found: &[Found]) -> Result<(), String> {
+    let mut seen: std::collections::BTreeMap<&str, &Path> = Default::default();
+    for entry in found {
+        if let Some(first) = seen.insert(&entry.name, &entry.source) {
+            return Err(format!(
+                "{} and {} would both be graded as {:?}; rename or remove one and grade again",
+                first.display(),
+                entry.source.display(),
+                entry.name
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Lists the submissions in `dir`, sorted by name, unpacking archives into
-/// `staging`. A refused archive is still listed, with the reason, so it gets
-/// a result rather than vanishing.
+/// `staging`. A refused archive, or an entry whose name cannot be used, is
+/// still listed with the reason, so it gets a result rather than vanishing.
 ///
 /// # Errors
-/// When `dir` cannot be read or holds no submissions.
+/// When `dir` cannot be read, holds no submissions, or holds two that
+/// would be graded under one name (`alice/` and `alice.zip`).
 pub fn discover(dir: &Path, staging: &Path) -> Result<Vec<Submission>, String> {
     let read = std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     let mut found = Vec::new();
     for entry in read.filter_map(Result::ok) {
-        let name = entry.file_name().to_string_lossy().into_owned();
         let Ok(kind) = entry.file_type() else {
             continue;
         };
+        let file_name = entry.file_name();
         if kind.is_dir() {
-            found.push(Submission {
-                name,
-                dir: entry.path(),
-                refused: None,
-            });
-        } else if let (true, Some(stem)) = (kind.is_file(), archive_stem(&name)) {
-            let target = staging.join(stem);
-            let refused = unpack(&entry.path(), &target).err();
-            found.push(Submission {
-                name: stem.to_string(),
-                dir: target,
-                refused,
-            });
+            found.push(Found::new(&file_name, entry.path(), false));
+        } else if let (true, Some(stem)) = (kind.is_file(), archive_stem(&file_name)) {
+            found.push(Found::new(stem, entry.path(), true));
         }
     }
-    found.sort_by(|a, b| a.name.cmp(&b.name));
     if found.is_empty() {
         return Err(format!(
             "{} holds no submission folders or archives",
             dir.display()
         ));
     }
-    Ok(found)
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    refuse_duplicates(&found)?;
+    Ok(found
+        .into_iter()
+        .map(|f| f.into_submission(staging))
+        .collect())
+}
+
+/// The one submission at `path`: a folder, or an archive unpacked into
+/// `staging`.
+///
+/// # Errors
+/// When `path` is neither a folder nor a zip or tarball.
+pub fn single(path: &Path, staging: &Path) -> Result<Submission, String> {
+    let file_name = path.file_name().unwrap_or_default();
+    let found = if path.is_dir() {
+        Found::new(file_name, path.to_path_buf(), false)
+    } else if let Some(stem) = archive_stem(file_name).filter(|_| path.is_file()) {
+        Found::new(stem, path.to_path_buf(), true)
+    } else {
+        return Err(format!(
+            "{} is not a folder, a zip or a tarball (.tar, .tar.gz, .tgz)",
+            path.display()
+        ));
+    };
+    Ok(found.into_submission(staging))
 }
 
 /// Keeps the submissions of shard `k` of `n` (1-based): a stable share by
@@ -157,9 +258,9 @@ fn write_entry(
 ///
 /// # Errors
 /// Why the archive was refused.
-pub fn unpack(archive: &Path, target: &Path) -> Result<(), String> {
+fn unpack(archive: &Path, target: &Path) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(target);
-    std::fs::create_dir_all(target).map_err(|e| format!("{}: {e}", target.display()))?;
+    std::fs::create_dir(target).map_err(|e| format!("{}: {e}", target.display()))?;
     let name = archive
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -269,6 +370,57 @@ mod tests {
         assert_eq!(
             std::fs::read(found[1].dir.join("src/main.c")).unwrap(),
             b"int main(){}"
+        );
+    }
+
+    #[test]
+    fn archive_names_that_are_dots_stay_inside_staging() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("submissions");
+        let staging = parent.path().join("out/.staging");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(parent.path().join("out")).unwrap();
+        std::fs::write(parent.path().join("out/keep"), "x").unwrap();
+        for name in ["...zip", "..zip", ".zip", "a\u{1b}[2Kb.zip"] {
+            zip_with(&dir.join(name), &[("main.c", b"int main(){}")]);
+        }
+        let found = discover(&dir, &staging).unwrap();
+        assert_eq!(found.len(), 4);
+        for submission in &found {
+            assert!(submission.name.starts_with("unnamed-"), "{submission:?}");
+            assert!(submission.refused.as_deref().unwrap().contains("rename it"));
+        }
+        assert!(
+            parent.path().join("out/keep").is_file(),
+            "the output folder was touched"
+        );
+        assert!(
+            !parent.path().join("main.c").exists() && !parent.path().join("out/main.c").exists()
+        );
+    }
+
+    #[test]
+    fn a_folder_and_an_archive_of_one_name_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("alice")).unwrap();
+        zip_with(&dir.path().join("alice.zip"), &[("main.c", b"x")]);
+        let err = discover(dir.path(), staging.path()).unwrap_err();
+        assert!(
+            err.contains("alice.zip") && err.contains("both be graded as \"alice\""),
+            "{err}"
+        );
+        assert!(
+            !staging.path().join("alice").exists(),
+            "nothing was unpacked"
+        );
+        zip_with(&dir.path().join("bob.tar.gz"), &[]);
+        std::fs::remove_dir(dir.path().join("alice")).unwrap();
+        std::fs::copy(dir.path().join("bob.tar.gz"), dir.path().join("bob.tgz")).unwrap();
+        assert!(
+            discover(dir.path(), staging.path())
+                .unwrap_err()
+                .contains("bob")
         );
     }
 

@@ -3,11 +3,16 @@
 //! any point resumes with exactly one result per submission.
 //!
 //! ```text
-//! OUT/.lock            held (flock) while a batch writes here
-//! OUT/batch.json       { "id": ..., "plugin_sha256": ... }: the container label
-//! OUT/journal.jsonl    one line per finished submission, fsync'd
-//! OUT/<name>.json      one result per submission, written atomically
+//! OUT/.lock                  held (flock) while a batch writes here; taken
+//!                            before anything else in OUT is read or written
+//! OUT/batch.json             { "id": ..., "plugin_sha256": ... }: the container label
+//! OUT/journal.jsonl          one line per finished submission, fsync'd
+//! OUT/results/<name>.json    one result per submission, written atomically
 //! ```
+//!
+//! Results live in a folder of their own, so no submission name can collide
+//! with agh's own files; every name is checked by [`crate::names`] before
+//! it becomes a file name.
 //!
 //! A result is written before its journal line. Killed between the two, the
 //! submission is graded again on resume and its result file replaced
@@ -27,7 +32,20 @@ use crate::report::{Status, SubmissionResult, write_atomic};
 pub const JOURNAL_FILE: &str = "journal.jsonl";
 /// Name of the batch identity file.
 pub const BATCH_FILE: &str = "batch.json";
+/// Name of the folder holding one result per submission.
+pub const RESULTS_DIR: &str = "results";
 const LOCK_FILE: &str = ".lock";
+
+/// What to do with an output folder that already holds a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Refuse it: nothing is overwritten without being asked.
+    New,
+    /// Continue it: keep its identity and finished submissions.
+    Resume,
+    /// Grade everything again: start its journal afresh.
+    Regrade,
+}
 
 /// The identity of the batch an output folder belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +90,14 @@ pub enum OutputError {
         /// The grader recorded there.
         was: String,
     },
+    /// A result names a submission that cannot be a file name.
+    #[error("a result for {name:?} cannot be written: the name {why}")]
+    BadName {
+        /// The name, as it came.
+        name: String,
+        /// The rule it breaks.
+        why: crate::names::NameError,
+    },
     /// Reading or writing failed (a full disk among others).
     #[error("{context}: {source}")]
     Io {
@@ -87,30 +113,19 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> OutputError 
     move |source| OutputError::Io { context, source }
 }
 
-/// An output folder held by this process.
-pub struct OutputDir {
+/// An output folder's lock, held by this process; nothing else in the
+/// folder has been read or written yet.
+pub struct OutputLock {
     path: PathBuf,
-    _lock: File,
-    journal: File,
-    identity: BatchIdentity,
-    done: HashMap<String, JournalEntry>,
+    lock: File,
 }
 
-impl OutputDir {
-    /// Opens (creating) `path` for a batch, taking its lock. With `resume`,
-    /// the earlier batch's identity and finished submissions are kept; with
-    /// `regrade`, the journal starts empty; with neither, a folder holding a
-    /// batch is refused rather than overwritten.
+impl OutputLock {
+    /// Creates `path` if needed and takes its lock, touching nothing else.
     ///
     /// # Errors
-    /// [`OutputError`] saying what to do.
-    pub fn open(
-        path: &Path,
-        new_id: &str,
-        plugin_sha256: &str,
-        resume: bool,
-        regrade: bool,
-    ) -> Result<Self, OutputError> {
+    /// [`OutputError::Locked`] when another agh holds it; I/O errors.
+    pub fn acquire(path: &Path) -> Result<Self, OutputError> {
         std::fs::create_dir_all(path).map_err(io(format!("creating {}", path.display())))?;
         let lock = OpenOptions::new()
             .create(true)
@@ -121,17 +136,52 @@ impl OutputDir {
         if lock.try_lock().is_err() {
             return Err(OutputError::Locked(path.into()));
         }
+        Ok(Self {
+            path: path.into(),
+            lock,
+        })
+    }
+
+    /// The folder.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// An output folder held by this process.
+pub struct OutputDir {
+    path: PathBuf,
+    _lock: File,
+    journal: File,
+    identity: BatchIdentity,
+    done: HashMap<String, JournalEntry>,
+}
+
+impl OutputDir {
+    /// Opens a locked folder for a batch (see [`OpenMode`]).
+    ///
+    /// # Errors
+    /// [`OutputError`] saying what to do.
+    pub fn open(
+        lock: OutputLock,
+        new_id: &str,
+        plugin_sha256: &str,
+        mode: OpenMode,
+    ) -> Result<Self, OutputError> {
+        let OutputLock { path, lock } = lock;
+        let path = path.as_path();
         let identity_file = path.join(BATCH_FILE);
         let earlier: Option<BatchIdentity> = std::fs::read(&identity_file)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok());
         let journal_path = path.join(JOURNAL_FILE);
         let identity = match earlier {
-            Some(_) if regrade => BatchIdentity {
+            Some(_) if mode == OpenMode::Regrade => BatchIdentity {
                 id: new_id.into(),
                 plugin_sha256: plugin_sha256.into(),
             },
-            Some(earlier) if resume => {
+            Some(earlier) if mode == OpenMode::Resume => {
                 if earlier.plugin_sha256 != plugin_sha256 {
                     return Err(OutputError::OtherGrader {
                         path: path.into(),
@@ -146,8 +196,9 @@ impl OutputDir {
                 plugin_sha256: plugin_sha256.into(),
             },
         };
-        let continuing = resume && !regrade;
-        let done = if continuing {
+        let results = path.join(RESULTS_DIR);
+        std::fs::create_dir_all(&results).map_err(io(format!("creating {}", results.display())))?;
+        let done = if mode == OpenMode::Resume {
             read_journal(&journal_path)?
         } else {
             File::create(&journal_path).map_err(io("starting the journal"))?;
@@ -181,7 +232,7 @@ impl OutputDir {
     #[must_use]
     pub fn is_done(&self, name: &str, sha256: &str) -> bool {
         self.done.get(name).is_some_and(|e| e.sha256 == sha256)
-            && self.path.join(format!("{name}.json")).is_file()
+            && result_path(&self.path, name).is_ok_and(|file| file.is_file())
     }
 
     /// How many submissions the journal already holds.
@@ -198,10 +249,14 @@ impl OutputDir {
     /// [`OutputError::Io`] (a full disk among others); what was written
     /// before stays whole.
     pub fn record(&mut self, result: &SubmissionResult) -> Result<(), OutputError> {
-        let file = self.path.join(format!("{}.json", result.submission));
+        let file =
+            result_path(&self.path, &result.submission).map_err(|why| OutputError::BadName {
+                name: result.submission.clone(),
+                why,
+            })?;
         let bytes = serde_json::to_vec_pretty(result)
             .map_err(|e| io("encoding a result")(std::io::Error::other(e)))?;
-        write_atomic(&self.path, &file, &bytes)
+        write_atomic(&self.path.join(RESULTS_DIR), &file, &bytes)
             .map_err(io(format!("writing {}", file.display())))?;
         if result.status == Status::InfraError {
             return Ok(());
@@ -230,6 +285,15 @@ impl OutputDir {
     }
 }
 
+/// Where the result of submission `name` lives in the output folder `out`.
+///
+/// # Errors
+/// When `name` cannot be a file name.
+pub fn result_path(out: &Path, name: &str) -> Result<PathBuf, crate::names::NameError> {
+    crate::names::check_name(name)?;
+    Ok(out.join(RESULTS_DIR).join(format!("{name}.json")))
+}
+
 /// Reads the journal; a torn or unreadable line is skipped (its submission
 /// is graded again).
 fn read_journal(path: &Path) -> Result<HashMap<String, JournalEntry>, OutputError> {
@@ -255,6 +319,43 @@ fn read_journal(path: &Path) -> Result<HashMap<String, JournalEntry>, OutputErro
 mod tests {
     use super::*;
 
+    fn open_dir(
+        path: &Path,
+        id: &str,
+        sha: &str,
+        mode: OpenMode,
+    ) -> Result<OutputDir, OutputError> {
+        OutputDir::open(OutputLock::acquire(path)?, id, sha, mode)
+    }
+
+    #[test]
+    fn results_cannot_leave_their_folder_or_replace_agh_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut out = open_dir(dir.path(), "a", "sha", OpenMode::New).unwrap();
+        for name in ["..", ".", "", "../batch", "a/b"] {
+            assert!(
+                matches!(
+                    out.record(&result(name, Status::Graded)),
+                    Err(OutputError::BadName { .. })
+                ),
+                "{name:?}"
+            );
+        }
+        out.record(&result("batch", Status::Graded)).unwrap();
+        out.record(&result("journal", Status::Graded)).unwrap();
+        let identity: BatchIdentity =
+            serde_json::from_slice(&std::fs::read(dir.path().join(BATCH_FILE)).unwrap()).unwrap();
+        assert_eq!(
+            identity.id, "a",
+            "a submission named batch leaves batch.json alone"
+        );
+        assert!(dir.path().join("results/batch.json").is_file());
+        assert_eq!(
+            read_journal(&dir.path().join(JOURNAL_FILE)).unwrap().len(),
+            2
+        );
+    }
+
     fn result(name: &str, status: Status) -> SubmissionResult {
         let mut r = SubmissionResult::failed(name, status, String::new());
         r.error = None;
@@ -264,12 +365,12 @@ mod tests {
     #[test]
     fn a_folder_with_a_batch_needs_resume_or_regrade() {
         let dir = tempfile::tempdir().unwrap();
-        drop(OutputDir::open(dir.path(), "a", "sha", false, false).unwrap());
+        drop(open_dir(dir.path(), "a", "sha", OpenMode::New).unwrap());
         assert!(matches!(
-            OutputDir::open(dir.path(), "b", "sha", false, false),
+            open_dir(dir.path(), "b", "sha", OpenMode::New),
             Err(OutputError::Exists(_))
         ));
-        let resumed = OutputDir::open(dir.path(), "b", "sha", true, false).unwrap();
+        let resumed = open_dir(dir.path(), "b", "sha", OpenMode::Resume).unwrap();
         assert_eq!(
             resumed.identity().id,
             "a",
@@ -277,7 +378,7 @@ mod tests {
         );
         drop(resumed);
         assert!(matches!(
-            OutputDir::open(dir.path(), "c", "other", true, false),
+            open_dir(dir.path(), "c", "other", OpenMode::Resume),
             Err(OutputError::OtherGrader { .. })
         ));
     }
@@ -285,7 +386,7 @@ mod tests {
     #[test]
     fn resume_on_a_fresh_folder_starts_it() {
         let dir = tempfile::tempdir().unwrap();
-        let mut out = OutputDir::open(&dir.path().join("new"), "a", "sha", true, false).unwrap();
+        let mut out = open_dir(&dir.path().join("new"), "a", "sha", OpenMode::Resume).unwrap();
         out.record(&result("first", Status::Graded)).unwrap();
         assert!(out.is_done("first", ""));
     }
@@ -293,9 +394,9 @@ mod tests {
     #[test]
     fn the_lock_is_exclusive() {
         let dir = tempfile::tempdir().unwrap();
-        let _held = OutputDir::open(dir.path(), "a", "sha", false, false).unwrap();
+        let _held = open_dir(dir.path(), "a", "sha", OpenMode::New).unwrap();
         assert!(matches!(
-            OutputDir::open(dir.path(), "a", "sha", true, false),
+            open_dir(dir.path(), "a", "sha", OpenMode::Resume),
             Err(OutputError::Locked(_))
         ));
     }
@@ -304,7 +405,7 @@ mod tests {
     fn resume_skips_finished_and_retries_infra_errors_and_torn_lines() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let mut out = OutputDir::open(dir.path(), "a", "sha", false, false).unwrap();
+            let mut out = open_dir(dir.path(), "a", "sha", OpenMode::New).unwrap();
             out.record(&result("done", Status::Graded)).unwrap();
             out.record(&result("flaky", Status::InfraError)).unwrap();
         }
@@ -315,7 +416,7 @@ mod tests {
         journal
             .write_all(b"{\"submission\":\"torn\",\"sha")
             .unwrap();
-        let out = OutputDir::open(dir.path(), "b", "sha", true, false).unwrap();
+        let out = open_dir(dir.path(), "b", "sha", OpenMode::Resume).unwrap();
         assert!(out.is_done("done", ""));
         assert!(!out.is_done("flaky", ""), "infra errors are retried");
         assert!(!out.is_done("torn", ""));

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::journal::{BATCH_FILE, BatchIdentity, OutputDir, OutputError};
+use super::journal::{BATCH_FILE, BatchIdentity, OpenMode, OutputDir, OutputError, OutputLock};
 use crate::report::export::load_results;
 use crate::report::{Status, SubmissionResult};
 
@@ -35,6 +35,7 @@ pub enum MergeError {
 /// # Errors
 /// [`MergeError`] naming the input or submission at fault.
 pub fn merge_folders(inputs: &[PathBuf], out: &Path) -> Result<usize, MergeError> {
+    let lock = OutputLock::acquire(out)?;
     let mut merged: BTreeMap<String, SubmissionResult> = BTreeMap::new();
     let mut plugin: Option<String> = None;
     for dir in inputs {
@@ -66,11 +67,10 @@ pub fn merge_folders(inputs: &[PathBuf], out: &Path) -> Result<usize, MergeError
     }
     let id = format!("merged-{}", std::process::id());
     let mut output = OutputDir::open(
-        out,
+        lock,
         &id,
         plugin.as_deref().unwrap_or_default(),
-        false,
-        false,
+        OpenMode::New,
     )?;
     for result in merged.values() {
         output.record(result)?;

@@ -7,7 +7,9 @@ pub mod journal;
 pub mod merge;
 
 pub use intake::Submission;
-pub use journal::{BATCH_FILE, OutputDir, OutputError};
+pub use journal::{
+    BATCH_FILE, OpenMode, OutputDir, OutputError, OutputLock, RESULTS_DIR, result_path,
+};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::assets::{self, AssetCache, ResolvedAsset, S3Timeouts};
 use crate::config::{self, Config, Effective};
 use crate::plugin::{self, Description, GradeContext, Grader, PluginError, PluginHost, Session};
+use crate::private_dir;
 use crate::report::{
     AssetDigest, Provenance, Status, SubmissionResult, TestRecord, Timings, Verdict,
 };
@@ -87,7 +90,9 @@ pub struct Plan {
 /// # Errors
 /// [`BatchError`] with every refusal listed.
 pub async fn plan(plugin_path: &Path, config: &Config) -> Result<Plan, BatchError> {
-    let host = PluginHost::new(PluginHost::default_cache_dir())?;
+    let cache_dir =
+        private_dir::default_cache_dir().map_err(|e| BatchError::Infra(e.to_string()))?;
+    let host = PluginHost::new(Some(cache_dir))?;
     let grader = host.load(plugin_path)?;
     let settings: Vec<(String, String)> = config.settings.clone().into_iter().collect();
     let description = grader.describe(&settings).await?;
@@ -99,6 +104,17 @@ pub async fn plan(plugin_path: &Path, config: &Config) -> Result<Plan, BatchErro
         description,
         effective,
     })
+}
+
+/// Opens the asset cache in agh's private cache folder.
+///
+/// # Errors
+/// [`BatchError::Infra`] when the folder is not private or cannot be made.
+pub fn open_asset_cache(config: &Config) -> Result<AssetCache, BatchError> {
+    let cache_root =
+        private_dir::default_cache_dir().map_err(|e| BatchError::Infra(e.to_string()))?;
+    AssetCache::open(&cache_root, config.asset_cache_bytes)
+        .map_err(|e| BatchError::Infra(format!("asset cache {}: {e}", cache_root.display())))
 }
 
 /// A batch ready to grade.
@@ -128,10 +144,7 @@ impl Batch {
         batch_id: String,
     ) -> Result<Self, BatchError> {
         let plan = plan(plugin_path, &config).await?;
-        let cache_root = PluginHost::default_cache_dir()
-            .unwrap_or_else(|| std::env::temp_dir().join("agh-cache"));
-        let cache = AssetCache::open(&cache_root, config.asset_cache_bytes)
-            .map_err(|e| BatchError::Infra(format!("asset cache {}: {e}", cache_root.display())))?;
+        let cache = open_asset_cache(&config)?;
         let assets =
             assets::resolve_all(&plan.effective.assets, Some(&cache), S3Timeouts::default())
                 .await
@@ -513,7 +526,8 @@ fn test_record(test: plugin::TestResult) -> TestRecord {
 /// # Errors
 /// Why the submission cannot be accepted.
 pub fn submission_digest(dir: &Path) -> Result<String, String> {
-    let entries = host_tree_entries(dir).map_err(|e| e.to_string())?;
+    let entries =
+        host_tree_entries(dir, sandbox::MAX_SUBMISSION_BYTES).map_err(|e| e.to_string())?;
     let mut hasher = Sha256::new();
     for entry in entries {
         hasher.update(entry.path.as_bytes());
@@ -526,11 +540,7 @@ pub fn submission_digest(dir: &Path) -> Result<String, String> {
         }
         hasher.update([0]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(crate::hex(&hasher.finalize()))
 }
 
 /// The default number of submissions graded at once: two per core (a

@@ -1,6 +1,7 @@
 //! `agh plan`, `agh grade`, `agh export` and `agh merge`.
 
 use super::*;
+use crate::names::for_terminal;
 
 #[derive(Debug, Args)]
 pub(super) struct PlanArgs {
@@ -99,14 +100,9 @@ pub(super) async fn plan_command(args: PlanArgs) -> ExitCode {
         Err(err) => return batch_error_exit(&err),
     };
     let resolved = if args.resolve {
-        let cache_root = PluginHost::default_cache_dir()
-            .unwrap_or_else(|| std::env::temp_dir().join("agh-cache"));
-        let cache = match AssetCache::open(&cache_root, config.asset_cache_bytes) {
+        let cache = match batch::open_asset_cache(&config) {
             Ok(cache) => cache,
-            Err(err) => {
-                eprintln!("agh: asset cache {}: {err}", cache_root.display());
-                return ExitCode::from(EXIT_INFRA);
-            }
+            Err(err) => return batch_error_exit(&err),
         };
         match assets::resolve_all(&plan.effective.assets, Some(&cache), S3Timeouts::default()).await
         {
@@ -218,7 +214,7 @@ fn print_table(results: &[SubmissionResult]) {
         let passed = r.tests.iter().filter(|t| t.status == "passed").count();
         println!(
             "{:width$}  {:18}  {:>13}  {:>6}  {:>6.1}s",
-            r.submission,
+            for_terminal(&r.submission),
             status,
             format!("{:.1}/{:.1}", r.score, r.max_score),
             format!("{passed}/{}", r.tests.len()),
@@ -228,7 +224,7 @@ fn print_table(results: &[SubmissionResult]) {
             println!(
                 "{:width$}    {}",
                 "",
-                error.lines().next().unwrap_or_default()
+                for_terminal(error.lines().next().unwrap_or_default())
             );
         }
     }
@@ -243,35 +239,7 @@ const INTERRUPT_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 /// The submissions a grade command names, after sharding.
 fn submissions_of(args: &GradeArgs, staging: &std::path::Path) -> Result<Vec<Submission>, String> {
     let mut found = match (&args.submission, &args.submissions) {
-        (Some(one), _) if one.is_file() => {
-            let name = one
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let stem = ["zip", "tgz", "tar"]
-                .iter()
-                .fold(name.trim_end_matches(".tar.gz").to_string(), |n, ext| {
-                    n.trim_end_matches(&format!(".{ext}")).to_string()
-                });
-            let target = staging.join(&stem);
-            let refused = batch::intake::unpack(one, &target).err();
-            vec![Submission {
-                name: stem,
-                dir: target,
-                refused,
-            }]
-        }
-        (Some(one), _) => {
-            let name = one
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            vec![Submission {
-                name,
-                dir: one.clone(),
-                refused: None,
-            }]
-        }
+        (Some(one), _) => vec![batch::intake::single(one, staging)?],
         (None, Some(many)) => batch::intake::discover(many, staging)?,
         (None, None) => return Err("give --submission DIR or --submissions DIR".into()),
     };
@@ -280,6 +248,22 @@ fn submissions_of(args: &GradeArgs, staging: &std::path::Path) -> Result<Vec<Sub
         found = batch::intake::shard(found, k, n);
     }
     Ok(found)
+}
+
+/// Where archives are unpacked: a folder of agh's own inside the output
+/// folder (whose lock is held), or a fresh private temporary folder.
+enum Staging {
+    InOutput(std::path::PathBuf),
+    Temporary(tempfile::TempDir),
+}
+
+impl Staging {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            Staging::InOutput(path) => path,
+            Staging::Temporary(dir) => dir.path(),
+        }
+    }
 }
 
 /// A progress bar on a terminal, plain lines elsewhere.
@@ -332,7 +316,7 @@ impl Progress {
                     "[{}/{}] {} {status} {:.1}/{:.1} ({}; eta {eta:.0}s)",
                     self.finished,
                     self.total,
-                    result.submission,
+                    for_terminal(&result.submission),
                     result.score,
                     result.max_score,
                     counts.join(", ")
@@ -367,8 +351,9 @@ fn print_pass_rates(results: &[SubmissionResult]) {
     println!("\ntest pass rates:");
     for (name, (passed, total)) in rates {
         println!(
-            "  {:>5.1}%  {passed:>4}/{total:<4} {name}",
-            100.0 * passed as f64 / total as f64
+            "  {:>5.1}%  {passed:>4}/{total:<4} {}",
+            100.0 * passed as f64 / total as f64,
+            for_terminal(name)
         );
     }
 }
@@ -386,11 +371,30 @@ pub(super) async fn grade_command(args: GradeArgs) -> ExitCode {
             "agh: WARNING: sandboxes run under plain runc, WITHOUT gVisor; every result records \"insecure\": true"
         );
     }
-    let staging_root = match &args.out {
-        Some(out) => out.join(".staging"),
-        None => std::env::temp_dir().join(format!("agh-staging-{}", std::process::id())),
+    // The output folder's lock comes first: a second agh pointed at a
+    // folder a running batch holds must touch nothing in it.
+    let lock = match &args.out {
+        Some(out) => match OutputLock::acquire(out) {
+            Ok(lock) => Some(lock),
+            Err(err) => return output_error_exit(&err),
+        },
+        None => None,
     };
-    let submissions = match submissions_of(&args, &staging_root) {
+    let staging = match &lock {
+        Some(lock) => {
+            let path = lock.path().join(".staging");
+            let _ = std::fs::remove_dir_all(&path);
+            Staging::InOutput(path)
+        }
+        None => match tempfile::Builder::new().prefix("agh-staging-").tempdir() {
+            Ok(dir) => Staging::Temporary(dir),
+            Err(err) => {
+                eprintln!("agh: cannot create a staging folder: {err}");
+                return ExitCode::from(EXIT_INFRA);
+            }
+        },
+    };
+    let submissions = match submissions_of(&args, staging.path()) {
         Ok(found) => found,
         Err(err) => {
             eprintln!("agh: {err}");
@@ -407,17 +411,15 @@ pub(super) async fn grade_command(args: GradeArgs) -> ExitCode {
         Ok(sha) => sha,
         Err(err) => return batch_error_exit(&BatchError::Plugin(err)),
     };
-    let mut output = match &args.out {
-        Some(out) => match OutputDir::open(out, &new_id, &plugin_sha, args.resume, args.regrade) {
+    let mode = match (args.resume, args.regrade) {
+        (true, _) => OpenMode::Resume,
+        (false, true) => OpenMode::Regrade,
+        (false, false) => OpenMode::New,
+    };
+    let mut output = match lock {
+        Some(lock) => match OutputDir::open(lock, &new_id, &plugin_sha, mode) {
             Ok(output) => Some(output),
-            Err(err) => {
-                eprintln!("agh: {err}");
-                return ExitCode::from(if matches!(err, OutputError::Io { .. }) {
-                    EXIT_INFRA
-                } else {
-                    EXIT_USAGE
-                });
-            }
+            Err(err) => return output_error_exit(&err),
         },
         None => None,
     };
@@ -492,7 +494,9 @@ pub(super) async fn grade_command(args: GradeArgs) -> ExitCode {
             "agh: could not remove this batch's leftover containers ({err}); `agh sandbox clean` will"
         );
     }
-    let _ = std::fs::remove_dir_all(&staging_root);
+    if let Staging::InOutput(path) = &staging {
+        let _ = std::fs::remove_dir_all(path);
+    }
     results.sort_by(|a, b| a.submission.cmp(&b.submission));
     if args.json {
         println!(
@@ -537,6 +541,15 @@ pub(super) async fn grade_command(args: GradeArgs) -> ExitCode {
         return ExitCode::from(EXIT_PLUGIN);
     }
     ExitCode::SUCCESS
+}
+
+fn output_error_exit(err: &OutputError) -> ExitCode {
+    eprintln!("agh: {err}");
+    ExitCode::from(if matches!(err, OutputError::Io { .. }) {
+        EXIT_INFRA
+    } else {
+        EXIT_USAGE
+    })
 }
 
 pub(super) async fn export_command(args: ExportArgs) -> ExitCode {

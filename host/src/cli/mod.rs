@@ -20,11 +20,12 @@ use bytesize::ByteSize;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
-use crate::assets::{self, AssetCache, S3Timeouts};
-use crate::batch::{self, Batch, BatchError, OutputDir, OutputError, Submission};
+use crate::assets::{self, S3Timeouts};
+use crate::batch::{
+    self, Batch, BatchError, OpenMode, OutputDir, OutputError, OutputLock, Submission,
+};
 use crate::config::Config;
 use crate::doctor;
-use crate::plugin::PluginHost;
 use crate::report::Verdict;
 use crate::report::export::{self, Format};
 use crate::report::{Status, SubmissionResult};

@@ -219,7 +219,7 @@ async fn put_into(sandbox: &Sandbox, put: &str) -> Result<serde_json::Value, San
     };
     let host = std::path::Path::new(host);
     let entries = if host.is_dir() {
-        sandbox::host_tree_entries(host)?
+        sandbox::host_tree_entries(host, sandbox::MAX_SUBMISSION_BYTES)?
     } else {
         let name = host
             .file_name()

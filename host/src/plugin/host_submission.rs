@@ -6,7 +6,7 @@ use std::io::Read;
 use super::bindings::agh::grader::submission::Host;
 use super::bindings::types::Error;
 use super::state::GraderState;
-use crate::sandbox::host_tree_entries;
+use crate::sandbox::{MAX_SUBMISSION_BYTES, host_tree_entries};
 
 /// Largest submission file a grader may read whole.
 pub const MAX_SUBMISSION_FILE_BYTES: u64 = 16 * 1024 * 1024;
@@ -15,14 +15,16 @@ impl Host for GraderState {
     async fn list_files(&mut self) -> wasmtime::Result<Result<Vec<String>, Error>> {
         self.count_call()?;
         let session = self.session()?;
-        Ok(match host_tree_entries(&session.submission_path) {
-            Ok(entries) => Ok(entries
-                .into_iter()
-                .filter(|e| e.source.is_some())
-                .map(|e| e.path)
-                .collect()),
-            Err(err) => Err(Error::Refused(err.to_string())),
-        })
+        Ok(
+            match host_tree_entries(&session.submission_path, MAX_SUBMISSION_BYTES) {
+                Ok(entries) => Ok(entries
+                    .into_iter()
+                    .filter(|e| e.source.is_some())
+                    .map(|e| e.path)
+                    .collect()),
+                Err(err) => Err(Error::Refused(err.to_string())),
+            },
+        )
     }
 
     async fn read_file(&mut self, path: String) -> wasmtime::Result<Result<Vec<u8>, Error>> {

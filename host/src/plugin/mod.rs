@@ -26,6 +26,8 @@ use wasmtime::{Config as EngineConfig, Engine, Store};
 pub use bindings::types::{GradeContext, Report, TestResult, Verdict as WitVerdict, Visibility};
 use bindings::{GraderPlugin, GraderPluginPre};
 use state::GraderState;
+
+use crate::private_dir::{self, SIGNATURE_BYTES, SigningKey};
 pub use state::{GRADER_MEMORY_BYTES, InfraFailure, MAX_HOST_CALLS, PolicyViolation, Session};
 pub use validate::Description;
 
@@ -43,7 +45,9 @@ const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
 /// Wall-clock bound on one export call, host calls included.
 pub const GRADER_CALL_TIMEOUT: Duration = Duration::from_secs(900);
 /// Folder name of the compiled-component cache; bump on a layout change.
-const COMPILED_CACHE_DIR: &str = "compiled-v1";
+/// An entry is the key's signature ([`SIGNATURE_BYTES`]) followed by the
+/// serialized component.
+const COMPILED_CACHE_DIR: &str = "compiled-v2";
 /// Largest component file agh will load.
 pub const MAX_COMPONENT_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -118,10 +122,6 @@ impl Hasher for Sha256Hasher {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl PluginHost {
     /// Creates the engine. `cache_dir` holds compiled components; `None`
     /// compiles every time.
@@ -137,19 +137,6 @@ impl PluginHost {
         let engine =
             Engine::new(&config).map_err(|e| PluginError::Failed(format!("engine: {e}")))?;
         Ok(Self { engine, cache_dir })
-    }
-
-    /// The default cache folder: `$AGH_CACHE_DIR`, else `$XDG_CACHE_HOME/agh`,
-    /// else `~/.cache/agh`.
-    #[must_use]
-    pub fn default_cache_dir() -> Option<PathBuf> {
-        if let Some(dir) = std::env::var_os("AGH_CACHE_DIR") {
-            return Some(dir.into());
-        }
-        if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
-            return Some(PathBuf::from(dir).join("agh"));
-        }
-        std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/agh"))
     }
 
     /// Loads a grader: reads it, compiles it (or reuses the cached
@@ -170,10 +157,13 @@ impl PluginHost {
             return Err(fail(format!("{size} bytes; at most {MAX_COMPONENT_BYTES}")));
         }
         let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
-        let sha256 = hex(&Sha256::digest(&bytes));
+        let sha256 = crate::hex(&Sha256::digest(&bytes));
         let started = Instant::now();
         let (component, cached) = self.compile_cached(&bytes, &sha256).map_err(|e| {
-            fail(format!("not a valid WebAssembly component ({e:#}); build it with `cargo build --target wasm32-wasip2`"))
+            match e.downcast_ref::<private_dir::PrivateError>() {
+                Some(cache) => fail(format!("its compiled cache is unusable: {cache}")),
+                None => fail(format!("not a valid WebAssembly component ({e:#}); build it with `cargo build --target wasm32-wasip2`")),
+            }
         })?;
         let stats = LoadStats {
             cached,
@@ -224,24 +214,67 @@ impl PluginHost {
         };
         let mut hasher = Sha256Hasher(Sha256::new());
         std::hash::Hash::hash(&self.engine.precompile_compatibility_hash(), &mut hasher);
-        let engine_key = hex(&hasher.0.finalize()[..8]);
-        let dir = cache_dir.join(COMPILED_CACHE_DIR);
+        let engine_key = crate::hex(&hasher.0.finalize()[..8]);
+        let cache_dir = private_dir::open_dir(cache_dir)?;
+        let dir = private_dir::open_dir(&cache_dir.join(COMPILED_CACHE_DIR))?;
+        let key = SigningKey::open(&cache_dir)?;
         let file = dir.join(format!("{sha256}-{engine_key}.cwasm"));
-        if file.is_file() {
-            match deserialize_trusted(&self.engine, &file) {
-                Ok(component) => return Ok((component, true)),
-                Err(err) => {
-                    tracing::warn!(file = %file.display(), %err, "ignoring unusable cached component")
-                }
+        match read_signed(&key, &file) {
+            Ok(Some(serialized)) => {
+                return Ok((deserialize_signed(&self.engine, &serialized)?, true));
+            }
+            Ok(None) => {}
+            Err(err) => {
+                tracing::warn!(file = %file.display(), %err, "refusing a cached component; compiling afresh");
+                eprintln!("agh: warning: {err}; compiling the grader afresh");
             }
         }
         let component = Component::new(&self.engine, bytes)?;
         let serialized = component.serialize()?;
-        if let Err(err) = crate::report::write_atomic(&dir, &file, &serialized) {
+        let mut signed = key.sign(&serialized).to_vec();
+        signed.extend_from_slice(&serialized);
+        if let Err(err) = crate::report::write_atomic(&dir, &file, &signed) {
             tracing::warn!(file = %file.display(), %err, "could not cache the compiled component");
         }
         Ok((component, false))
     }
+}
+
+/// Why a cached compiled component was refused.
+#[derive(Debug, thiserror::Error)]
+enum CachedComponentError {
+    #[error(transparent)]
+    NotPrivate(#[from] private_dir::PrivateError),
+    #[error("{0} was not signed by this cache's key (changed or copied in)")]
+    BadSignature(PathBuf),
+}
+
+/// Reads a cached component and checks its signature; `None` when there is
+/// none. The file is opened without following links and checked as opened.
+fn read_signed(key: &SigningKey, file: &Path) -> Result<Option<Vec<u8>>, CachedComponentError> {
+    let mut opened = match private_dir::open_file(file) {
+        Ok(opened) => opened,
+        Err(private_dir::PrivateError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            return Ok(None);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let mut signed = Vec::new();
+    std::io::Read::read_to_end(&mut opened, &mut signed).map_err(|source| {
+        private_dir::PrivateError::Io {
+            path: file.into(),
+            source,
+        }
+    })?;
+    if signed.len() < SIGNATURE_BYTES
+        || !key.verify(&signed[SIGNATURE_BYTES..], &signed[..SIGNATURE_BYTES])
+    {
+        return Err(CachedComponentError::BadSignature(file.into()));
+    }
+    signed.drain(..SIGNATURE_BYTES);
+    Ok(Some(signed))
 }
 
 /// The sha256 of a component file, as results record it.
@@ -258,18 +291,18 @@ pub fn component_sha256(path: &Path) -> Result<String, PluginError> {
         path: path.into(),
         message: format!("cannot read it: {e}"),
     })?;
-    Ok(hex(&hasher.finalize()))
+    Ok(crate::hex(&hasher.finalize()))
 }
 
-/// Loads a compiled component from agh's own cache.
+/// Loads a compiled component whose signature [`read_signed`] checked.
 #[allow(unsafe_code)]
-fn deserialize_trusted(engine: &Engine, file: &Path) -> wasmtime::Result<Component> {
-    // SAFETY: wasmtime requires that the file was produced by
-    // `Component::serialize` of a compatible engine and not altered since.
-    // The cache folder is written only by agh (atomically, under a name that
-    // carries the engine's compatibility hash) and belongs to the operator;
-    // graders and students never write to it.
-    unsafe { Component::deserialize_file(engine, file) }
+fn deserialize_signed(engine: &Engine, serialized: &[u8]) -> wasmtime::Result<Component> {
+    // SAFETY: wasmtime requires bytes produced by `Component::serialize` of
+    // a compatible engine and not altered since. These bytes carry a valid
+    // signature by the private cache's key, which only agh writes with (the
+    // folder, key and entry are owned by the user running agh and writable
+    // by nobody else), under a name carrying the engine's compatibility hash.
+    unsafe { Component::deserialize(engine, serialized) }
 }
 
 impl Grader {

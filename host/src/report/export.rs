@@ -24,17 +24,33 @@ pub enum Format {
 /// # Errors
 /// When the folder or a result cannot be read.
 pub fn load_results(dir: &Path) -> Result<Vec<SubmissionResult>, String> {
-    let read = std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let folder = dir.join(crate::batch::RESULTS_DIR);
+    let read =
+        std::fs::read_dir(&folder).map_err(|e| format!("cannot read {}: {e}", folder.display()))?;
     let mut results = Vec::new();
     for entry in read.filter_map(Result::ok) {
         let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.ends_with(".json") || name == super::super::batch::BATCH_FILE {
+        if path.extension().is_none_or(|ext| ext != "json") {
             continue;
         }
-        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let result = serde_json::from_slice(&bytes)
+        let mut file = crate::sandbox::open_regular_file(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut bytes)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let result: SubmissionResult = serde_json::from_slice(&bytes)
             .map_err(|e| format!("{} is not an agh result: {e}", path.display()))?;
+        // A result is filed under its own name; one that claims another
+        // (planted or copied by hand) is refused, not published.
+        let filed = crate::batch::result_path(dir, &result.submission)
+            .map_err(|why| format!("{}: the submission name {why}", path.display()))?;
+        if filed != path {
+            return Err(format!(
+                "{} holds the result of {:?}; a result must be filed under its own name",
+                path.display(),
+                result.submission
+            ));
+        }
         results.push(result);
     }
     results.sort_by(|a: &SubmissionResult, b| a.submission.cmp(&b.submission));
@@ -54,7 +70,8 @@ pub fn export(
         Format::Gradescope => {
             let mut written = Vec::new();
             for result in results {
-                let folder = dir.join("gradescope").join(&result.submission);
+                let folder = crate::names::child(&dir.join("gradescope"), &result.submission)
+                    .map_err(std::io::Error::other)?;
                 let file = folder.join("results.json");
                 let bytes = serde_json::to_vec_pretty(&gradescope(result))
                     .map_err(std::io::Error::other)?;
@@ -110,20 +127,45 @@ pub fn gradescope(result: &SubmissionResult) -> serde_json::Value {
     })
 }
 
+/// A text cell a spreadsheet will not run: a cell starting with `=`, `+`,
+/// `-`, `@`, a tab or a carriage return is a formula to Excel and its
+/// kin, so it gets a leading `'` (the cell still reads the same).
+fn csv_text(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    }
+}
+
+/// Text for an XML attribute or element: characters XML 1.0 cannot hold
+/// (NUL, most control bytes) become U+FFFD, then markup is escaped, so one
+/// student's output cannot make the whole file ill-formed.
+fn xml_text(text: &str) -> String {
+    let allowed = |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
+    let clean: String = text
+        .chars()
+        .map(|c| if allowed(c) { c } else { '\u{FFFD}' })
+        .collect();
+    quick_xml::escape::escape(clean.as_str()).into_owned()
+}
+
 fn csv(results: &[SubmissionResult]) -> std::io::Result<Vec<u8>> {
     let tests: BTreeSet<&str> = results
         .iter()
         .flat_map(|r| r.tests.iter().map(|t| t.name.as_str()))
         .collect();
     let mut writer = csv::Writer::from_writer(Vec::new());
-    let mut header = vec!["submission", "status", "score", "max_score"];
-    header.extend(tests.iter().copied());
+    let mut header: Vec<String> = ["submission", "status", "score", "max_score"]
+        .map(String::from)
+        .to_vec();
+    header.extend(tests.iter().map(|name| csv_text(name)));
     writer
         .write_record(&header)
         .map_err(std::io::Error::other)?;
     for result in results {
         let mut row = vec![
-            result.submission.clone(),
+            csv_text(&result.submission),
             result.status.name().to_string(),
             result.score.to_string(),
             result.max_score.to_string(),
@@ -146,7 +188,7 @@ fn csv(results: &[SubmissionResult]) -> std::io::Result<Vec<u8>> {
 }
 
 fn junit(results: &[SubmissionResult]) -> String {
-    use quick_xml::escape::escape;
+    let escape = xml_text;
     let mut xml =
         String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"agh\">\n");
     for result in results {
@@ -258,6 +300,48 @@ mod tests {
         assert_eq!(lines[0], "submission,status,score,max_score,a<b,\"c,d\"");
         assert_eq!(lines[1], "alice,graded,1,2,1,0");
         assert_eq!(lines[2], "bob,infra-error,0,0,,");
+    }
+
+    #[test]
+    fn spreadsheet_formulas_in_names_are_not_run() {
+        let mut evil = graded();
+        evil.submission = "=HYPERLINK(\"http://x\")".into();
+        evil.tests[0].name = "@SUM(A1)".into();
+        let text = String::from_utf8(csv(&[evil]).unwrap()).unwrap();
+        let mut reader = ::csv::Reader::from_reader(text.as_bytes());
+        let header = reader.headers().unwrap().clone();
+        assert!(
+            header
+                .iter()
+                .all(|cell| !cell.starts_with(['=', '+', '-', '@'])),
+            "{text}"
+        );
+        for row in reader.records() {
+            assert!(
+                row.unwrap()
+                    .iter()
+                    .all(|cell| !cell.starts_with(['=', '+', '-', '@'])),
+                "{text}"
+            );
+        }
+        assert_eq!(csv_text("-1"), "'-1");
+        assert_eq!(csv_text("alice"), "alice");
+    }
+
+    #[test]
+    fn control_bytes_in_output_keep_junit_well_formed() {
+        let mut noisy = graded();
+        noisy.tests[1].output = "nul\0 escape\u{1b}[31m bell\u{7}".into();
+        let xml = junit(&[noisy]);
+        let mut reader = quick_xml::Reader::from_str(&xml);
+        loop {
+            match reader.read_event() {
+                Ok(quick_xml::events::Event::Eof) => break,
+                Ok(_) => {}
+                Err(err) => panic!("junit.xml is ill-formed: {err}\n{xml}"),
+            }
+        }
+        assert!(!xml.contains('\0') && !xml.contains('\u{1b}'), "{xml}");
     }
 
     #[test]

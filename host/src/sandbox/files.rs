@@ -23,6 +23,10 @@ use super::{DOCKER_CALL_TIMEOUT, Sandbox, SandboxError, User};
 pub const MAX_READ_BYTES: u64 = 64 * 1024 * 1024;
 /// Most files one copy from the host may hold (a submission, an asset tree).
 pub const MAX_COPY_FILES: usize = 10_000;
+/// Most bytes (apparent size, so a sparse file counts in full) of all the
+/// files of one submission folder: the same bound as an unpacked archive,
+/// so a folder submission cannot be bigger than an uploaded one.
+pub const MAX_SUBMISSION_BYTES: u64 = 256 * 1024 * 1024;
 /// Buffer between the tar builder thread and the exec's stdin.
 const TAR_PIPE_BYTES: usize = 256 * 1024;
 /// How long a copy into the sandbox may take: placing a 500 MB asset under
@@ -143,32 +147,49 @@ fn check_relative(path: &str) -> Result<(), SandboxError> {
 }
 
 /// Opens a host file for reading without following a symbolic link and
-/// without blocking on a FIFO, and checks it is a regular file.
+/// without blocking on a FIFO, and checks the opened file (never the path
+/// before opening): a regular file with no other hard link, so a link
+/// planted in a folder cannot make agh read a file from elsewhere.
 ///
 /// # Errors
 /// An I/O error saying what the file is when it is not a regular file.
 pub fn open_regular_file(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::MetadataExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)?;
-    if !file.metadata()?.is_file() {
+    let meta = file.metadata()?;
+    if !meta.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("{} is not a regular file", path.display()),
+        ));
+    }
+    if meta.nlink() > 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} has {} hard links; copy it instead of linking it",
+                path.display(),
+                meta.nlink()
+            ),
         ));
     }
     Ok(file)
 }
 
 /// Lists a host folder as entries, depth first, refusing symbolic links,
-/// devices, FIFOs and sockets instead of following or opening them.
+/// hard links, devices, FIFOs and sockets instead of following or opening
+/// them, and folders whose files add up to more than `max_bytes`.
 ///
 /// # Errors
 /// [`SandboxError::Invalid`] for a link or special file, or too many files;
 /// [`SandboxError::Io`] when the folder cannot be read.
-pub fn host_tree_entries(root: &Path) -> Result<Vec<FileEntry>, SandboxError> {
+pub fn host_tree_entries(root: &Path, max_bytes: u64) -> Result<Vec<FileEntry>, SandboxError> {
+    use std::os::unix::fs::MetadataExt;
     let mut entries = Vec::new();
+    let mut bytes = 0u64;
     let mut pending = vec![PathBuf::new()];
     while let Some(relative) = pending.pop() {
         let dir = root.join(&relative);
@@ -197,6 +218,20 @@ pub fn host_tree_entries(root: &Path) -> Result<Vec<FileEntry>, SandboxError> {
                 pending.push(rel);
             } else if kind.is_file() {
                 use std::os::unix::fs::PermissionsExt;
+                if meta.nlink() > 1 {
+                    return Err(SandboxError::Invalid(format!(
+                        "{} is a hard link; only files of the folder's own are copied",
+                        root.join(&rel).display()
+                    )));
+                }
+                bytes = bytes.saturating_add(meta.len());
+                if bytes > max_bytes {
+                    return Err(SandboxError::Invalid(format!(
+                        "{} holds more than {} of files",
+                        root.display(),
+                        bytesize::ByteSize(max_bytes)
+                    )));
+                }
                 let executable = meta.permissions().mode() & 0o111 != 0;
                 entries.push(FileEntry {
                     path: rel_text.to_string(),
@@ -376,7 +411,7 @@ impl Sandbox {
         owner: Owner,
         read_only: bool,
     ) -> Result<(), SandboxError> {
-        let entries = host_tree_entries(host_dir)?;
+        let entries = host_tree_entries(host_dir, MAX_SUBMISSION_BYTES)?;
         self.copy_in(dest, entries, owner, read_only).await
     }
 
@@ -512,7 +547,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("main.py"), "print(1)").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("leak")).unwrap();
-        let err = host_tree_entries(dir.path()).unwrap_err().to_string();
+        let err = host_tree_entries(dir.path(), MAX_SUBMISSION_BYTES)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("symbolic link"), "{err}");
         std::fs::remove_file(dir.path().join("leak")).unwrap();
         // mkfifo(3) is unsafe in Rust; the coreutils tool does the same.
@@ -521,14 +558,36 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success());
-        let err = host_tree_entries(dir.path()).unwrap_err().to_string();
+        let err = host_tree_entries(dir.path(), MAX_SUBMISSION_BYTES)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("special file"), "{err}");
         std::fs::remove_file(dir.path().join("pipe")).unwrap();
-        let entries = host_tree_entries(dir.path()).unwrap();
+        let entries = host_tree_entries(dir.path(), MAX_SUBMISSION_BYTES).unwrap();
         assert_eq!(
             entries.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(),
             ["main.py"]
         );
+    }
+
+    #[test]
+    fn host_trees_refuse_hard_links_and_huge_sparse_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "host file").unwrap();
+        std::fs::hard_link(outside.path().join("secret"), dir.path().join("main.py")).unwrap();
+        let err = host_tree_entries(dir.path(), MAX_SUBMISSION_BYTES)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hard link"), "{err}");
+        assert!(open_regular_file(&dir.path().join("main.py")).is_err());
+        std::fs::remove_file(dir.path().join("main.py")).unwrap();
+        let sparse = std::fs::File::create(dir.path().join("sparse")).unwrap();
+        sparse.set_len(2 * 1024 * 1024 * 1024).unwrap();
+        let err = host_tree_entries(dir.path(), MAX_SUBMISSION_BYTES)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("holds more than"), "{err}");
     }
 
     #[test]

@@ -39,8 +39,8 @@ use serde::{Deserialize, Serialize};
 pub use container::{Sandbox, remove_labelled_containers};
 pub use exec::{Command, CommandOutcome};
 pub use files::{
-    EntrySource, FileEntry, MAX_READ_BYTES, Owner, check_sandbox_path, host_tree_entries,
-    open_regular_file,
+    EntrySource, FileEntry, MAX_READ_BYTES, MAX_SUBMISSION_BYTES, Owner, check_sandbox_path,
+    host_tree_entries, open_regular_file,
 };
 pub use limits::{Limits, MIB};
 

@@ -71,15 +71,13 @@ fn wait_for_journal(child: &mut Child, out: &Path, lines: usize) {
 /// Exactly one result per submission, each with its expected score, and no
 /// container of the batch left.
 async fn assert_complete(out: &Path) {
-    let results: BTreeMap<String, f64> = std::fs::read_dir(out)
-        .expect("out")
+    let results: BTreeMap<String, f64> = std::fs::read_dir(out.join("results"))
+        .expect("out/results")
         .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".json") && n != "batch.json")
-        .map(|n| {
+        .map(|e| e.path())
+        .map(|path| {
             let value: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(out.join(&n)).expect("read"))
-                    .expect("whole JSON");
+                serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("whole JSON");
             (
                 value["submission"].as_str().expect("name").to_string(),
                 value["score"].as_f64().expect("score"),
@@ -325,6 +323,7 @@ async fn a_full_disk_stops_the_batch_and_keeps_what_was_written() {
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
     let written: Vec<PathBuf> = std::fs::read_dir(&out)
         .expect("out")
+        .chain(std::fs::read_dir(out.join("results")).into_iter().flatten())
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
@@ -352,4 +351,212 @@ async fn a_full_disk_stops_the_batch_and_keeps_what_was_written() {
             .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
         "{journal}"
     );
+}
+
+/// Writes a zip holding `main.c` into `dir` under the file name `name`.
+fn zip_main_c(dir: &Path, name: &std::ffi::OsStr, main_c: &[u8]) {
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(dir.join(name)).expect("zip"));
+    zip.start_file("main.c", zip::write::SimpleFileOptions::default())
+        .expect("entry");
+    zip.write_all(main_c).expect("write");
+    zip.finish().expect("finish");
+}
+
+fn results_by_name(out: &Path) -> BTreeMap<String, serde_json::Value> {
+    std::fs::read_dir(out.join("results"))
+        .expect("out/results")
+        .filter_map(Result::ok)
+        .map(|e| {
+            let value: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(e.path()).expect("read")).expect("JSON");
+            (
+                value["submission"].as_str().expect("name").to_string(),
+                value,
+            )
+        })
+        .collect()
+}
+
+/// `...zip` (stem `..`), `..zip` (`.`), `.zip` (empty), a name with a
+/// terminal escape, and `batch.zip`: none removes, writes or plants
+/// anything outside its own staging folder and result file, and the output
+/// folder's own files and the operator's files beside them survive.
+#[tokio::test]
+async fn submission_names_cannot_reach_outside_the_output_folder() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let subs = dir.path().join("submissions");
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&subs).expect("mkdir");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    std::fs::write(out.join("operator-notes.txt"), "keep me").expect("write");
+    std::fs::write(dir.path().join("beside-out.txt"), "keep me too").expect("write");
+    let main_c = std::fs::read(course().join("submissions/01-correct/main.c")).expect("main.c");
+    for name in [
+        &b"...zip"[..],
+        b"..zip",
+        b".zip",
+        b"batch.zip",
+        b"journal.zip",
+        b"evil\x1b]0;pwned\x07.zip",
+        b"alice.zip",
+    ] {
+        zip_main_c(&subs, std::ffi::OsStr::from_bytes(name), &main_c);
+    }
+    let output = Command::new(support::agh_binary())
+        .args(["grade", "--plugin", graders::C_IO, "--submissions"])
+        .arg(&subs)
+        .arg("--config")
+        .arg(course().join("agh.toml"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("agh");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains('\u{1b}') && !stderr.contains('\u{1b}'),
+        "a name's escape sequence reached the terminal:\n{stdout:?}\n{stderr:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("operator-notes.txt")).expect("notes"),
+        "keep me"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("beside-out.txt")).expect("beside"),
+        "keep me too"
+    );
+    let identity: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("batch.json")).expect("batch.json"))
+            .expect("batch.json is still the batch's identity");
+    assert!(identity["plugin_sha256"].is_string(), "{identity}");
+    let results = results_by_name(&out);
+    assert_eq!(results.len(), 7, "{:?}", results.keys());
+    for graded in ["alice", "batch", "journal"] {
+        assert_eq!(results[graded]["score"], 5.0, "{graded}");
+    }
+    let refused: Vec<&serde_json::Value> = results
+        .values()
+        .filter(|r| r["status"] == "invalid-submission")
+        .collect();
+    assert_eq!(refused.len(), 4, "{results:?}");
+    for result in refused {
+        assert!(
+            result["submission"]
+                .as_str()
+                .expect("name")
+                .starts_with("unnamed-")
+        );
+        assert!(
+            result["error"]
+                .as_str()
+                .expect("error")
+                .contains("rename it"),
+            "{result}"
+        );
+    }
+    // Every graded name is journalled once, and nothing left the folder.
+    assert_eq!(journal_lines(&out), 7);
+    let stray: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !["submissions", "out", "beside-out.txt"].contains(&n.as_str()))
+        .collect();
+    assert!(
+        stray.is_empty(),
+        "written beside the output folder: {stray:?}"
+    );
+}
+
+/// `alice/` and `alice.zip` would both be graded as `alice`: refused before
+/// anything is graded, naming both.
+#[tokio::test]
+async fn two_submissions_with_one_name_are_refused_before_grading() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let subs = dir.path().join("submissions");
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(subs.join("alice")).expect("mkdir");
+    let main_c = std::fs::read(course().join("submissions/01-correct/main.c")).expect("main.c");
+    std::fs::write(subs.join("alice/main.c"), &main_c).expect("write");
+    zip_main_c(&subs, std::ffi::OsStr::new("alice.zip"), &main_c);
+    let output = Command::new(support::agh_binary())
+        .args(["grade", "--plugin", graders::C_IO, "--submissions"])
+        .arg(&subs)
+        .arg("--config")
+        .arg(course().join("agh.toml"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("agh");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("alice.zip") && stderr.contains("submissions/alice and"),
+        "{stderr}"
+    );
+    assert!(!out.join("results").exists() && !out.join("journal.jsonl").exists());
+}
+
+/// A second agh on an output folder a running batch holds is refused before
+/// it touches anything: the running batch's students keep their scores
+/// although the second one's submissions of the same names are all wrong.
+#[tokio::test]
+async fn a_second_batch_on_a_held_output_folder_touches_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let right = dir.path().join("right");
+    let wrong = dir.path().join("wrong");
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&right).expect("mkdir");
+    std::fs::create_dir_all(&wrong).expect("mkdir");
+    let main_c = std::fs::read(course().join("submissions/01-correct/main.c")).expect("main.c");
+    let bad_c = std::fs::read(course().join("submissions/03-wrong/main.c")).expect("main.c");
+    let count = 8;
+    for i in 0..count {
+        let name = format!("s{i:02}.zip");
+        zip_main_c(&right, std::ffi::OsStr::new(&name), &main_c);
+        zip_main_c(&wrong, std::ffi::OsStr::new(&name), &bad_c);
+    }
+    let run = |subs: &Path| {
+        let mut command = Command::new(support::agh_binary());
+        command
+            .args([
+                "grade",
+                "--plugin",
+                graders::C_IO,
+                "-j",
+                "1",
+                "--submissions",
+            ])
+            .arg(subs)
+            .arg("--config")
+            .arg(course().join("agh.toml"))
+            .arg("--out")
+            .arg(&out)
+            .args(["--resume"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    };
+    let mut first = run(&right).spawn().expect("agh");
+    wait_for_journal(&mut first, &out, 1);
+    let second = run(&wrong).output().expect("agh");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("in use"), "{stderr}");
+    let first = finish(first);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let results = results_by_name(&out);
+    assert_eq!(results.len(), count);
+    for (name, result) in &results {
+        assert_eq!(
+            result["score"], 5.0,
+            "{name} was graded from the second batch's files"
+        );
+    }
 }

@@ -88,7 +88,7 @@ async fn grade_folder(
         assert_eq!(provenance["runtime_verified"], true, "{name}");
         assert_eq!(provenance["insecure"], false, "{name}");
         assert_eq!(provenance["wit_version"], "0.1.0");
-        let written = out.path().join(format!("{name}.json"));
+        let written = out.path().join("results").join(format!("{name}.json"));
         let on_disk: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&written).expect("result file"))
                 .expect("result file JSON");

@@ -210,8 +210,90 @@ fn compiled_components_are_cached_and_reused() {
     let second = host.load(Path::new(graders::C_IO)).expect("second load");
     assert!(second.load_stats().cached, "the second load compiled again");
     assert_eq!(first.sha256(), second.sha256());
-    let files: Vec<_> = std::fs::read_dir(cache.path().join("compiled-v1"))
+    let files: Vec<_> = std::fs::read_dir(cache.path().join("compiled-v2"))
         .expect("cache dir")
         .collect();
     assert_eq!(files.len(), 1, "one compiled file per component and engine");
+}
+
+async fn name_of(grader: &agh::plugin::Grader) -> String {
+    grader.describe(&[]).await.expect("describe").name
+}
+
+/// The one compiled entry in `cache`.
+fn compiled_entry(cache: &Path) -> std::path::PathBuf {
+    let mut entries: Vec<_> = std::fs::read_dir(cache.join("compiled-v2"))
+        .expect("cache dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    entries.pop().expect("entry")
+}
+
+/// A cached compiled component replaced by another (validly compiled, from
+/// another cache), one owned by another user, and one that is a link: each
+/// is refused and the genuine grader compiled afresh, so no native code
+/// from an unverified file ever runs.
+#[tokio::test]
+async fn tampered_or_foreign_compiled_cache_entries_are_never_loaded() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let host = PluginHost::new(Some(cache.path().to_path_buf())).expect("engine");
+    host.load(Path::new(graders::C_IO)).expect("first load");
+    let entry = compiled_entry(cache.path());
+    // The attacker's code: another grader, compiled by another agh's cache.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let other_host = PluginHost::new(Some(elsewhere.path().to_path_buf())).expect("engine");
+    other_host
+        .load(Path::new(graders::MISBEHAVING))
+        .expect("other grader");
+    let planted = std::fs::read(compiled_entry(elsewhere.path())).expect("planted");
+
+    std::fs::write(&entry, &planted).expect("tamper");
+    let loaded = host
+        .load(Path::new(graders::C_IO))
+        .expect("load after tampering");
+    assert!(!loaded.load_stats().cached, "a replaced entry was loaded");
+    assert_eq!(name_of(&loaded).await, "c-io");
+
+    std::os::unix::fs::chown(&entry, Some(4242), Some(4242)).expect("chown");
+    let loaded = host
+        .load(Path::new(graders::C_IO))
+        .expect("load with a foreign entry");
+    assert!(
+        !loaded.load_stats().cached,
+        "an entry of another user was loaded"
+    );
+    assert_eq!(name_of(&loaded).await, "c-io");
+
+    let decoy = cache.path().join("decoy.cwasm");
+    std::fs::rename(&entry, &decoy).expect("move");
+    std::os::unix::fs::symlink(&decoy, &entry).expect("link");
+    let loaded = host
+        .load(Path::new(graders::C_IO))
+        .expect("load with a linked entry");
+    assert!(!loaded.load_stats().cached, "a linked entry was followed");
+    assert!(
+        !entry.is_symlink(),
+        "the link was replaced by a genuine entry"
+    );
+}
+
+/// A cache folder that another user created first (or that anyone may
+/// write) is refused with what to do, and nothing in it is used.
+#[test]
+fn a_cache_folder_of_another_user_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("cache");
+    std::fs::create_dir(&cache).expect("mkdir");
+    std::os::unix::fs::chown(&cache, Some(4242), Some(4242)).expect("chown");
+    let host = PluginHost::new(Some(cache.clone())).expect("engine");
+    let err = host
+        .load(Path::new(graders::C_IO))
+        .err()
+        .expect("loaded from a foreign cache");
+    let text = err.to_string();
+    assert!(
+        text.contains("belongs to uid 4242") && text.contains("AGH_CACHE_DIR"),
+        "{text}"
+    );
 }
