@@ -4,14 +4,15 @@
 use bollard::Docker;
 use serde::Serialize;
 
-use crate::sandbox::{self, Command, Runtime, Sandbox, SandboxSpec};
+use crate::sandbox::{self, Runtime, Sandbox, SandboxSpec};
 
 /// The images `scripts/setup` builds; `agh doctor` checks them by default.
 pub const DEFAULT_IMAGES: [&str; 2] = ["agh/python-c:1", "agh/busybox:1"];
 
 /// What gVisor's kernel log begins with: proof, from inside, that the
 /// sandbox is not a plain runc container.
-const GVISOR_BANNER: &str = "Starting gVisor";
+/// The name gVisor gives the host process that runs a sandbox.
+const GVISOR_PROCESS: &str = "runsc-sandbox";
 
 /// One check and its outcome.
 #[derive(Debug, Clone, Serialize)]
@@ -85,7 +86,7 @@ pub async fn run_checks(images: &[String]) -> Vec<Check> {
     if checks.iter().all(|c| c.ok)
         && let Some(image) = present.first()
     {
-        checks.push(check_gvisor_inside(&docker, image).await);
+        checks.push(check_gvisor(&docker, image, Runtime::Runsc).await);
     }
     checks
 }
@@ -115,11 +116,14 @@ async fn check_runsc_registered(docker: &Docker) -> Check {
     }
 }
 
-/// Starts a real sandbox and reads the kernel log from inside it.
-pub async fn check_gvisor_inside(docker: &Docker, image: &str) -> Check {
+/// Starts a real sandbox of `image` under `runtime` and checks, from the
+/// host, that the process behind it is gVisor's sandbox: the container's
+/// process runs the runsc binary as `runsc-sandbox`. Nothing inside the
+/// image is asked, so an image (which a grader chooses) cannot fake it.
+pub async fn check_gvisor(docker: &Docker, image: &str, runtime: Runtime) -> Check {
     let name = format!("sandbox runs under gVisor ({image})");
     let spec = SandboxSpec {
-        runtime: Runtime::Runsc,
+        runtime,
         ..SandboxSpec::new(image)
     }
     .labelled("doctor", "doctor");
@@ -133,20 +137,36 @@ pub async fn check_gvisor_inside(docker: &Docker, image: &str) -> Check {
             );
         }
     };
-    let outcome = sandbox.run(&Command::new(["dmesg"])).await;
+    let pid = sandbox
+        .inspect()
+        .await
+        .ok()
+        .and_then(|inspect| inspect.state?.pid)
+        .filter(|&pid| pid > 0);
+    let seen = pid.map(sandbox_process);
     sandbox.teardown().await;
-    match outcome {
-        Ok(o) if String::from_utf8_lossy(&o.stdout).contains(GVISOR_BANNER) => {
-            Check::pass(name, "kernel log begins \"Starting gVisor\"")
+    match seen {
+        Some(Ok((exe, argv0))) if argv0 == GVISOR_PROCESS && exe.file_name().is_some_and(|f| f == "runsc") => {
+            Check::pass(name, format!("the container's process is {argv0} ({})", exe.display()))
         }
-        Ok(o) => Check::fail(
+        Some(Ok((exe, argv0))) => Check::fail(
             name,
-            format!(
-                "kernel log does not mention gVisor: {:?}",
-                String::from_utf8_lossy(&o.stdout)
-            ),
+            format!("the container's process is {argv0:?} ({}), not gVisor's {GVISOR_PROCESS}", exe.display()),
             "the runtime named runsc is not gVisor; point it at /usr/bin/runsc",
         ),
-        Err(err) => Check::fail(name, err.to_string(), "see the dockerd log"),
+        Some(Err(err)) => Check::fail(
+            name,
+            format!("cannot see the container's process from here: {err}"),
+            "run agh on the machine that runs dockerd, as root (it reads /proc of the sandbox process)",
+        ),
+        None => Check::fail(name, "docker reported no process for the sandbox", "see the dockerd log"),
     }
+}
+
+/// The executable and the first argument of host process `pid`.
+fn sandbox_process(pid: i64) -> std::io::Result<(std::path::PathBuf, String)> {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))?;
+    let argv0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
+    Ok((exe, String::from_utf8_lossy(argv0).into_owned()))
 }

@@ -164,7 +164,8 @@ impl Batch {
         let runtime_verified = match config.runtime {
             Runtime::Runsc => {
                 let check =
-                    crate::doctor::check_gvisor_inside(&docker, &plan.effective.image).await;
+                    crate::doctor::check_gvisor(&docker, &plan.effective.image, Runtime::Runsc)
+                        .await;
                 if !check.ok {
                     return Err(BatchError::Infra(format!(
                         "refusing to run student code: {} ({}); run `agh doctor`",

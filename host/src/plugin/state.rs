@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime::ResourceLimiter;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -53,7 +53,7 @@ pub struct Session {
 pub struct GraderState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: GraderLimits,
     pub(crate) stdio: MemoryOutputPipe,
     pub(crate) session: Option<Session>,
     pub(crate) calls: u64,
@@ -61,6 +61,58 @@ pub struct GraderState {
     pub(crate) log_dropped: u64,
     /// Time spent inside host calls, so the grader's own share is known.
     pub(crate) host_time: Duration,
+}
+
+/// Instances, tables and memories one store may have: what componentized
+/// graders need, with room to spare.
+const MAX_INSTANCES: usize = 32;
+const MAX_TABLES: usize = 32;
+const MAX_MEMORIES: usize = 8;
+/// Table elements of all a store's tables together.
+pub const GRADER_TABLE_ELEMENTS: usize = 1_000_000;
+
+/// Caps what a grader's store holds in total: [`GRADER_MEMORY_BYTES`] for
+/// all its linear memories together and [`GRADER_TABLE_ELEMENTS`] for all
+/// its tables, so several memories or tables cannot add up past the cap.
+/// A growth past either traps.
+#[derive(Debug, Default)]
+pub(crate) struct GraderLimits {
+    memory_bytes: usize,
+    table_elements: usize,
+}
+
+/// Grows `total` from `current` to `desired` within `cap`, or says why not.
+fn grow_within(total: &mut usize, current: usize, desired: usize, cap: usize, what: &str) -> wasmtime::Result<bool> {
+    let grown = total.saturating_sub(current).saturating_add(desired);
+    if grown > cap {
+        return Err(wasmtime::Error::new(PolicyViolation(format!(
+            "the grader asked for {grown} {what} in all, more than the {cap} allowed"
+        ))));
+    }
+    *total = grown;
+    Ok(true)
+}
+
+impl ResourceLimiter for GraderLimits {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        grow_within(&mut self.memory_bytes, current, desired, GRADER_MEMORY_BYTES, "bytes of memory")
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        grow_within(&mut self.table_elements, current, desired, GRADER_TABLE_ELEMENTS, "table elements")
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
 }
 
 impl GraderState {
@@ -72,14 +124,7 @@ impl GraderState {
             .stdout(stdio.clone())
             .stderr(stdio.clone())
             .build();
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(GRADER_MEMORY_BYTES)
-            .instances(32)
-            .tables(32)
-            .memories(8)
-            .table_elements(1_000_000)
-            .trap_on_grow_failure(true)
-            .build();
+        let limits = GraderLimits::default();
         Self {
             wasi,
             table: ResourceTable::new(),
@@ -158,3 +203,34 @@ impl WasiView for GraderState {
 
 /// The shared types interface has no functions to implement.
 impl super::bindings::agh::grader::types::Host for GraderState {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A core module declaring `count` memories of 3000 pages (187.5 MiB) each.
+    fn module_with_memories(count: u8) -> Vec<u8> {
+        let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+        let entries: Vec<u8> = (0..count).flat_map(|_| [0x00, 0xB8, 0x17]).collect();
+        wasm.push(5);
+        wasm.push(u8::try_from(entries.len() + 1).expect("small"));
+        wasm.push(count);
+        wasm.extend(entries);
+        wasm
+    }
+
+    fn instantiate(wasm: &[u8]) -> wasmtime::Result<()> {
+        let engine = wasmtime::Engine::default();
+        let module = wasmtime::Module::new(&engine, wasm)?;
+        let mut store = wasmtime::Store::new(&engine, GraderState::new(None));
+        store.limiter(|state| &mut state.limits);
+        wasmtime::Instance::new(&mut store, &module, &[]).map(|_| ())
+    }
+
+    #[test]
+    fn several_memories_cannot_add_up_past_the_cap() {
+        instantiate(&module_with_memories(1)).expect("one memory under the cap");
+        let err = instantiate(&module_with_memories(2)).expect_err("two memories over the cap in all");
+        assert!(format!("{err:?}").contains("bytes of memory in all"), "{err:?}");
+    }
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use agh::report::Verdict;
 use agh::sandbox::{
-    Command, EntrySource, FileEntry, Limits, MIB, Owner, SandboxError, SandboxSpec, User,
+    Command, EntrySource, FileEntry, Limits, MIB, Owner, Runtime, SandboxError, SandboxSpec, User,
 };
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -567,4 +567,63 @@ async fn host_environment_never_reaches_the_sandbox() {
         "host env leaked: {env}"
     );
     assert_eq!(printed["runtime"], "runsc");
+}
+
+/// An image whose `dmesg` prints gVisor's banner, run under plain runc,
+/// does not pass the gVisor check (the check asks the host which process
+/// runs the sandbox, not the image), while the real runsc does.
+#[tokio::test]
+async fn an_image_cannot_fake_the_gvisor_check() {
+    let docker = support::docker().await;
+    let fake = "agh-test/fake-gvisor:1";
+    let container = format!("agh-test-fake-gvisor-{}", std::process::id());
+    let script = "rm -f /bin/dmesg && printf '#!/bin/sh\\necho Starting gVisor...\\n' > /bin/dmesg && chmod 755 /bin/dmesg";
+    let built = std::process::Command::new("docker")
+        .args(["run", "--name", &container, "--network", "none", "agh/busybox:1", "sh", "-c", script])
+        .status()
+        .expect("docker run");
+    assert!(built.success(), "preparing the fake image");
+    let committed = std::process::Command::new("docker")
+        .args(["commit", &container, fake])
+        .status()
+        .expect("docker commit");
+    let _ = std::process::Command::new("docker").args(["rm", "-f", &container]).status();
+    assert!(committed.success(), "committing the fake image");
+
+    let faked = agh::doctor::check_gvisor(&docker, fake, Runtime::RuncInsecure).await;
+    assert!(!faked.ok, "a faked banner under runc passed: {faked:?}");
+    assert!(faked.detail.contains("not gVisor"), "{faked:?}");
+    let real = agh::doctor::check_gvisor(&docker, fake, Runtime::Runsc).await;
+    assert!(real.ok, "runsc itself failed the check: {real:?}");
+    let _ = std::process::Command::new("docker").args(["rmi", "-f", fake]).status();
+}
+
+/// A grader-user command that names no folder starts in /grader with TMPDIR
+/// there: a student's `json/` package in /work is never imported by
+/// `python3 -m json.tool`, and nothing is written through /tmp.
+#[tokio::test]
+async fn grader_commands_never_start_in_or_search_student_folders() {
+    let fixture = Fixture::new("grader-defaults", Limits::default()).await;
+    let sandbox = &fixture.sandbox;
+    let plant = "mkdir -p /work/json && \
+                 printf 'open(\"/work/pwned\", \"w\").write(\"x\")\\n' > /work/json/__init__.py && \
+                 cp /work/json/__init__.py /work/json/tool.py";
+    let planted = sandbox.run(&Command::new(["sh", "-c", plant])).await.expect("plant");
+    assert_eq!(planted.exit_code, Some(0), "{planted:?}");
+    let as_grader = |argv: &[&str]| Command {
+        user: User::Grader,
+        stdin: b"{\"a\": 1}".to_vec(),
+        ..Command::new(argv.iter().copied())
+    };
+    let tool = sandbox.run(&as_grader(&["python3", "-m", "json.tool"])).await.expect("json.tool");
+    assert_eq!(tool.exit_code, Some(0), "{tool:?}");
+    assert!(String::from_utf8_lossy(&tool.stdout).contains("\"a\": 1"), "{tool:?}");
+    let where_ = sandbox
+        .run(&Command { stdin: Vec::new(), ..as_grader(&["sh", "-c", "pwd; echo $TMPDIR"]) })
+        .await
+        .expect("pwd");
+    assert_eq!(String::from_utf8_lossy(&where_.stdout), "/grader\n/grader\n");
+    let pwned = sandbox.run(&Command::new(["test", "-e", "/work/pwned"])).await.expect("test");
+    assert_eq!(pwned.exit_code, Some(1), "the student's json package ran as the grader");
+    fixture.finish().await;
 }
