@@ -46,6 +46,8 @@ fn main() {
         "CARGO_BUILD_TARGET",
         "CARGO_MAKEFLAGS",
         "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CLIPPY_ARGS",
     ] {
         build.env_remove(var);
     }

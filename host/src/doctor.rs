@@ -146,12 +146,24 @@ pub async fn check_gvisor(docker: &Docker, image: &str, runtime: Runtime) -> Che
     let seen = pid.map(sandbox_process);
     sandbox.teardown().await;
     match seen {
-        Some(Ok((exe, argv0))) if argv0 == GVISOR_PROCESS && exe.file_name().is_some_and(|f| f == "runsc") => {
-            Check::pass(name, format!("the container's process is {argv0} ({})", exe.display()))
-        }
-        Some(Ok((exe, argv0))) => Check::fail(
+        Some(Ok(seen)) if seen.is_gvisor() && !seen.seccomp => Check::fail(
             name,
-            format!("the container's process is {argv0:?} ({}), not gVisor's {GVISOR_PROCESS}", exe.display()),
+            "gVisor runs without --oci-seccomp, so students could create user namespaces and escape the process limit",
+            "run `sudo scripts/setup`, which registers runsc with --network=none --oci-seccomp",
+        ),
+        Some(Ok(seen)) if seen.is_gvisor() => Check::pass(
+            name,
+            format!(
+                "the container's process is {GVISOR_PROCESS} ({}), with --oci-seccomp",
+                seen.exe.display()
+            ),
+        ),
+        Some(Ok(SandboxProcess { exe, argv0, .. })) => Check::fail(
+            name,
+            format!(
+                "the container's process is {argv0:?} ({}), not gVisor's {GVISOR_PROCESS}",
+                exe.display()
+            ),
             "the runtime named runsc is not gVisor; point it at /usr/bin/runsc",
         ),
         Some(Err(err)) => Check::fail(
@@ -159,14 +171,38 @@ pub async fn check_gvisor(docker: &Docker, image: &str, runtime: Runtime) -> Che
             format!("cannot see the container's process from here: {err}"),
             "run agh on the machine that runs dockerd, as root (it reads /proc of the sandbox process)",
         ),
-        None => Check::fail(name, "docker reported no process for the sandbox", "see the dockerd log"),
+        None => Check::fail(
+            name,
+            "docker reported no process for the sandbox",
+            "see the dockerd log",
+        ),
     }
 }
 
-/// The executable and the first argument of host process `pid`.
-fn sandbox_process(pid: i64) -> std::io::Result<(std::path::PathBuf, String)> {
+/// What the host shows of the process behind a sandbox.
+struct SandboxProcess {
+    exe: std::path::PathBuf,
+    argv0: String,
+    /// gVisor applies the container's seccomp profile inside the sandbox.
+    seccomp: bool,
+}
+
+impl SandboxProcess {
+    fn is_gvisor(&self) -> bool {
+        self.argv0 == GVISOR_PROCESS && self.exe.file_name().is_some_and(|f| f == "runsc")
+    }
+}
+
+/// Reads host process `pid`'s executable and arguments.
+fn sandbox_process(pid: i64) -> std::io::Result<SandboxProcess> {
     let exe = std::fs::read_link(format!("/proc/{pid}/exe"))?;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))?;
-    let argv0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
-    Ok((exe, String::from_utf8_lossy(argv0).into_owned()))
+    let mut args = cmdline.split(|&b| b == 0).map(String::from_utf8_lossy);
+    let argv0 = args.next().unwrap_or_default().into_owned();
+    let seccomp = args.any(|a| a == "--oci-seccomp" || a == "--oci-seccomp=true");
+    Ok(SandboxProcess {
+        exe,
+        argv0,
+        seccomp,
+    })
 }

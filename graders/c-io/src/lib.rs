@@ -6,7 +6,9 @@
 //! its stdout compared, inside the grader, with `NAME.out`, ignoring
 //! whitespace differences. Expected outputs never enter the sandbox.
 
-use agh_grader::{describe_error, Cmd, Error, GradeContext, Grader, GraderInfo, Report, Test, Verdict};
+use agh_grader::{
+    Cmd, Error, GradeContext, Grader, GraderInfo, Report, Test, Verdict, describe_error,
+};
 
 /// Feedback kept from compiler errors.
 const FEEDBACK_BYTES: usize = 2000;
@@ -27,7 +29,8 @@ impl Grader for CInputOutput {
         info.limits.wall_time_ms = 3_000;
         info.limits.memory_bytes = 256 * 1024 * 1024;
         // Read by the grader only; declared with a grader-only target but never placed.
-        info.assets.push(agh_grader::asset("cases", "course:cases", "/grader/cases"));
+        info.assets
+            .push(agh_grader::asset("cases", "course:cases", "/grader/cases"));
         info
     }
 
@@ -41,34 +44,65 @@ impl Grader for CInputOutput {
         if names.is_empty() {
             return Err("the cases asset holds no NAME.in files".into());
         }
-        let compile = Cmd::new(["gcc", "-O2", "-std=c11", "-Wall", "-o", "/work/prog", "/work/main.c", "-lm"])
-            .timeout_ms(30_000)
-            .run()
-            .map_err(describe_error)?;
+        let compile = Cmd::new([
+            "gcc",
+            "-O2",
+            "-std=c11",
+            "-Wall",
+            "-o",
+            "/work/prog",
+            "/work/main.c",
+            "-lm",
+        ])
+        .timeout_ms(30_000)
+        .run()
+        .map_err(describe_error)?;
         if !compile.succeeded() {
             let why = clipped(&compile.stderr_text());
-            let tests = names.iter().map(|n| Test::new(n, 1.0).failed(Verdict::CompileError, &why)).collect();
-            return Ok(Report { tests, output: "The program does not compile.".into() });
+            let tests = names
+                .iter()
+                .map(|n| Test::new(n, 1.0).failed(Verdict::CompileError, &why))
+                .collect();
+            return Ok(Report {
+                tests,
+                output: "The program does not compile.".into(),
+            });
         }
         let mut tests = Vec::new();
         for name in &names {
-            let input = agh_grader::asset_file("cases", &format!("{name}.in")).map_err(describe_error)?;
-            let expected = agh_grader::asset_file("cases", &format!("{name}.out")).map_err(describe_error)?;
+            let input =
+                agh_grader::asset_file("cases", &format!("{name}.in")).map_err(describe_error)?;
+            let expected =
+                agh_grader::asset_file("cases", &format!("{name}.out")).map_err(describe_error)?;
             let test = Test::new(name, 1.0);
             tests.push(match Cmd::new(["/work/prog"]).stdin(input).run() {
-                Ok(run) if run.succeeded() && agh_grader::compare::ignoring_whitespace(&text(&expected), &run.stdout_text()) => {
+                Ok(run)
+                    if run.succeeded()
+                        && agh_grader::compare::ignoring_whitespace(
+                            &text(&expected),
+                            &run.stdout_text(),
+                        ) =>
+                {
                     test.passed("")
                 }
                 Ok(run) if run.succeeded() => test.failed(Verdict::Wrong, "wrong output"),
                 Ok(run) => {
-                    let why = run.signal.clone().map_or_else(|| format!("exit code {:?}", run.exit_code), |s| format!("killed by {s}"));
+                    let why = run.signal.clone().map_or_else(
+                        || format!("exit code {:?}", run.exit_code),
+                        |s| format!("killed by {s}"),
+                    );
                     test.failed_with(&run, &why)
                 }
-                Err(Error::SandboxLost(why)) => test.failed(Verdict::ResourceLimit, &format!("not run: {why}")),
+                Err(Error::SandboxLost(why)) => {
+                    test.failed(Verdict::ResourceLimit, &format!("not run: {why}"))
+                }
                 Err(other) => return Err(describe_error(other)),
             });
         }
-        Ok(Report { tests, output: String::new() })
+        Ok(Report {
+            tests,
+            output: String::new(),
+        })
     }
 }
 

@@ -3,19 +3,24 @@
 //! `mode.txt` (for `grade`), so one batch can mix bad and good submissions.
 //! Every mode but `ok` must end as plugin-error for that submission only.
 
-use agh_grader::{Cmd, GradeContext, Grader, GraderInfo, Report, Test, TestResult, Verdict, Visibility};
+use agh_grader::{
+    Cmd, GradeContext, Grader, GraderInfo, Report, Test, TestResult, Verdict, Visibility,
+};
 
 struct Misbehaving;
 
 fn setting<'a>(settings: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    settings.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    settings
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 fn test(name: &str, score: f64, max: f64) -> TestResult {
     Test::new(name, max).scored(score, Verdict::Accepted, "")
 }
 
-#[allow(unconditional_recursion)]
+#[allow(unconditional_recursion, clippy::only_used_in_recursion)] // it exists to overflow the stack
 fn recurse(depth: u64) -> u64 {
     std::hint::black_box(recurse(depth + 1)) + 1
 }
@@ -31,14 +36,19 @@ impl Grader for Misbehaving {
             }
             Some("zero-limits") => info.limits.processes = 0,
             Some("ungranted-image") => info.image = "docker.io/library/ubuntu:latest".into(),
-            Some("ungranted-asset") => info.assets.push(agh_grader::asset("secrets", "elsewhere:keys", "/grader/keys")),
+            Some("ungranted-asset") => info.assets.push(agh_grader::asset(
+                "secrets",
+                "elsewhere:keys",
+                "/grader/keys",
+            )),
             Some("describe-loop") => loop {
                 std::hint::black_box(0);
             },
             _ => {}
         }
         // `asset = SOURCE:PATH=TARGET` declares one extra asset, for placement tests.
-        if let Some((source, target)) = setting(&settings, "asset").and_then(|a| a.split_once('=')) {
+        if let Some((source, target)) = setting(&settings, "asset").and_then(|a| a.split_once('='))
+        {
             info.assets.push(agh_grader::asset("extra", source, target));
             info.limits.memory_bytes = 1536 * 1024 * 1024;
             info.limits.tmpfs_bytes = 768 * 1024 * 1024;
@@ -52,23 +62,33 @@ impl Grader for Misbehaving {
         let mode = String::from_utf8_lossy(&mode).trim().to_string();
         let tests = match mode.as_str() {
             "ok" => {
-                let run = Cmd::new(["echo", "fine"]).run().map_err(agh_grader::describe_error)?;
+                let run = Cmd::new(["echo", "fine"])
+                    .run()
+                    .map_err(agh_grader::describe_error)?;
                 vec![Test::new("echo", 1.0).passed(&run.stdout_text())]
             }
             // Places the extra asset, then runs the submission's probe.sh as
             // the student; its stdout is the test's output.
             "probe-asset" => {
                 agh_grader::place_asset("extra").map_err(agh_grader::describe_error)?;
-                let run = Cmd::new(["sh", "/work/probe.sh"]).run().map_err(agh_grader::describe_error)?;
+                let run = Cmd::new(["sh", "/work/probe.sh"])
+                    .run()
+                    .map_err(agh_grader::describe_error)?;
                 vec![Test::new("probe", 1.0).passed(&run.stdout_text())]
             }
             // Three trivial commands: the unit of work of the batch benchmark.
             "three-commands" => {
                 let mut tests = Vec::new();
                 for i in 0..3 {
-                    let run = Cmd::new(["true"]).run().map_err(agh_grader::describe_error)?;
+                    let run = Cmd::new(["true"])
+                        .run()
+                        .map_err(agh_grader::describe_error)?;
                     let test = Test::new(&format!("command {i}"), 1.0);
-                    tests.push(if run.succeeded() { test.passed("") } else { test.failed_with(&run, "failed") });
+                    tests.push(if run.succeeded() {
+                        test.passed("")
+                    } else {
+                        test.failed_with(&run, "failed")
+                    });
                 }
                 tests
             }
@@ -89,15 +109,19 @@ impl Grader for Misbehaving {
             "negative-score" => vec![test("negative", -1.0, 1.0)],
             "above-max" => vec![test("greedy", 11.0, 10.0)],
             "infinite-max" => vec![test("infinite", 1.0, f64::INFINITY)],
-            "million-tests" => (0..1_000_000).map(|i| test(&format!("t{i}"), 0.0, 1.0)).collect(),
+            "million-tests" => (0..1_000_000)
+                .map(|i| test(&format!("t{i}"), 0.0, 1.0))
+                .collect(),
             "huge-output" => vec![Test::new("huge", 1.0).passed(&"x".repeat(16 * 1024 * 1024))],
             "duplicate-names" => vec![test("same", 1.0, 1.0), test("same", 1.0, 1.0)],
             "bad-path" => {
-                agh_grader::write_file("/work/../etc/passwd", b"x", false).map_err(agh_grader::describe_error)?;
+                agh_grader::write_file("/work/../etc/passwd", b"x", false)
+                    .map_err(agh_grader::describe_error)?;
                 vec![test("unreachable", 1.0, 1.0)]
             }
             "host-path" => {
-                agh_grader::submission_file("../../../../etc/passwd").map_err(agh_grader::describe_error)?;
+                agh_grader::submission_file("../../../../etc/passwd")
+                    .map_err(agh_grader::describe_error)?;
                 vec![test("unreachable", 1.0, 1.0)]
             }
             "undeclared-asset" => {
@@ -114,13 +138,20 @@ impl Grader for Misbehaving {
                 let read = std::fs::read_to_string("/etc/passwd");
                 let env: Vec<_> = std::env::vars().collect();
                 if read.is_ok() || !env.is_empty() {
-                    return Err(format!("WASI gave the grader the host: file {}, env {env:?}", read.is_ok()));
+                    return Err(format!(
+                        "WASI gave the grader the host: file {}, env {env:?}",
+                        read.is_ok()
+                    ));
                 }
                 return Err("no host access through WASI, as expected".into());
             }
             other => return Err(format!("unknown mode {other:?}")),
         };
-        Ok(Report { tests, output: String::new() }).map(|mut r| {
+        Ok(Report {
+            tests,
+            output: String::new(),
+        })
+        .map(|mut r| {
             for t in &mut r.tests {
                 t.visibility = Visibility::Visible;
             }

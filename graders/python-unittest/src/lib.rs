@@ -25,16 +25,25 @@
 use std::collections::BTreeSet;
 
 use agh_grader::{
-    Cmd, CommandResult, Conversation, Error, GradeContext, Grader, GraderInfo, Report, Test, TestResult, Verdict,
-    describe_error,
+    Cmd, CommandResult, Conversation, Error, GradeContext, Grader, GraderInfo, Report, Test,
+    TestResult, Verdict, describe_error,
 };
 use serde::Deserialize;
 
 /// The harness, placed read-only (root-owned) under `/assets`.
 const HARNESS: [(&str, &str); 3] = [
-    ("/assets/agh-harness/wire.py", include_str!("../harness/wire.py")),
-    ("/assets/agh-harness/judge.py", include_str!("../harness/judge.py")),
-    ("/assets/agh-harness/student.py", include_str!("../harness/student.py")),
+    (
+        "/assets/agh-harness/wire.py",
+        include_str!("../harness/wire.py"),
+    ),
+    (
+        "/assets/agh-harness/judge.py",
+        include_str!("../harness/judge.py"),
+    ),
+    (
+        "/assets/agh-harness/student.py",
+        include_str!("../harness/student.py"),
+    ),
 ];
 const JUDGE: &str = "/assets/agh-harness/judge.py";
 const STUDENT: &str = "/assets/agh-harness/student.py";
@@ -59,15 +68,26 @@ fn discover(module: &str, source: &str) -> Vec<TestCase> {
     let mut cases = Vec::new();
     for line in source.lines() {
         if let Some(rest) = line.strip_prefix("class ") {
-            class = rest.contains("TestCase").then(|| rest.split(['(', ':']).next().unwrap_or("").trim().to_string());
-        } else if let (Some(class), Some(rest)) = (&class, line.trim_start().strip_prefix("def test")) {
+            class = rest.contains("TestCase").then(|| {
+                rest.split(['(', ':'])
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string()
+            });
+        } else if let (Some(class), Some(rest)) =
+            (&class, line.trim_start().strip_prefix("def test"))
+        {
             let name = format!("test{}", rest.split('(').next().unwrap_or(""));
             let points = line
                 .split("# points:")
                 .nth(1)
                 .and_then(|p| p.trim().parse::<f64>().ok())
                 .unwrap_or(1.0);
-            cases.push(TestCase { id: format!("{module}.{class}.{name}"), points });
+            cases.push(TestCase {
+                id: format!("{module}.{class}.{name}"),
+                points,
+            });
         }
     }
     cases
@@ -99,13 +119,19 @@ fn imported_modules(source: &str) -> BTreeSet<String> {
 /// `pkg/...py` gives `pkg`.
 fn provided_module(path: &str) -> Option<&str> {
     let top = path.split('/').next()?;
-    let name = if path.contains('/') { top } else { top.strip_suffix(".py")? };
+    let name = if path.contains('/') {
+        top
+    } else {
+        top.strip_suffix(".py")?
+    };
     (path.ends_with(".py") && !name.is_empty()).then_some(name)
 }
 
 fn tail(text: &str) -> String {
     let start = text.len().saturating_sub(FEEDBACK_BYTES);
-    let start = (start..=text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
+    let start = (start..=text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(text.len());
     text[start..].trim().to_string()
 }
 
@@ -126,14 +152,23 @@ struct JudgeVerdict {
 
 fn judge_verdict(judge: &CommandResult) -> Option<JudgeVerdict> {
     let stderr = judge.stderr_text();
-    let line = stderr.lines().rev().find_map(|l| l.strip_prefix(VERDICT_PREFIX))?;
+    let line = stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(VERDICT_PREFIX))?;
     serde_json::from_str(line).ok()
 }
 
 /// A limit either side ran into, which explains a failure better than the test's own message.
 fn limit_of(run: &CommandResult) -> Option<Verdict> {
     run.verdict.filter(|v| {
-        matches!(v, Verdict::TimeLimit | Verdict::MemoryLimit | Verdict::OutputLimit | Verdict::ResourceLimit)
+        matches!(
+            v,
+            Verdict::TimeLimit
+                | Verdict::MemoryLimit
+                | Verdict::OutputLimit
+                | Verdict::ResourceLimit
+        )
     })
 }
 
@@ -151,10 +186,16 @@ fn judge(case: &TestCase, conversation: &Conversation) -> Result<TestResult, Str
     let (judge, student) = (&conversation.judge, &conversation.student);
     let limit = limit_of(student).or_else(|| limit_of(judge));
     Ok(match judge_verdict(judge) {
-        Some(v) if v.judge_failed => return Err(format!("the judge failed on {}: {}", case.id, v.message)),
+        Some(v) if v.judge_failed => {
+            return Err(format!("the judge failed on {}: {}", case.id, v.message));
+        }
         Some(v) if v.outcome == "passed" && judge.exit_code == Some(0) => test.passed(""),
         Some(v) => {
-            let verdict = limit.unwrap_or(if v.student_raised { Verdict::RuntimeError } else { Verdict::Wrong });
+            let verdict = limit.unwrap_or(if v.student_raised {
+                Verdict::RuntimeError
+            } else {
+                Verdict::Wrong
+            });
             test.failed(verdict, &feedback(&v.message, student))
         }
         None => match limit {
@@ -176,7 +217,8 @@ impl Grader for PythonUnittest {
         let mut info = agh_grader::info("python-unittest", "0.2.0", "agh/python-c:1");
         info.limits.wall_time_ms = 3_000;
         info.limits.memory_bytes = 256 * 1024 * 1024;
-        info.assets.push(agh_grader::asset("tests", "course:tests", TESTS_TARGET));
+        info.assets
+            .push(agh_grader::asset("tests", "course:tests", TESTS_TARGET));
         info
     }
 
@@ -184,7 +226,10 @@ impl Grader for PythonUnittest {
         let mut cases = Vec::new();
         let mut imported = BTreeSet::new();
         for file in agh_grader::asset_files("tests").map_err(describe_error)? {
-            if let Some(module) = file.strip_prefix("test_").and_then(|m| m.strip_suffix(".py")) {
+            if let Some(module) = file
+                .strip_prefix("test_")
+                .and_then(|m| m.strip_suffix(".py"))
+            {
                 let source = agh_grader::asset_file("tests", &file).map_err(describe_error)?;
                 let source = String::from_utf8_lossy(&source);
                 cases.extend(discover(&format!("test_{module}"), &source));
@@ -202,15 +247,26 @@ impl Grader for PythonUnittest {
         // served from the student's process.
         let files = agh_grader::submission_files().map_err(describe_error)?;
         let provided: BTreeSet<&str> = files.iter().filter_map(|f| provided_module(f)).collect();
-        let modules: Vec<String> = imported.into_iter().filter(|m| provided.contains(m.as_str())).collect();
+        let modules: Vec<String> = imported
+            .into_iter()
+            .filter(|m| provided.contains(m.as_str()))
+            .collect();
 
         // A syntax error is a compile error for every test, not a crash each.
-        let check = Cmd::new(["python3", "-I", "-B", STUDENT, "--check"]).run().map_err(describe_error)?;
+        let check = Cmd::new(["python3", "-I", "-B", STUDENT, "--check"])
+            .run()
+            .map_err(describe_error)?;
         if !check.succeeded() {
             let verdict = limit_of(&check).unwrap_or(Verdict::CompileError);
             let why = tail(&check.stderr_text());
-            let tests = cases.iter().map(|c| Test::new(&c.id, c.points).failed(verdict, &why)).collect();
-            return Ok(Report { tests, output: "The submission does not compile.".into() });
+            let tests = cases
+                .iter()
+                .map(|c| Test::new(&c.id, c.points).failed(verdict, &why))
+                .collect();
+            return Ok(Report {
+                tests,
+                output: "The submission does not compile.".into(),
+            });
         }
 
         let mut tests = Vec::new();
@@ -221,13 +277,15 @@ impl Grader for PythonUnittest {
             let student_cmd = Cmd::new(["python3", "-I", "-B", STUDENT]);
             tests.push(match judge_cmd.converse(&student_cmd) {
                 Ok(conversation) => judge(case, &conversation)?,
-                Err(Error::SandboxLost(why)) => {
-                    Test::new(&case.id, case.points).failed(Verdict::ResourceLimit, &format!("not run: {why}"))
-                }
+                Err(Error::SandboxLost(why)) => Test::new(&case.id, case.points)
+                    .failed(Verdict::ResourceLimit, &format!("not run: {why}")),
                 Err(other) => return Err(describe_error(other)),
             });
         }
-        Ok(Report { tests, output: String::new() })
+        Ok(Report {
+            tests,
+            output: String::new(),
+        })
     }
 }
 

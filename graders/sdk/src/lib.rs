@@ -45,11 +45,11 @@ pub mod bindings {
 }
 
 pub use bindings::agh::grader::types::{
-    Asset, Command, CommandResult, Conversation, Error, GradeContext, GraderInfo, Limits, Report, TestResult, User, Verdict,
-    Visibility,
+    Asset, Command, CommandResult, Conversation, Error, GradeContext, GraderInfo, Limits, Report,
+    TestResult, User, Verdict, Visibility,
 };
-pub use bindings::exports::agh::grader::grader::Guest as Grader;
 use bindings::agh::grader::{assets, log, sandbox, submission};
+pub use bindings::exports::agh::grader::grader::Guest as Grader;
 
 /// The contract version this SDK speaks.
 pub const API_VERSION: &str = "0.1.0";
@@ -93,7 +93,11 @@ pub fn info(name: &str, version: &str, image: &str) -> GraderInfo {
 /// An [`Asset`] declaration: `source` is `SOURCE:PATH` as the operator grants.
 #[must_use]
 pub fn asset(name: &str, source: &str, target: &str) -> Asset {
-    Asset { name: name.into(), source: source.into(), target: target.into() }
+    Asset {
+        name: name.into(),
+        source: source.into(),
+        target: target.into(),
+    }
 }
 
 /// A one-line description of a host error, for reports and `Err` returns.
@@ -349,7 +353,11 @@ impl Test {
     /// A test worth `max_score` points, visible to the student.
     #[must_use]
     pub fn new(name: &str, max_score: f64) -> Self {
-        Self { name: name.into(), max_score, visibility: Visibility::Visible }
+        Self {
+            name: name.into(),
+            max_score,
+            visibility: Visibility::Visible,
+        }
     }
 
     /// Sets who may see the result.

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -82,7 +82,13 @@ pub(crate) struct GraderLimits {
 }
 
 /// Grows `total` from `current` to `desired` within `cap`, or says why not.
-fn grow_within(total: &mut usize, current: usize, desired: usize, cap: usize, what: &str) -> wasmtime::Result<bool> {
+fn grow_within(
+    total: &mut usize,
+    current: usize,
+    desired: usize,
+    cap: usize,
+    what: &str,
+) -> wasmtime::Result<bool> {
     let grown = total.saturating_sub(current).saturating_add(desired);
     if grown > cap {
         return Err(wasmtime::Error::new(PolicyViolation(format!(
@@ -94,12 +100,34 @@ fn grow_within(total: &mut usize, current: usize, desired: usize, cap: usize, wh
 }
 
 impl ResourceLimiter for GraderLimits {
-    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        grow_within(&mut self.memory_bytes, current, desired, GRADER_MEMORY_BYTES, "bytes of memory")
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        grow_within(
+            &mut self.memory_bytes,
+            current,
+            desired,
+            GRADER_MEMORY_BYTES,
+            "bytes of memory",
+        )
     }
 
-    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        grow_within(&mut self.table_elements, current, desired, GRADER_TABLE_ELEMENTS, "table elements")
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        grow_within(
+            &mut self.table_elements,
+            current,
+            desired,
+            GRADER_TABLE_ELEMENTS,
+            "table elements",
+        )
     }
 
     fn instances(&self) -> usize {
@@ -230,7 +258,11 @@ mod tests {
     #[test]
     fn several_memories_cannot_add_up_past_the_cap() {
         instantiate(&module_with_memories(1)).expect("one memory under the cap");
-        let err = instantiate(&module_with_memories(2)).expect_err("two memories over the cap in all");
-        assert!(format!("{err:?}").contains("bytes of memory in all"), "{err:?}");
+        let err =
+            instantiate(&module_with_memories(2)).expect_err("two memories over the cap in all");
+        assert!(
+            format!("{err:?}").contains("bytes of memory in all"),
+            "{err:?}"
+        );
     }
 }

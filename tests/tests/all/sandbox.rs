@@ -579,7 +579,17 @@ async fn an_image_cannot_fake_the_gvisor_check() {
     let container = format!("agh-test-fake-gvisor-{}", std::process::id());
     let script = "rm -f /bin/dmesg && printf '#!/bin/sh\\necho Starting gVisor...\\n' > /bin/dmesg && chmod 755 /bin/dmesg";
     let built = std::process::Command::new("docker")
-        .args(["run", "--name", &container, "--network", "none", "agh/busybox:1", "sh", "-c", script])
+        .args([
+            "run",
+            "--name",
+            &container,
+            "--network",
+            "none",
+            "agh/busybox:1",
+            "sh",
+            "-c",
+            script,
+        ])
         .status()
         .expect("docker run");
     assert!(built.success(), "preparing the fake image");
@@ -587,7 +597,9 @@ async fn an_image_cannot_fake_the_gvisor_check() {
         .args(["commit", &container, fake])
         .status()
         .expect("docker commit");
-    let _ = std::process::Command::new("docker").args(["rm", "-f", &container]).status();
+    let _ = std::process::Command::new("docker")
+        .args(["rm", "-f", &container])
+        .status();
     assert!(committed.success(), "committing the fake image");
 
     let faked = agh::doctor::check_gvisor(&docker, fake, Runtime::RuncInsecure).await;
@@ -595,7 +607,9 @@ async fn an_image_cannot_fake_the_gvisor_check() {
     assert!(faked.detail.contains("not gVisor"), "{faked:?}");
     let real = agh::doctor::check_gvisor(&docker, fake, Runtime::Runsc).await;
     assert!(real.ok, "runsc itself failed the check: {real:?}");
-    let _ = std::process::Command::new("docker").args(["rmi", "-f", fake]).status();
+    let _ = std::process::Command::new("docker")
+        .args(["rmi", "-f", fake])
+        .status();
 }
 
 /// A grader-user command that names no folder starts in /grader with TMPDIR
@@ -608,22 +622,66 @@ async fn grader_commands_never_start_in_or_search_student_folders() {
     let plant = "mkdir -p /work/json && \
                  printf 'open(\"/work/pwned\", \"w\").write(\"x\")\\n' > /work/json/__init__.py && \
                  cp /work/json/__init__.py /work/json/tool.py";
-    let planted = sandbox.run(&Command::new(["sh", "-c", plant])).await.expect("plant");
+    let planted = sandbox
+        .run(&Command::new(["sh", "-c", plant]))
+        .await
+        .expect("plant");
     assert_eq!(planted.exit_code, Some(0), "{planted:?}");
     let as_grader = |argv: &[&str]| Command {
         user: User::Grader,
         stdin: b"{\"a\": 1}".to_vec(),
         ..Command::new(argv.iter().copied())
     };
-    let tool = sandbox.run(&as_grader(&["python3", "-m", "json.tool"])).await.expect("json.tool");
+    let tool = sandbox
+        .run(&as_grader(&["python3", "-m", "json.tool"]))
+        .await
+        .expect("json.tool");
     assert_eq!(tool.exit_code, Some(0), "{tool:?}");
-    assert!(String::from_utf8_lossy(&tool.stdout).contains("\"a\": 1"), "{tool:?}");
+    assert!(
+        String::from_utf8_lossy(&tool.stdout).contains("\"a\": 1"),
+        "{tool:?}"
+    );
     let where_ = sandbox
-        .run(&Command { stdin: Vec::new(), ..as_grader(&["sh", "-c", "pwd; echo $TMPDIR"]) })
+        .run(&Command {
+            stdin: Vec::new(),
+            ..as_grader(&["sh", "-c", "pwd; echo $TMPDIR"])
+        })
         .await
         .expect("pwd");
-    assert_eq!(String::from_utf8_lossy(&where_.stdout), "/grader\n/grader\n");
-    let pwned = sandbox.run(&Command::new(["test", "-e", "/work/pwned"])).await.expect("test");
-    assert_eq!(pwned.exit_code, Some(1), "the student's json package ran as the grader");
+    assert_eq!(
+        String::from_utf8_lossy(&where_.stdout),
+        "/grader\n/grader\n"
+    );
+    let pwned = sandbox
+        .run(&Command::new(["test", "-e", "/work/pwned"]))
+        .await
+        .expect("test");
+    assert_eq!(
+        pwned.exit_code,
+        Some(1),
+        "the student's json package ran as the grader"
+    );
+    fixture.finish().await;
+}
+
+/// Inside a user namespace RLIMIT_NPROC is not enforced, so a student may
+/// not create one (gVisor applies Docker's seccomp profile).
+#[tokio::test]
+async fn students_cannot_create_user_namespaces() {
+    let fixture = Fixture::new("userns", Limits::default()).await;
+    let outcome = fixture
+        .sandbox
+        .run(&Command::new(["unshare", "-Ur", "true"]))
+        .await
+        .expect("unshare");
+    assert_ne!(
+        outcome.exit_code,
+        Some(0),
+        "a user namespace was created: {outcome:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&outcome.stderr).contains("Operation not permitted"),
+        "{outcome:?}"
+    );
     fixture.finish().await;
 }
