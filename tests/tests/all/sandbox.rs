@@ -664,23 +664,39 @@ async fn grader_commands_never_start_in_or_search_student_folders() {
     fixture.finish().await;
 }
 
-/// Inside a user namespace RLIMIT_NPROC is not enforced, so a student may
-/// not create one (gVisor applies Docker's seccomp profile).
+/// Inside a user namespace RLIMIT_NPROC is not enforced (and this gVisor
+/// applies no seccomp profile to `docker exec`'d processes), so a fork bomb
+/// run under `unshare -Ur` escapes the process limit: the pids bound holds
+/// instead. The command ends as resource-limit within its deadline plus the
+/// kill margin, the sandbox is reported lost, and nothing is left behind.
 #[tokio::test]
-async fn students_cannot_create_user_namespaces() {
-    let fixture = Fixture::new("userns", Limits::default()).await;
+async fn a_fork_bomb_in_a_user_namespace_still_meets_the_process_bound() {
+    let limits = Limits {
+        processes: 32,
+        wall_time: Duration::from_secs(5),
+        ..Limits::default()
+    };
+    let fixture = Fixture::new("userns-bomb", limits).await;
+    let started = std::time::Instant::now();
     let outcome = fixture
         .sandbox
-        .run(&Command::new(["unshare", "-Ur", "true"]))
+        .run(&Command::new([
+            "unshare",
+            "-Ur",
+            "sh",
+            "-c",
+            "f(){ f & f & }; f; sleep 10",
+        ]))
         .await
-        .expect("unshare");
-    assert_ne!(
-        outcome.exit_code,
-        Some(0),
-        "a user namespace was created: {outcome:?}"
-    );
+        .expect("run");
+    let took = started.elapsed();
     assert!(
-        String::from_utf8_lossy(&outcome.stderr).contains("Operation not permitted"),
+        took < Duration::from_secs(5) + agh::sandbox::KILL_GRACE,
+        "took {took:?}: {outcome:?}"
+    );
+    assert_eq!(
+        Verdict::of_outcome(&outcome),
+        Some(Verdict::ResourceLimit),
         "{outcome:?}"
     );
     fixture.finish().await;
