@@ -28,6 +28,11 @@ fn expected_scores() -> BTreeMap<String, f64> {
 }
 
 fn grade(out: &Path, extra: &[&str]) -> Command {
+    grade_from(&course().join("submissions"), out, extra)
+}
+
+/// `agh grade` of the C course's grader over `submissions` into `out`.
+fn grade_from(submissions: &Path, out: &Path, extra: &[&str]) -> Command {
     let mut command = Command::new(support::agh_binary());
     command
         .args([
@@ -38,7 +43,7 @@ fn grade(out: &Path, extra: &[&str]) -> Command {
             "2",
             "--submissions",
         ])
-        .arg(course().join("submissions"))
+        .arg(submissions)
         .arg("--config")
         .arg(course().join("agh.toml"))
         .arg("--out")
@@ -403,15 +408,7 @@ async fn submission_names_cannot_reach_outside_the_output_folder() {
     ] {
         zip_main_c(&subs, std::ffi::OsStr::from_bytes(name), &main_c);
     }
-    let output = Command::new(support::agh_binary())
-        .args(["grade", "--plugin", graders::C_IO, "--submissions"])
-        .arg(&subs)
-        .arg("--config")
-        .arg(course().join("agh.toml"))
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .expect("agh");
+    let output = grade_from(&subs, &out, &[]).output().expect("agh");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");
@@ -481,15 +478,7 @@ async fn two_submissions_with_one_name_are_refused_before_grading() {
     let main_c = std::fs::read(course().join("submissions/01-correct/main.c")).expect("main.c");
     std::fs::write(subs.join("alice/main.c"), &main_c).expect("write");
     zip_main_c(&subs, std::ffi::OsStr::new("alice.zip"), &main_c);
-    let output = Command::new(support::agh_binary())
-        .args(["grade", "--plugin", graders::C_IO, "--submissions"])
-        .arg(&subs)
-        .arg("--config")
-        .arg(course().join("agh.toml"))
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .expect("agh");
+    let output = grade_from(&subs, &out, &[]).output().expect("agh");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
