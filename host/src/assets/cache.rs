@@ -72,6 +72,13 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// True for a lower-case hex sha256: the only names objects have. The index
+/// names each entry's object; any other name could point anywhere once
+/// joined to a path.
+fn is_digest(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -119,7 +126,9 @@ impl AssetCache {
         if !self.verify(&entry) {
             let mut index = lock(&self.index);
             index.entries.retain(|_, e| e.sha256 != entry.sha256);
-            let _ = std::fs::remove_file(self.object_path(&entry.sha256));
+            if is_digest(&entry.sha256) {
+                let _ = std::fs::remove_file(self.object_path(&entry.sha256));
+            }
             return None;
         }
         let mut index = lock(&self.index);
@@ -133,6 +142,10 @@ impl AssetCache {
     fn verify(&self, entry: &CacheEntry) -> bool {
         if lock(&self.verified).contains(&entry.sha256) {
             return true;
+        }
+        if !is_digest(&entry.sha256) {
+            tracing::warn!(name = %entry.sha256, "the asset cache index names an object that is not a sha256");
+            return false;
         }
         let path = self.object_path(&entry.sha256);
         let hashed = crate::private_dir::open_file(&path)
@@ -369,6 +382,20 @@ mod tests {
         assert!(
             !object(&tests.sha256).exists(),
             "the forged object was dropped"
+        );
+    }
+
+    #[test]
+    fn an_index_naming_a_path_instead_of_a_digest_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(AssetCache::open(dir.path(), 1 << 20).unwrap());
+        let index = r#"{"entries":{"tests":{"etag":"e","sha256":"../../../../etc/hostname","size":1,"last_used":0}}}"#;
+        std::fs::write(dir.path().join(CACHE_LAYOUT).join("index.json"), index).unwrap();
+        let cache = AssetCache::open(dir.path(), 1 << 20).unwrap();
+        assert!(cache.lookup("tests").is_none());
+        assert!(
+            Path::new("/etc/hostname").exists(),
+            "nothing outside the cache was removed"
         );
     }
 
