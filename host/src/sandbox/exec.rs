@@ -34,22 +34,21 @@ const RUN_WRAPPER: &str = "n=$1; f=$2; shift 2; { ulimit -u \"$n\" 2>/dev/null |
                            ulimit -f \"$f\" || exit 125; \
                            \"$@\"; status=$?; kill -9 -1 2>/dev/null; exit $status";
 
-/// Run as the user of a command that overran or failed: counts that user's
-/// processes, kills every one of them, again and again (a fork bomb forks
-/// while it is being killed) until only this shell is left or 3 s have
-/// passed, then reports how full the writable places are (`df -P`), so a
-/// failure caused by a full tmpfs is told apart from an ordinary one. Only
-/// the user's own processes are counted: in a conversation the other
-/// side's user may still have processes, which this kill does not reach.
-const KILL_AND_SURVEY: &str = "own() { n=0; for p in /proc/[0-9]*; do [ -O \"$p\" ] && n=$((n+1)); done; }; \
-     own; first=$n; i=0; \
-     while :; do kill -9 -1 2>/dev/null; own; [ $n -le 1 ] || [ $i -ge 30 ] && break; \
-     sleep 0.1; i=$((i+1)); done; \
-     echo \"$first\"; df -P /work /tmp /dev/shm /grader 2>/dev/null; exit 0";
+/// Run as the user of a command that overran or failed: counts the
+/// processes in the sandbox, then kills every process of the calling user,
+/// again and again (a fork bomb forks while it is being killed) until
+/// `kill -1` finds none of them left or 3 s have passed, then reports how
+/// full the writable places are (`df -P`), so a failure caused by a full
+/// tmpfs is told apart from an ordinary one. The wait is for the user's own
+/// processes only: in a conversation the other side's user may still have
+/// processes, which this kill does not reach and need not wait for.
+const KILL_AND_SURVEY: &str = "set -- /proc/[0-9]*; n=$#; i=0; \
+     while kill -9 -1 2>/dev/null && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; \
+     echo \"$n\"; df -P /work /tmp /dev/shm /grader 2>/dev/null; exit 0";
 
-/// Processes of the killing user that belong to no command: the killing
-/// shell itself.
-const BASELINE_PROCESSES: usize = 1;
+/// Processes in a sandbox that belong to no command: the init, its sleep, and
+/// the killing shell itself.
+const BASELINE_PROCESSES: usize = 3;
 
 /// A command to run in the sandbox.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -853,11 +852,11 @@ mod tests {
         assert_eq!(
             Survey::parse(text),
             Survey {
-                processes: 39,
+                processes: 37,
                 storage_full: true
             }
         );
-        let roomy = "1\nFilesystem 1024-blocks Used Available Capacity Mounted on\nnone 8192 10 8182 1% /work\n";
+        let roomy = "3\nFilesystem 1024-blocks Used Available Capacity Mounted on\nnone 8192 10 8182 1% /work\n";
         assert_eq!(
             Survey::parse(roomy),
             Survey {
