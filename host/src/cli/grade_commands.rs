@@ -251,7 +251,10 @@ fn submissions_of(args: &GradeArgs, staging: &std::path::Path) -> Result<Vec<Sub
 }
 
 /// Where archives are unpacked: a folder of agh's own inside the output
-/// folder (whose lock is held), or a fresh private temporary folder.
+/// folder (whose lock is held), or a fresh private temporary folder. The
+/// former is removed explicitly while the lock is still held (a batch that
+/// stops early leaves it to the next run, which clears it under its lock);
+/// removing it after the lock is released could delete another run's.
 enum Staging {
     InOutput(std::path::PathBuf),
     Temporary(tempfile::TempDir),

@@ -225,8 +225,8 @@ impl PluginHost {
             }
             Ok(None) => {}
             Err(err) => {
+                // Shown by default: the CLI logs warnings to stderr.
                 tracing::warn!(file = %file.display(), %err, "refusing a cached component; compiling afresh");
-                eprintln!("agh: warning: {err}; compiling the grader afresh");
             }
         }
         let component = Component::new(&self.engine, bytes)?;
