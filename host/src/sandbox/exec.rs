@@ -446,6 +446,15 @@ impl Sandbox {
         let raw = match self.exec(request).await {
             Ok(raw) => raw,
             Err(SandboxError::Lost { .. }) => return Ok(None),
+            // The command just ended its own sandbox (a fork bomb meeting
+            // the pids bound): Docker refuses the killer with 409 "not
+            // running". That is the command's outcome, not a Docker failure.
+            Err(err @ SandboxError::Docker { .. }) => {
+                return match self.check_alive().await? {
+                    Some(_) => Ok(None),
+                    None => Err(err),
+                };
+            }
             Err(err) => return Err(err),
         };
         if raw.end != ExecEnd::Finished {
