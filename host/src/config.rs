@@ -12,6 +12,7 @@
 //!
 //! [ceilings]                          # any of Limits' fields
 //! wall_time = "30s"
+//! cpu_time = "5s"                     # CPU of each process of a command
 //! memory_bytes = 1073741824
 //!
 //! [sources.course]                    # a grader names it as "course:PATH"
@@ -105,6 +106,7 @@ impl Default for Config {
             images: DEFAULT_IMAGES.map(String::from).to_vec(),
             ceilings: Limits {
                 wall_time: Duration::from_secs(60),
+                cpu_time: Duration::from_secs(60),
                 memory_bytes: 2 * 1024 * crate::sandbox::MIB,
                 processes: 256,
                 millicpus: 2000,
@@ -322,6 +324,9 @@ fn clamp_limits(
         ms(asked.wall_time),
         ms(ceiling.wall_time),
     ));
+    // Graders cannot ask for CPU time (their commands get as much as their
+    // wall time); the operator's ceiling bounds it without a word.
+    out.cpu_time = asked.cpu_time.min(ceiling.cpu_time);
     out.memory_bytes = check("memory_bytes", asked.memory_bytes, ceiling.memory_bytes);
     out.processes = u32::try_from(check(
         "processes",

@@ -57,6 +57,7 @@ fn command_from_wit(cmd: types::Command) -> Command {
             types::User::Grader => User::Grader,
         },
         wall_time: cmd.wall_time_ms.map(Duration::from_millis),
+        cpu_time: None,
         output_bytes: cmd.output_bytes,
     }
 }

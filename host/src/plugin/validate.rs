@@ -68,6 +68,7 @@ pub fn description(info: types::GraderInfo, api_version: &str) -> Result<Descrip
     let l = info.limits;
     let limits = Limits {
         wall_time: Duration::from_millis(l.wall_time_ms),
+        cpu_time: Duration::from_millis(l.wall_time_ms),
         memory_bytes: l.memory_bytes,
         processes: l.processes,
         output_bytes: l.output_bytes,

@@ -7,4 +7,4 @@ mod verdict;
 pub use result::{
     AssetDigest, Provenance, Status, SubmissionResult, TestRecord, Timings, write_atomic,
 };
-pub use verdict::Verdict;
+pub use verdict::{Limit, Verdict};

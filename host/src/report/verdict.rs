@@ -43,29 +43,101 @@ impl Verdict {
     }
 
     /// The verdict a command's outcome implies on its own, before the grader
-    /// compares anything: `None` when it exited 0 and the grader decides.
-    /// Facts come only from the daemon and the host, never from parsing
-    /// what the student printed.
+    /// compares anything: `None` when it exited 0 within every limit and
+    /// the grader decides. Facts come only from the agent and the daemon,
+    /// never from parsing what the student printed.
     #[must_use]
     pub fn of_outcome(outcome: &CommandOutcome) -> Option<Verdict> {
-        if outcome.out_of_memory {
-            Some(Verdict::MemoryLimit)
-        } else if outcome.process_limit_reached
-            || (outcome.sandbox_lost && !outcome.timed_out && outcome.exit_code.is_none())
-        {
-            // A sandbox that stops mid-command without running out of memory
-            // hit one of its host-side limits (pids).
-            Some(Verdict::ResourceLimit)
-        } else if outcome.timed_out {
-            Some(Verdict::TimeLimit)
-        } else if outcome.stdout_truncated || outcome.stderr_truncated {
-            Some(Verdict::OutputLimit)
-        } else if outcome.storage_full || outcome.signal.as_deref() == Some("SIGXFSZ") {
-            Some(Verdict::ResourceLimit)
-        } else if outcome.sandbox_lost || outcome.exit_code != Some(0) {
-            Some(Verdict::RuntimeError)
-        } else {
-            None
+        match Limit::of(outcome) {
+            Some(limit) => Some(limit.verdict()),
+            None if outcome.sandbox_lost || outcome.exit_code != Some(0) => {
+                Some(Verdict::RuntimeError)
+            }
+            None => None,
+        }
+    }
+}
+
+/// The limit that ended a command, when more than one was met: the one
+/// that caused the others wins, always in this order.
+///
+/// 1. `processes`: a fork bomb exhausts memory and time as a consequence.
+/// 2. `memory`: running out ends the whole sandbox, and with it any
+///    deadline or output.
+/// 3. `file-size`: a write cut short makes a program fail or retry forever.
+/// 4. `storage`: a full place does the same.
+/// 5. `cpu-time`: a process that used its CPU time was killed for it, even
+///    if the deadline passed while it was dying.
+/// 6. `wall-time`: the deadline is the bound of last resort.
+/// 7. `output`: a program killed for its output was within every other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Limit {
+    /// The process limit (or the sandbox's host-side pids bound).
+    Processes,
+    /// The sandbox's memory.
+    Memory,
+    /// The largest file a command may write.
+    FileSize,
+    /// The room in a writable place.
+    Storage,
+    /// CPU time of a process.
+    CpuTime,
+    /// The wall-clock deadline.
+    WallTime,
+    /// The output cap.
+    Output,
+}
+
+impl Limit {
+    /// The limit that ended `outcome`, by the precedence above.
+    #[must_use]
+    pub fn of(outcome: &CommandOutcome) -> Option<Limit> {
+        // A sandbox that died by the command's doing without running out
+        // of memory met its host-side process bound.
+        let crashed = outcome.sandbox_lost && !outcome.out_of_memory;
+        let met = [
+            (Limit::Processes, outcome.process_limit_reached || crashed),
+            (Limit::Memory, outcome.out_of_memory),
+            (
+                Limit::FileSize,
+                outcome.file_size_exceeded || outcome.signal.as_deref() == Some("SIGXFSZ"),
+            ),
+            (Limit::Storage, outcome.storage_full),
+            (Limit::CpuTime, outcome.cpu_time_exceeded),
+            (Limit::WallTime, outcome.timed_out),
+            (
+                Limit::Output,
+                outcome.stdout_truncated || outcome.stderr_truncated,
+            ),
+        ];
+        met.into_iter()
+            .find(|(_, hit)| *hit)
+            .map(|(limit, _)| limit)
+    }
+
+    /// The verdict a student gets for it.
+    #[must_use]
+    pub fn verdict(self) -> Verdict {
+        match self {
+            Limit::Processes | Limit::FileSize | Limit::Storage => Verdict::ResourceLimit,
+            Limit::Memory => Verdict::MemoryLimit,
+            Limit::CpuTime | Limit::WallTime => Verdict::TimeLimit,
+            Limit::Output => Verdict::OutputLimit,
+        }
+    }
+
+    /// The name results use.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Limit::Processes => "processes",
+            Limit::Memory => "memory",
+            Limit::FileSize => "file-size",
+            Limit::Storage => "storage",
+            Limit::CpuTime => "cpu-time",
+            Limit::WallTime => "wall-time",
+            Limit::Output => "output",
         }
     }
 }
@@ -104,6 +176,40 @@ mod tests {
             Status::InvalidSubmission,
         ] {
             assert_eq!(serde_json::to_value(s).unwrap(), s.name());
+        }
+    }
+
+    #[test]
+    fn the_limit_that_caused_the_others_wins() {
+        let bomb = CommandOutcome {
+            process_limit_reached: true,
+            out_of_memory: true,
+            timed_out: true,
+            ..outcome()
+        };
+        assert_eq!(Limit::of(&bomb), Some(Limit::Processes));
+        let filled = CommandOutcome {
+            storage_full: true,
+            timed_out: true,
+            exit_code: None,
+            ..outcome()
+        };
+        assert_eq!(Verdict::of_outcome(&filled), Some(Verdict::ResourceLimit));
+        let ignored_sigxfsz = CommandOutcome {
+            file_size_exceeded: true,
+            exit_code: Some(1),
+            ..outcome()
+        };
+        assert_eq!(Limit::of(&ignored_sigxfsz), Some(Limit::FileSize));
+        let spun = CommandOutcome {
+            cpu_time_exceeded: true,
+            timed_out: true,
+            ..outcome()
+        };
+        assert_eq!(Limit::of(&spun), Some(Limit::CpuTime));
+        assert_eq!(Verdict::of_outcome(&spun), Some(Verdict::TimeLimit));
+        for limit in [Limit::Processes, Limit::CpuTime, Limit::Output] {
+            assert_eq!(serde_json::to_value(limit).unwrap(), limit.name());
         }
     }
 

@@ -1,33 +1,36 @@
 //! Creating, checking and tearing down sandbox containers.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bollard::Docker;
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, HostConfig, HostConfigLogConfig,
-    ResourcesUlimits,
+    ContainerCreateBody, ContainerInspectResponse, HostConfig, HostConfigLogConfig, Mount,
+    MountTypeEnum, ResourcesUlimits,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, InspectContainerOptions, KillContainerOptions, ListContainersOptions,
-    RemoveContainerOptions, StartContainerOptions,
+    CreateContainerOptions, EventsOptions, InspectContainerOptions, KillContainerOptions,
+    ListContainersOptions, RemoveContainerOptions, StartContainerOptions,
 };
+use futures_util::StreamExt;
 
+use super::agent::{AGENT_IN_SANDBOX, Link, LinkError, agent_file};
 use super::{
     DOCKER_CALL_TIMEOUT, DOCKER_START_TIMEOUT, LABEL_MANAGED, SandboxError, SandboxSpec,
     docker_call,
 };
 
-/// Inspections of a stopped container while waiting for Docker's OOM flag.
-const OOM_FLAG_CHECKS: u32 = 5;
-/// Pause between those inspections.
-const OOM_FLAG_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
-/// Status of a container whose init died of SIGKILL.
-const SIGKILL_STATUS: i64 = 137;
+/// How long, after the agent's stream ends, agh waits for Docker's account
+/// of why (the events that say who stopped the container).
+const DEATH_NOTICE: Duration = Duration::from_secs(3);
+/// Pause between looks at the container while waiting for that account.
+const DEATH_POLL: Duration = Duration::from_millis(100);
 
-/// Largest log a sandbox's main process may leave with the daemon; the main
-/// process is a sleep that prints nothing, so this only bounds surprises.
-const LOG_MAX_SIZE: &str = "1m";
+/// Capabilities the agent keeps: to become the sandbox users and to kill
+/// whatever they leave. Commands run as those users have none.
+const AGENT_CAPABILITIES: [&str; 3] = ["SETUID", "SETGID", "KILL"];
 
 /// A running sandbox container. Call [`Sandbox::teardown`] when done; a
 /// sandbox dropped without it is left for [`remove_labelled_containers`].
@@ -36,29 +39,84 @@ pub struct Sandbox {
     pub(crate) docker: Docker,
     pub(crate) id: String,
     pub(crate) spec: SandboxSpec,
+    pub(crate) link: Link,
+    /// What Docker said happened to the container.
+    events: Arc<Events>,
     /// Set once the sandbox has died; the reason is reported to every later call.
-    pub(crate) lost: Mutex<Option<String>>,
+    lost: Mutex<Option<Loss>>,
+}
+
+/// Why a sandbox can run nothing more, and whose doing it was.
+#[derive(Debug, Clone)]
+pub(crate) enum Loss {
+    /// Something a command did (ran out of memory, left processes that
+    /// would not die, crashed the sandbox's kernel).
+    Command { reason: String, out_of_memory: bool },
+    /// Killed or removed from outside, Docker gone, or agh's own agent
+    /// failing: never the student's doing.
+    Outside(String),
+}
+
+impl Loss {
+    pub(crate) fn into_error(self) -> SandboxError {
+        match self {
+            Loss::Command { reason, .. } => SandboxError::Lost { reason },
+            Loss::Outside(reason) => SandboxError::Gone { reason },
+        }
+    }
+}
+
+/// Container events seen since creation.
+#[derive(Debug, Default)]
+struct Events {
+    actions: Mutex<Vec<String>>,
+    /// The event stream itself broke (the daemon went away).
+    broken: AtomicBool,
+}
+
+impl Events {
+    fn saw(&self, action: &str) -> bool {
+        self.actions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .any(|a| a == action || a.starts_with(&format!("{action}:")))
+    }
 }
 
 impl Sandbox {
-    /// Creates and starts a sandbox for `spec`.
+    /// Creates and starts a sandbox for `spec`, with the agent as its init,
+    /// and waits for the agent's greeting.
     ///
     /// # Errors
     /// [`SandboxError::Invalid`] for limits that cannot be applied;
-    /// infra errors when Docker fails (the image missing, runsc not registered).
+    /// infra errors when Docker fails (the image missing, runsc not
+    /// registered) or the agent does not greet.
     pub async fn create(docker: &Docker, spec: SandboxSpec) -> Result<Self, SandboxError> {
         spec.limits.validate().map_err(SandboxError::Invalid)?;
-        let body = container_body(&spec);
+        let agent = agent_file()?;
+        let body = container_body(&spec, &agent.display().to_string());
         let created = docker_call(
             "create container",
             DOCKER_START_TIMEOUT,
             docker.create_container(None::<CreateContainerOptions>, body),
         )
         .await?;
+        let events = Arc::new(Events::default());
+        watch_events(docker, &created.id, events.clone());
+        let link = match Link::attach(docker, &created.id).await {
+            Ok(link) => link,
+            Err(err) => {
+                let _ = remove_container(docker, &created.id).await;
+                return Err(err);
+            }
+        };
         let sandbox = Sandbox {
             docker: docker.clone(),
             id: created.id,
             spec,
+            link,
+            events,
             lost: Mutex::new(None),
         };
         let started = docker_call(
@@ -70,6 +128,12 @@ impl Sandbox {
         if let Err(err) = started {
             sandbox.teardown().await;
             return Err(err);
+        }
+        if let Err(err) = sandbox.link.hello(DOCKER_START_TIMEOUT).await {
+            sandbox.teardown().await;
+            return Err(SandboxError::Gone {
+                reason: format!("the sandbox agent did not start: {err}"),
+            });
         }
         Ok(sandbox)
     }
@@ -100,73 +164,111 @@ impl Sandbox {
         .await
     }
 
-    /// Fails with [`SandboxError::Lost`] once the sandbox has died.
+    /// Fails with [`SandboxError::Lost`] (the student's doing) or
+    /// [`SandboxError::Gone`] (not theirs) once the sandbox has died.
     pub(crate) fn ensure_alive(&self) -> Result<(), SandboxError> {
-        match &*self
-            .lost
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-        {
-            Some(reason) => Err(SandboxError::Lost {
-                reason: reason.clone(),
-            }),
+        match self.loss() {
+            Some(loss) => Err(loss.into_error()),
             None => Ok(()),
         }
     }
 
-    /// Checks whether the container still runs; if not, records why and
-    /// returns whether the kernel killed it for memory.
-    ///
-    /// Docker learns of an OOM kill from an event that can arrive after the
-    /// container is seen stopped, so a stopped container is inspected a few
-    /// times before the answer is final; a container that ends on SIGKILL
-    /// (status 137) that agh did not send is the kernel's OOM killer too.
-    pub(crate) async fn check_alive(&self) -> Result<Option<bool>, SandboxError> {
-        let mut state = Default::default();
-        for attempt in 0..OOM_FLAG_CHECKS {
-            state = match self.inspect().await {
-                Ok(inspect) => inspect.state.unwrap_or_default(),
+    pub(crate) fn loss(&self) -> Option<Loss> {
+        self.lost
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records that the sandbox can run nothing more, and why (the first
+    /// account stands).
+    pub(crate) fn mark_lost(&self, loss: Loss) {
+        self.lost
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_or_insert(loss);
+    }
+
+    /// Decides, from Docker's facts, why the agent's stream failed:
+    /// `during_command` says whether a student's or grader's command was
+    /// running, the only time the sandbox's death can be the command's.
+    /// Never reads an error message: a kill or removal event that agh did
+    /// not cause, a broken event stream (the daemon went away), or a
+    /// container still running means someone else ended it; a container
+    /// that died by itself while a command ran is that command's doing.
+    pub(crate) async fn account_for(&self, failure: &LinkError, during_command: bool) -> Loss {
+        let loss = match failure {
+            LinkError::Broken(why) => Loss::Outside(format!("the sandbox agent failed: {why}")),
+            LinkError::Silent(after) => Loss::Outside(format!(
+                "the sandbox agent did not answer within {}s",
+                after.as_secs()
+            )),
+            LinkError::Ended(_) => self.death_of_container(during_command).await,
+        };
+        if matches!(failure, LinkError::Broken(_) | LinkError::Silent(_)) {
+            self.teardown().await;
+        }
+        self.mark_lost(loss.clone());
+        loss
+    }
+
+    async fn death_of_container(&self, during_command: bool) -> Loss {
+        let outside =
+            |what: &str| Loss::Outside(format!("the sandbox {what}; not the submission's doing"));
+        let mut state = None;
+        for _ in 0..(DEATH_NOTICE.as_millis() / DEATH_POLL.as_millis()) {
+            match self.inspect().await {
+                Ok(inspect) => {
+                    let s = inspect.state.unwrap_or_default();
+                    if s.running != Some(true)
+                        && (self.events.saw("die") || self.events.broken.load(Ordering::SeqCst))
+                    {
+                        state = Some(s);
+                        break;
+                    }
+                    state = Some(s);
+                }
                 Err(SandboxError::Docker {
                     source:
                         bollard::errors::Error::DockerResponseServerError {
                             status_code: 404, ..
                         },
                     ..
-                }) => {
-                    self.mark_lost("the sandbox container no longer exists".into());
-                    return Ok(Some(false));
+                }) => return outside("container was removed from outside agh"),
+                Err(_) => {
+                    return outside("could not be inspected: the Docker daemon did not answer");
                 }
-                Err(err) => return Err(err),
-            };
-            if state.running == Some(true) {
-                return Ok(None);
             }
-            if state.oom_killed == Some(true) {
-                break;
-            }
-            if attempt + 1 < OOM_FLAG_CHECKS {
-                tokio::time::sleep(OOM_FLAG_WAIT).await;
-            }
+            tokio::time::sleep(DEATH_POLL).await;
         }
-        let oom = state.oom_killed == Some(true) || state.exit_code == Some(SIGKILL_STATUS);
-        let reason = if oom {
-            "the sandbox ran out of memory and gVisor stopped it".to_string()
-        } else {
-            format!(
-                "the sandbox stopped (exit code {})",
+        let state = state.unwrap_or_default();
+        if self.events.saw("kill") || self.events.saw("destroy") {
+            return outside("was killed from outside agh (docker kill or docker rm)");
+        }
+        if self.events.broken.load(Ordering::SeqCst) {
+            return outside("stopped while the Docker daemon went away");
+        }
+        if state.running == Some(true) {
+            return outside("stream from Docker broke while the container still ran");
+        }
+        let out_of_memory = state.oom_killed == Some(true) || self.events.saw("oom");
+        if !during_command {
+            return outside(&format!(
+                "stopped between commands (exit code {})",
                 state.exit_code.unwrap_or(-1)
-            )
-        };
-        self.mark_lost(reason);
-        Ok(Some(oom))
-    }
-
-    /// Records that the sandbox can run nothing more, and why.
-    pub(crate) fn mark_lost(&self, reason: String) {
-        *self
-            .lost
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason);
+            ));
+        }
+        Loss::Command {
+            reason: if out_of_memory {
+                "the sandbox ran out of memory and gVisor stopped it".into()
+            } else {
+                format!(
+                    "the command brought the sandbox down (exit code {})",
+                    state.exit_code.unwrap_or(-1)
+                )
+            },
+            out_of_memory,
+        }
     }
 
     /// Kills the container with SIGKILL and removes it, each under a timeout.
@@ -237,8 +339,41 @@ pub async fn remove_labelled_containers(
     Ok(removed)
 }
 
+/// Follows Docker's events for one container into `events`.
+fn watch_events(docker: &Docker, id: &str, events: Arc<Events>) {
+    let options = EventsOptions {
+        since: None,
+        until: None,
+        filters: Some(HashMap::from([
+            ("type".to_string(), vec!["container".to_string()]),
+            ("container".to_string(), vec![id.to_string()]),
+        ])),
+    };
+    let mut stream = docker.events(Some(options));
+    tokio::spawn(async move {
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(event) => {
+                    let action = event.action.unwrap_or_default();
+                    let done = action == "destroy";
+                    events
+                        .actions
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(action);
+                    if done {
+                        return;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        events.broken.store(true, Ordering::SeqCst);
+    });
+}
+
 /// The container configuration: every isolation setting in one place.
-fn container_body(spec: &SandboxSpec) -> ContainerCreateBody {
+fn container_body(spec: &SandboxSpec, agent: &str) -> ContainerCreateBody {
     let limits = &spec.limits;
     let tmpfs_size = limits.tmpfs_bytes;
     let tmpfs = HashMap::from([
@@ -259,22 +394,15 @@ fn container_body(spec: &SandboxSpec) -> ContainerCreateBody {
             format!("rw,exec,nosuid,nodev,size={tmpfs_size},mode=1777"),
         ),
     ]);
-    // Commands get the file-size limit from the exec wrapper; the container
-    // bound only has to stop at the size of a writable place, so placing a
-    // large asset as root is not cut short.
+    // Commands get their own limits from the agent; the container's only
+    // bound the agent's own file work, up to the size of a writable place.
     let file_size =
         i64::try_from(limits.tmpfs_bytes.max(limits.file_size_bytes)).unwrap_or(i64::MAX);
-    let processes = limits.container_nproc();
     let ulimits = vec![
         ResourcesUlimits {
             name: Some("fsize".into()),
             soft: Some(file_size),
             hard: Some(file_size),
-        },
-        ResourcesUlimits {
-            name: Some("nproc".into()),
-            soft: Some(processes),
-            hard: Some(processes),
         },
         ResourcesUlimits {
             name: Some("core".into()),
@@ -288,6 +416,7 @@ fn container_body(spec: &SandboxSpec) -> ContainerCreateBody {
         network_mode: Some("none".into()),
         readonly_rootfs: Some(true),
         cap_drop: Some(vec!["ALL".into()]),
+        cap_add: Some(AGENT_CAPABILITIES.map(String::from).to_vec()),
         security_opt: Some(vec!["no-new-privileges".into()]),
         memory: Some(memory),
         memory_swap: Some(memory),
@@ -297,15 +426,21 @@ fn container_body(spec: &SandboxSpec) -> ContainerCreateBody {
         shm_size: Some(i64::try_from(tmpfs_size).unwrap_or(i64::MAX)),
         tmpfs: Some(tmpfs),
         ulimits: Some(ulimits),
-        // A reaping init, so processes killed at a deadline do not linger as
-        // zombies that count against the process limit.
-        init: Some(true),
+        // The agent is init and reaps; Docker's own init would stand
+        // between it and the commands it watches.
+        init: Some(false),
+        mounts: Some(vec![Mount {
+            target: Some(AGENT_IN_SANDBOX.into()),
+            source: Some(agent.into()),
+            typ: Some(MountTypeEnum::BIND),
+            read_only: Some(true),
+            ..Default::default()
+        }]),
+        // Everything on the agent's stdout is protocol, read over the
+        // attached stream; nothing is worth logging to disk.
         log_config: Some(HostConfigLogConfig {
-            typ: Some("json-file".into()),
-            config: Some(HashMap::from([
-                ("max-size".to_string(), LOG_MAX_SIZE.to_string()),
-                ("max-file".to_string(), "1".to_string()),
-            ])),
+            typ: Some("none".into()),
+            config: None,
         }),
         ..Default::default()
     };
@@ -317,20 +452,22 @@ fn container_body(spec: &SandboxSpec) -> ContainerCreateBody {
     labels.insert(LABEL_MANAGED.into(), env!("CARGO_PKG_VERSION").into());
     ContainerCreateBody {
         image: Some(spec.image.clone()),
-        // The main process only keeps the sandbox alive; work runs via exec.
-        cmd: Some(vec!["sleep".into(), "infinity".into()]),
+        entrypoint: Some(vec![AGENT_IN_SANDBOX.into()]),
+        cmd: Some(Vec::new()),
         env: Some(vec![
             "PATH=/usr/local/bin:/usr/bin:/bin".into(),
             "LANG=C.UTF-8".into(),
         ]),
-        working_dir: Some("/work".into()),
+        working_dir: Some("/".into()),
         user: Some("0:0".into()),
         network_disabled: Some(true),
         labels: Some(labels),
         host_config: Some(host_config),
-        attach_stdin: Some(false),
-        attach_stdout: Some(false),
-        attach_stderr: Some(false),
+        attach_stdin: Some(true),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        open_stdin: Some(true),
+        stdin_once: Some(false),
         tty: Some(false),
         ..Default::default()
     }

@@ -1,17 +1,17 @@
-//! Running commands in a sandbox: deadlines, output caps, and the kill that
-//! leaves no process of the command's user behind.
+//! Running commands in a sandbox: each is one request to the sandbox's
+//! agent, which enforces its limits, kills what it leaves, and reports the
+//! facts a verdict is read from.
 
-use std::pin::Pin;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bollard::container::LogOutput;
-use bollard::exec::{CreateExecOptions, StartExecResults};
-use bollard::query_parameters::WaitContainerOptions;
-use futures_util::StreamExt;
+use agh_protocol::{ProcessLimits, Reply, Request, RunReport, RunSpec};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncWriteExt};
 
-use super::{DOCKER_CALL_TIMEOUT, KILL_GRACE, Sandbox, SandboxError, User, docker_call};
+use super::agent::{Exchange, Stdin};
+use super::container::Loss;
+use super::limits::{OPEN_FILES, STACK_BYTES};
+use super::{AGENT_GRACE, KILL_MARGIN, Sandbox, SandboxError, User};
+use crate::report::Limit;
 
 /// Most arguments one command may have.
 pub const MAX_ARGS: usize = 4096;
@@ -20,35 +20,6 @@ pub const MAX_ARGS: usize = 4096;
 pub const MAX_ARG_BYTES: usize = 128 * 1024;
 /// Most bytes of stdin one command may be given; bigger inputs are files.
 pub const MAX_STDIN_BYTES: usize = 16 * 1024 * 1024;
-
-/// Sets the process limit given as `$1` (`ulimit -u` in busybox and bash,
-/// `-p` in dash; refusing to run when neither works) and the file-size limit
-/// given as `$2` in POSIX 512-byte blocks, runs the rest of the argv as
-/// given, then kills every process left to its user, and exits with the
-/// command's status. The limits are set here, for the command alone, so the
-/// container-wide ones can leave room for agh's own work (placing a large
-/// asset, killing a command whose user is at its process limit). The argv arrives as positional parameters, never as
-/// shell text, so nothing in it is interpreted. `kill -1` signals every
-/// process the caller may signal except itself.
-const RUN_WRAPPER: &str = "n=$1; f=$2; shift 2; { ulimit -u \"$n\" 2>/dev/null || ulimit -p \"$n\"; } || exit 125; \
-                           ulimit -f \"$f\" || exit 125; \
-                           \"$@\"; status=$?; kill -9 -1 2>/dev/null; exit $status";
-
-/// Run as the user of a command that overran or failed: counts the
-/// processes in the sandbox, then kills every process of the calling user,
-/// again and again (a fork bomb forks while it is being killed) until
-/// `kill -1` finds none of them left or 3 s have passed, then reports how
-/// full the writable places are (`df -P`), so a failure caused by a full
-/// tmpfs is told apart from an ordinary one. The wait is for the user's own
-/// processes only: in a conversation the other side's user may still have
-/// processes, which this kill does not reach and need not wait for.
-const KILL_AND_SURVEY: &str = "set -- /proc/[0-9]*; n=$#; i=0; \
-     while kill -9 -1 2>/dev/null && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; \
-     echo \"$n\"; df -P /work /tmp /dev/shm /grader 2>/dev/null; exit 0";
-
-/// Processes in a sandbox that belong to no command: the init, its sleep, and
-/// the killing shell itself.
-const BASELINE_PROCESSES: usize = 3;
 
 /// A command to run in the sandbox.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -70,6 +41,9 @@ pub struct Command {
     /// Deadline; the sandbox's wall-time limit when unset, never above it.
     #[serde(default)]
     pub wall_time: Option<Duration>,
+    /// CPU time of each process; the sandbox's limit when unset, never above it.
+    #[serde(default)]
+    pub cpu_time: Option<Duration>,
     /// Bytes kept per stream; the sandbox's limit when unset, never above it.
     #[serde(default)]
     pub output_bytes: Option<u64>,
@@ -149,7 +123,7 @@ pub struct CommandOutcome {
     pub user: User,
     /// Exit status, when the command ended by itself.
     pub exit_code: Option<i64>,
-    /// The signal that ended it (`SIGSEGV`), read from a status of 128 + n.
+    /// The signal that ended it (`SIGSEGV`; `SIGKILL` when agh killed it).
     pub signal: Option<String>,
     /// Captured stdout, at most the output cap.
     #[serde(skip)]
@@ -163,18 +137,35 @@ pub struct CommandOutcome {
     pub stderr_truncated: bool,
     /// The deadline passed; the command was killed.
     pub timed_out: bool,
+    /// A process used up its CPU time.
+    #[serde(default)]
+    pub cpu_time_exceeded: bool,
     /// The sandbox ran out of memory.
     pub out_of_memory: bool,
-    /// The user had as many processes as the limit allows when it was killed.
+    /// The user met its process limit.
     pub process_limit_reached: bool,
+    /// A write stopped at the file-size limit (even when the program
+    /// ignored SIGXFSZ).
+    #[serde(default)]
+    pub file_size_exceeded: bool,
     /// A writable place (`/work`, `/tmp`, `/dev/shm`, `/grader`) was full
     /// when the command failed.
     pub storage_full: bool,
     /// The sandbox died during the command and cannot run more.
     pub sandbox_lost: bool,
+    /// The limit that ended the command, by the documented precedence
+    /// (see [`Limit`]); none when it ended by itself within every limit.
+    #[serde(default)]
+    pub limit: Option<Limit>,
     /// Wall time from start to end (or kill).
     #[serde(with = "duration_ms")]
     pub wall_time: Duration,
+    /// User and system CPU time of all its processes.
+    #[serde(default, with = "duration_ms")]
+    pub cpu_time: Duration,
+    /// The largest resident memory of any one of its processes.
+    #[serde(default)]
+    pub peak_memory_bytes: u64,
 }
 
 mod duration_ms {
@@ -191,130 +182,118 @@ mod duration_ms {
     }
 }
 
-/// What [`KILL_AND_SURVEY`] saw.
-#[derive(Debug, PartialEq)]
-struct Survey {
-    /// Processes that were not the sandbox's own plumbing.
-    processes: usize,
-    /// Some writable place had (almost) no room left.
-    storage_full: bool,
-}
-
-impl Survey {
-    fn parse(text: &str) -> Self {
-        let mut lines = text.lines();
-        let processes = lines
-            .next()
-            .and_then(|l| l.trim().parse::<usize>().ok())
-            .map_or(0, |n| n.saturating_sub(BASELINE_PROCESSES));
-        // df -P: Filesystem 1024-blocks Used Available Capacity Mounted-on
-        let storage_full = lines.skip(1).any(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let number = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-            matches!((number(1), number(3)), (Some(total), Some(free)) if total > 0 && free * 200 < total)
-        });
-        Survey {
-            processes,
-            storage_full,
-        }
+impl CommandOutcome {
+    /// The facts the agent reported about `command`.
+    fn from_report(command: &Command, report: RunReport, stdout: Vec<u8>, stderr: Vec<u8>) -> Self {
+        let mut outcome = CommandOutcome {
+            argv: command.argv.clone(),
+            user: command.user,
+            exit_code: report.exit_code.map(i64::from),
+            // A shell reports its child's death by signal n as status
+            // 128 + n: the signal is the fact, the status is kept too.
+            signal: report
+                .signal
+                .or_else(|| {
+                    report
+                        .exit_code
+                        .filter(|c| (129..=192).contains(c))
+                        .map(|c| c - 128)
+                })
+                .and_then(signal_name),
+            stdout,
+            stderr,
+            stdout_truncated: report.stdout_truncated,
+            stderr_truncated: report.stderr_truncated,
+            timed_out: report.timed_out,
+            cpu_time_exceeded: report.cpu_time_exceeded,
+            out_of_memory: false,
+            process_limit_reached: report.process_limit_reached,
+            file_size_exceeded: report.file_size_exceeded,
+            storage_full: report.storage_full,
+            sandbox_lost: report.unkillable,
+            limit: None,
+            wall_time: Duration::from_millis(report.wall_ms),
+            cpu_time: Duration::from_millis(report.cpu_ms),
+            peak_memory_bytes: report.peak_rss_bytes,
+        };
+        outcome.limit = Limit::of(&outcome);
+        outcome
     }
-}
 
-/// Where an exec's stdin comes from.
-pub(crate) enum Stdin {
-    None,
-    /// Attached and fed by the other side of a conversation.
-    Peer,
-    Bytes(Vec<u8>),
-    Stream(Pin<Box<dyn AsyncRead + Send>>),
-}
-
-/// One exec as the sandbox layer runs it, without the student wrapper.
-pub(crate) struct ExecRequest {
-    pub argv: Vec<String>,
-    pub user: &'static str,
-    pub env: Vec<String>,
-    pub cwd: String,
-    pub stdin: Stdin,
-    pub output_cap: u64,
-    pub deadline: Duration,
-}
-
-impl ExecRequest {
-    /// Docker's options for this exec.
-    fn options(&self) -> CreateExecOptions<String> {
-        CreateExecOptions {
-            attach_stdin: Some(!matches!(self.stdin, Stdin::None)),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            tty: Some(false),
-            env: Some(self.env.clone()),
-            cmd: Some(self.argv.clone()),
-            privileged: Some(false),
-            user: Some(self.user.to_string()),
-            working_dir: Some(self.cwd.clone()),
-            detach_keys: None,
-        }
+    /// A command during which its own sandbox died.
+    fn lost_with_sandbox(command: &Command, out_of_memory: bool, wall_time: Duration) -> Self {
+        let mut outcome = CommandOutcome {
+            argv: command.argv.clone(),
+            user: command.user,
+            out_of_memory,
+            sandbox_lost: true,
+            wall_time,
+            ..CommandOutcome::default()
+        };
+        outcome.limit = Limit::of(&outcome);
+        outcome
     }
-}
-
-/// Why an exec's output stream stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum ExecEnd {
-    Finished,
-    Deadline,
-    OutputLimit,
-    SandboxStopped,
-    /// Docker's stream failed mid-way (one side of a conversation).
-    StreamBroken,
-    /// Stopped from outside before it ended by itself.
-    #[default]
-    Stopped,
-}
-
-pub(crate) struct RawExec {
-    pub end: ExecEnd,
-    pub exec_id: String,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-    pub stdout_truncated: bool,
-    pub stderr_truncated: bool,
-    pub started: Instant,
-}
-
-/// Appends `chunk` to `buf` up to `cap`; returns true when bytes were dropped.
-fn keep_up_to(buf: &mut Vec<u8>, chunk: &[u8], cap: u64) -> bool {
-    let room = usize::try_from(cap)
-        .unwrap_or(usize::MAX)
-        .saturating_sub(buf.len());
-    buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
-    chunk.len() > room
 }
 
 impl Sandbox {
     /// Runs `command` and reports what happened. A command that overruns its
-    /// deadline or output cap is killed together with every process of its
-    /// user; so is anything a command leaves running after it exits.
+    /// deadline or output cap is killed; so is everything any command
+    /// leaves running after it ends.
     ///
     /// # Errors
     /// [`SandboxError::Invalid`] for a malformed command,
-    /// [`SandboxError::Lost`] when the sandbox already died, infra errors
-    /// when Docker fails. A student's failure is an outcome, not an error.
+    /// [`SandboxError::Lost`] when the sandbox already died,
+    /// [`SandboxError::Gone`] and other infra errors when it was stopped
+    /// from outside or Docker fails. A student's failure is an outcome,
+    /// not an error.
     pub async fn run(&self, command: &Command) -> Result<CommandOutcome, SandboxError> {
         self.ensure_alive()?;
-        let request = self.command_request(command)?;
-        let raw = self.exec(request).await?;
-        self.settle(command, raw).await
+        let spec = self.run_spec(command)?;
+        let stdin = if command.stdin.is_empty() {
+            Stdin::None
+        } else {
+            Stdin::Bytes(command.stdin.clone())
+        };
+        let within = Duration::from_millis(spec.deadline_ms);
+        let caps = [spec.output_cap, 0];
+        let started = std::time::Instant::now();
+        let exchange = match self
+            .command_exchange(Request::Run { spec }, stdin, caps, within)
+            .await?
+        {
+            Ok(exchange) => exchange,
+            Err(out_of_memory) => {
+                return Ok(CommandOutcome::lost_with_sandbox(
+                    command,
+                    out_of_memory,
+                    started.elapsed(),
+                ));
+            }
+        };
+        let Exchange {
+            reply,
+            stdout: [stdout, _],
+            stderr: [stderr, _],
+        } = exchange;
+        match reply {
+            Reply::Ran { report } => {
+                let outcome = CommandOutcome::from_report(command, report, stdout, stderr);
+                self.after_command(&outcome);
+                Ok(outcome)
+            }
+            other => Err(self.unexpected(&other).await),
+        }
     }
 
     /// Runs a judge and the student's program side by side, each as its own
     /// user, connected like an interactive judge: the judge's stdout is the
     /// student program's stdin and the student program's stdout is the
-    /// judge's stdin. Each side's stderr is captured under its cap. Both
-    /// share one deadline; when the judge ends, the student program's stdin
-    /// is closed. The student's process cannot reach the judge's (another
-    /// user, another process), so a verdict the judge prints on its stderr
-    /// cannot be forged from the student's side.
+    /// judge's stdin, through pipes inside the sandbox. Each side's stderr
+    /// is captured under its cap. Both share one deadline; when the judge
+    /// ends, the student program's stdin is closed. The student's process
+    /// cannot reach the judge's (another user, another process), so a
+    /// verdict the judge prints on its stderr cannot be forged from the
+    /// student's side.
     ///
     /// # Errors
     /// As [`Sandbox::run`]; a command that carries stdin bytes is refused,
@@ -330,452 +309,132 @@ impl Sandbox {
                 "in a conversation each side's stdin is the other side's stdout; give no stdin bytes".into(),
             ));
         }
-        let mut judge_request = self.command_request(judge)?;
-        let mut student_request = self.command_request(student)?;
-        judge_request.stdin = Stdin::Peer;
-        student_request.stdin = Stdin::Peer;
-        let (judge_raw, student_raw) = self.exec_pair(judge_request, student_request).await?;
-        let mut judge_outcome = self.settle(judge, judge_raw).await?;
-        let mut student_outcome = self.settle(student, student_raw).await?;
-        // Memory is the sandbox's, shared by both sides: whichever side
-        // noticed the out-of-memory end, it ended both.
-        let out_of_memory = judge_outcome.out_of_memory || student_outcome.out_of_memory;
-        judge_outcome.out_of_memory = out_of_memory;
-        student_outcome.out_of_memory = out_of_memory;
-        Ok((judge_outcome, student_outcome))
+        let judge_spec = self.run_spec(judge)?;
+        let program_spec = self.run_spec(student)?;
+        let within = Duration::from_millis(judge_spec.deadline_ms.min(program_spec.deadline_ms));
+        let caps = [program_spec.output_cap, judge_spec.output_cap];
+        let request = Request::Converse {
+            judge: judge_spec,
+            program: program_spec,
+        };
+        let started = std::time::Instant::now();
+        let exchange = match self
+            .command_exchange(request, Stdin::None, caps, within)
+            .await?
+        {
+            Ok(exchange) => exchange,
+            Err(out_of_memory) => {
+                let took = started.elapsed();
+                return Ok((
+                    CommandOutcome::lost_with_sandbox(judge, out_of_memory, took),
+                    CommandOutcome::lost_with_sandbox(student, out_of_memory, took),
+                ));
+            }
+        };
+        let Exchange {
+            reply,
+            stderr: [program_stderr, judge_stderr],
+            ..
+        } = exchange;
+        match reply {
+            Reply::Conversed {
+                judge: judge_report,
+                program,
+            } => {
+                let judge_outcome =
+                    CommandOutcome::from_report(judge, judge_report, Vec::new(), judge_stderr);
+                let student_outcome =
+                    CommandOutcome::from_report(student, program, Vec::new(), program_stderr);
+                self.after_command(&judge_outcome);
+                self.after_command(&student_outcome);
+                Ok((judge_outcome, student_outcome))
+            }
+            other => Err(self.unexpected(&other).await),
+        }
     }
 
-    /// The exec that runs `command` inside the wrapper that sets its limits
-    /// and kills what it leaves behind.
-    fn command_request(&self, command: &Command) -> Result<ExecRequest, SandboxError> {
+    /// Sends a command's request. `Ok(Err(out_of_memory))` when the
+    /// sandbox died during it by the command's doing.
+    async fn command_exchange(
+        &self,
+        request: Request,
+        stdin: Stdin,
+        caps: [u64; 2],
+        deadline: Duration,
+    ) -> Result<Result<Exchange, bool>, SandboxError> {
+        let within = deadline + KILL_MARGIN + AGENT_GRACE;
+        match self.link.exchange(&request, stdin, caps, within).await {
+            Ok(exchange) => Ok(Ok(exchange)),
+            Err(failure) => match self.account_for(&failure, true).await {
+                Loss::Command { out_of_memory, .. } => Ok(Err(out_of_memory)),
+                outside @ Loss::Outside(_) => Err(outside.into_error()),
+            },
+        }
+    }
+
+    /// A command that left processes the agent could not kill ends the
+    /// sandbox (the agent exits after saying so).
+    fn after_command(&self, outcome: &CommandOutcome) {
+        if outcome.sandbox_lost {
+            self.mark_lost(Loss::Command {
+                reason:
+                    "a command left processes that could not be killed, so the sandbox was stopped"
+                        .into(),
+                out_of_memory: false,
+            });
+        }
+    }
+
+    /// A reply that does not answer the request: the agent is not to be trusted.
+    pub(crate) async fn unexpected(&self, reply: &Reply) -> SandboxError {
+        let failure = super::agent::LinkError::Broken(format!("unexpected reply {reply:?}"));
+        self.account_for(&failure, false).await.into_error()
+    }
+
+    /// The agent's form of `command`, within the sandbox's limits.
+    fn run_spec(&self, command: &Command) -> Result<RunSpec, SandboxError> {
         command.validate()?;
         let limits = &self.spec.limits;
         let deadline = command
             .wall_time
             .map_or(limits.wall_time, |w| w.min(limits.wall_time));
+        let cpu = command
+            .cpu_time
+            .map_or(limits.cpu_time, |c| c.min(limits.cpu_time));
+        let cpu_limits = super::Limits {
+            cpu_time: cpu,
+            ..limits.clone()
+        };
         let output_cap = command
             .output_bytes
             .map_or(limits.output_bytes, |o| o.min(limits.output_bytes));
-        let mut argv = vec![
-            "/bin/sh".into(),
-            "-c".into(),
-            RUN_WRAPPER.into(),
-            "agh-run".into(),
-            limits.processes.to_string(),
-            limits.file_size_blocks().to_string(),
-        ];
-        argv.extend(command.argv.iter().cloned());
-        Ok(ExecRequest {
-            argv,
-            user: command.user.docker_user(),
+        let uid = command.user.uid();
+        Ok(RunSpec {
+            argv: command.argv.clone(),
             env: command_env(command),
             cwd: if command.cwd.is_empty() {
                 command.user.default_cwd().into()
             } else {
                 command.cwd.clone()
             },
-            stdin: if command.stdin.is_empty() {
-                Stdin::None
-            } else {
-                Stdin::Bytes(command.stdin.clone())
+            uid,
+            gid: uid,
+            limits: ProcessLimits {
+                processes: u64::from(limits.processes),
+                file_size_bytes: limits.file_size_bytes,
+                cpu_seconds: cpu_limits.cpu_seconds(),
+                open_files: OPEN_FILES,
+                stack_bytes: STACK_BYTES,
             },
+            deadline_ms: u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
             output_cap,
-            deadline,
+            stdin: !command.stdin.is_empty(),
+            file_size_probe: Some(limits.file_size_bytes),
         })
     }
-
-    /// Turns a finished exec of `command` into its outcome: exit status,
-    /// the kill of whatever its user left, and whether the sandbox survived.
-    async fn settle(
-        &self,
-        command: &Command,
-        raw: RawExec,
-    ) -> Result<CommandOutcome, SandboxError> {
-        let limits = &self.spec.limits;
-        let mut outcome = CommandOutcome {
-            argv: command.argv.clone(),
-            user: command.user,
-            stdout_truncated: raw.stdout_truncated,
-            stderr_truncated: raw.stderr_truncated,
-            timed_out: raw.end == ExecEnd::Deadline,
-            ..CommandOutcome::default()
-        };
-        if raw.end == ExecEnd::Finished {
-            outcome.exit_code = self.exec_exit_code(&raw.exec_id).await?;
-        }
-        // After an overrun or a failure, kill what is left of the user (the
-        // wrapper itself may have been killed by the student, leaving its
-        // children) and look at why it failed. A clean exit skips this: the
-        // wrapper has already killed everything.
-        if raw.end != ExecEnd::SandboxStopped
-            && outcome.exit_code != Some(0)
-            && let Some(survey) = self.kill_and_survey(command.user).await?
-        {
-            let limit = usize::try_from(limits.processes).unwrap_or(usize::MAX);
-            outcome.process_limit_reached =
-                raw.end != ExecEnd::Finished && survey.processes + 1 >= limit;
-            outcome.storage_full = survey.storage_full;
-        }
-        outcome.wall_time = raw.started.elapsed();
-        outcome.signal = outcome.exit_code.and_then(signal_of_status);
-        if self.ensure_alive().is_err() {
-            outcome.sandbox_lost = true;
-        } else if (raw.end != ExecEnd::Finished || outcome.exit_code.is_none_or(|c| c > 128))
-            && let Some(oom) = self.check_alive().await?
-        {
-            outcome.sandbox_lost = true;
-            outcome.out_of_memory = oom;
-        }
-        outcome.stdout = raw.stdout;
-        outcome.stderr = raw.stderr;
-        Ok(outcome)
-    }
-
-    /// Kills every process of `user` and surveys the sandbox; `None` when
-    /// the sandbox is gone.
-    async fn kill_and_survey(&self, user: User) -> Result<Option<Survey>, SandboxError> {
-        let request = ExecRequest {
-            argv: vec!["/bin/sh".into(), "-c".into(), KILL_AND_SURVEY.into()],
-            user: user.docker_user(),
-            env: base_env(user),
-            cwd: "/".into(),
-            stdin: Stdin::None,
-            output_cap: 4096,
-            deadline: KILL_GRACE,
-        };
-        let raw = match self.exec(request).await {
-            Ok(raw) => raw,
-            Err(SandboxError::Lost { .. }) => return Ok(None),
-            // The command just ended its own sandbox (a fork bomb meeting
-            // the pids bound): Docker refuses the killer with 409 "not
-            // running". That is the command's outcome, not a Docker failure.
-            Err(err @ SandboxError::Docker { .. }) => {
-                return match self.check_alive().await? {
-                    Some(_) => Ok(None),
-                    None => Err(err),
-                };
-            }
-            Err(err) => return Err(err),
-        };
-        if raw.end != ExecEnd::Finished {
-            // The killer itself could not run: the only safe state left is no
-            // sandbox at all.
-            tracing::warn!(container = %self.id, "killing a command's processes failed; stopping the sandbox");
-            self.teardown().await;
-            self.mark_lost(
-                "a command's processes could not be killed, so the sandbox was stopped".into(),
-            );
-            return Ok(None);
-        }
-        Ok(Some(Survey::parse(&String::from_utf8_lossy(&raw.stdout))))
-    }
-
-    pub(crate) async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, SandboxError> {
-        let inspect = docker_call(
-            "inspect exec",
-            DOCKER_CALL_TIMEOUT,
-            self.docker.inspect_exec(exec_id),
-        )
-        .await?;
-        Ok(inspect.exit_code)
-    }
-
-    /// Creates and starts an exec, attached to its output and stdin.
-    async fn start_exec(
-        &self,
-        options: CreateExecOptions<String>,
-    ) -> Result<StartedExec, SandboxError> {
-        let exec_id = docker_call(
-            "create exec",
-            DOCKER_CALL_TIMEOUT,
-            self.docker.create_exec(&self.id, options),
-        )
-        .await?
-        .id;
-        let started = Instant::now();
-        let StartExecResults::Attached { output, input } = docker_call(
-            "start exec",
-            DOCKER_CALL_TIMEOUT,
-            self.docker.start_exec(&exec_id, None),
-        )
-        .await?
-        else {
-            return Err(SandboxError::Invalid(
-                "docker started the exec detached".into(),
-            ));
-        };
-        Ok(StartedExec {
-            exec_id,
-            started,
-            output,
-            input,
-        })
-    }
-
-    /// A stream that yields when the sandbox stops running.
-    fn stopped(
-        &self,
-    ) -> impl futures_util::Stream<
-        Item = Result<bollard::models::ContainerWaitResponse, bollard::errors::Error>,
-    > + Send
-    + Unpin
-    + '_ {
-        self.docker.wait_container(
-            &self.id,
-            Some(WaitContainerOptions {
-                condition: "not-running".into(),
-            }),
-        )
-    }
-
-    /// Starts an exec and collects its output until it ends, overruns, or
-    /// the sandbox stops.
-    pub(crate) async fn exec(&self, mut request: ExecRequest) -> Result<RawExec, SandboxError> {
-        let StartedExec {
-            exec_id,
-            started,
-            mut output,
-            mut input,
-        } = self.start_exec(request.options()).await?;
-        let stdin = std::mem::replace(&mut request.stdin, Stdin::None);
-        let feeder = tokio::spawn(async move {
-            let copied = match stdin {
-                Stdin::None | Stdin::Peer => return Ok(0),
-                Stdin::Bytes(bytes) => input.write_all(&bytes).await.map(|()| bytes.len() as u64),
-                Stdin::Stream(mut reader) => tokio::io::copy(&mut reader, &mut input).await,
-            };
-            // End of file for the command, whatever happened above.
-            let _ = input.shutdown().await;
-            copied
-        });
-
-        let mut stopped = self.stopped();
-        let deadline = tokio::time::sleep(request.deadline);
-        tokio::pin!(deadline);
-        let mut raw = RawExec {
-            end: ExecEnd::Finished,
-            exec_id,
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-            stdout_truncated: false,
-            stderr_truncated: false,
-            started,
-        };
-        let cap = request.output_cap;
-        raw.end = loop {
-            tokio::select! {
-                biased;
-                () = &mut deadline => break ExecEnd::Deadline,
-                _ = stopped.next() => break ExecEnd::SandboxStopped,
-                chunk = output.next() => match chunk {
-                    None => break ExecEnd::Finished,
-                    Some(Ok(LogOutput::StdOut { message })) => {
-                        if keep_up_to(&mut raw.stdout, &message, cap) {
-                            raw.stdout_truncated = true;
-                            break ExecEnd::OutputLimit;
-                        }
-                    }
-                    Some(Ok(LogOutput::StdErr { message })) => {
-                        if keep_up_to(&mut raw.stderr, &message, cap) {
-                            raw.stderr_truncated = true;
-                            break ExecEnd::OutputLimit;
-                        }
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(source)) => {
-                        feeder.abort();
-                        if self.check_alive().await?.is_some() {
-                            break ExecEnd::SandboxStopped;
-                        }
-                        return Err(SandboxError::Docker { operation: "read exec output", source });
-                    }
-                },
-            }
-        };
-        feeder.abort();
-        Ok(raw)
-    }
-
-    /// Runs two execs whose stdouts feed each other's stdin (see
-    /// [`Sandbox::converse`]), until both end, one overruns its stderr cap,
-    /// the shorter deadline passes, or the sandbox stops.
-    async fn exec_pair(
-        &self,
-        judge: ExecRequest,
-        student: ExecRequest,
-    ) -> Result<(RawExec, RawExec), SandboxError> {
-        let judge_exec = self.start_exec(judge.options()).await?;
-        let student_exec = self.start_exec(student.options()).await?;
-        let (stop_judge, judge_stop) = tokio::sync::oneshot::channel();
-        let (stop_student, student_stop) = tokio::sync::oneshot::channel();
-        let mut judge_pump = tokio::spawn(pump(
-            judge_exec.output,
-            student_exec.input,
-            judge.output_cap,
-            judge_stop,
-        ));
-        let mut student_pump = tokio::spawn(pump(
-            student_exec.output,
-            judge_exec.input,
-            student.output_cap,
-            student_stop,
-        ));
-        let mut stopped = self.stopped();
-        let deadline = tokio::time::sleep(judge.deadline.min(student.deadline));
-        tokio::pin!(deadline);
-        let mut judge_end = None;
-        let mut student_end = None;
-        let end = loop {
-            tokio::select! {
-                biased;
-                () = &mut deadline => break ExecEnd::Deadline,
-                _ = stopped.next() => break ExecEnd::SandboxStopped,
-                pumped = &mut judge_pump, if judge_end.is_none() => {
-                    let pumped = pumped.unwrap_or_default();
-                    let end = pumped.end;
-                    judge_end = Some(pumped);
-                    if end != ExecEnd::Finished { break end; }
-                }
-                pumped = &mut student_pump, if student_end.is_none() => {
-                    let pumped = pumped.unwrap_or_default();
-                    let end = pumped.end;
-                    student_end = Some(pumped);
-                    if end != ExecEnd::Finished { break end; }
-                }
-            }
-            if judge_end.is_some() && student_end.is_some() {
-                break ExecEnd::Finished;
-            }
-        };
-        // A side still running when the pair ended shares the pair's end.
-        let _ = stop_judge.send(());
-        let _ = stop_student.send(());
-        let mut judge_done = match judge_end {
-            Some(done) => done,
-            None => judge_pump.await.unwrap_or_default().ended_by(end),
-        };
-        let mut student_done = match student_end {
-            Some(done) => done,
-            None => student_pump.await.unwrap_or_default().ended_by(end),
-        };
-        let broken = judge_done.broken.take().or(student_done.broken.take());
-        if let Some(source) = broken
-            && self.check_alive().await?.is_none()
-        {
-            return Err(SandboxError::Docker {
-                operation: "read conversation output",
-                source,
-            });
-        }
-        let raw = |exec_id, started, done: Pumped| RawExec {
-            end: match done.end {
-                ExecEnd::StreamBroken => ExecEnd::SandboxStopped,
-                other => other,
-            },
-            exec_id,
-            stdout: Vec::new(),
-            stderr: done.stderr,
-            stdout_truncated: false,
-            stderr_truncated: done.stderr_truncated,
-            started,
-        };
-        Ok((
-            raw(judge_exec.exec_id, judge_exec.started, judge_done),
-            raw(student_exec.exec_id, student_exec.started, student_done),
-        ))
-    }
 }
 
-/// An exec that has started, with its output stream and stdin.
-struct StartedExec {
-    exec_id: String,
-    started: Instant,
-    output: OutputStream,
-    input: InputSink,
-}
-
-type OutputStream =
-    Pin<Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
-type InputSink = Pin<Box<dyn tokio::io::AsyncWrite + Send>>;
-
-/// What one side of a conversation left when its pump stopped.
-#[derive(Default)]
-struct Pumped {
-    end: ExecEnd,
-    stderr: Vec<u8>,
-    stderr_truncated: bool,
-    /// Docker's error when the stream broke.
-    broken: Option<bollard::errors::Error>,
-}
-
-impl Pumped {
-    /// A pump stopped from outside ended the way the pair did.
-    fn ended_by(mut self, end: ExecEnd) -> Self {
-        if self.end == ExecEnd::Stopped {
-            self.end = end;
-        }
-        self
-    }
-}
-
-/// Forwards one side's stdout to the other side's stdin and keeps its
-/// stderr up to `cap`, until its output ends (then the other side's stdin
-/// is closed), its stderr overruns, or `stop` fires.
-async fn pump(
-    mut output: OutputStream,
-    peer: InputSink,
-    cap: u64,
-    mut stop: tokio::sync::oneshot::Receiver<()>,
-) -> Pumped {
-    let mut pumped = Pumped {
-        end: ExecEnd::Stopped,
-        ..Pumped::default()
-    };
-    let mut peer = Some(peer);
-    loop {
-        let chunk = tokio::select! {
-            biased;
-            _ = &mut stop => return pumped,
-            chunk = output.next() => chunk,
-        };
-        match chunk {
-            None => break,
-            Some(Ok(LogOutput::StdOut { message })) => {
-                if let Some(input) = peer.as_mut() {
-                    let wrote = tokio::select! {
-                        biased;
-                        _ = &mut stop => return pumped,
-                        wrote = input.write_all(&message) => wrote,
-                    };
-                    // The other side stopped reading: drop what it would get.
-                    if wrote.is_err() {
-                        peer = None;
-                    }
-                }
-            }
-            Some(Ok(LogOutput::StdErr { message })) => {
-                if keep_up_to(&mut pumped.stderr, &message, cap) {
-                    pumped.stderr_truncated = true;
-                    pumped.end = ExecEnd::OutputLimit;
-                    return pumped;
-                }
-            }
-            Some(Ok(_)) => {}
-            Some(Err(source)) => {
-                pumped.end = ExecEnd::StreamBroken;
-                pumped.broken = Some(source);
-                return pumped;
-            }
-        }
-    }
-    if let Some(mut input) = peer {
-        let _ = input.shutdown().await;
-    }
-    pumped.end = ExecEnd::Finished;
-    pumped
-}
-
-/// The environment of every exec: an allowlist, nothing from the host.
+/// The environment of every command: an allowlist, nothing from the host.
 fn base_env(user: User) -> Vec<String> {
     let (name, home) = match user {
         User::Student => ("student", "/home/student"),
@@ -799,8 +458,8 @@ fn command_env(command: &Command) -> Vec<String> {
     env
 }
 
-/// Reads a shell-style status of 128 + n as death by signal n.
-fn signal_of_status(status: i64) -> Option<String> {
+/// The name of signal `n`.
+fn signal_name(n: i32) -> Option<String> {
     const NAMES: [&str; 31] = [
         "SIGHUP",
         "SIGINT",
@@ -834,7 +493,7 @@ fn signal_of_status(status: i64) -> Option<String> {
         "SIGPWR",
         "SIGSYS",
     ];
-    let n = usize::try_from(status.checked_sub(128)?).ok()?;
+    let n = usize::try_from(n).ok()?;
     match n {
         1..=31 => Some(NAMES[n - 1].to_string()),
         32..=64 => Some(format!("SIGRT{}", n - 32)),
@@ -847,40 +506,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn statuses_above_128_name_their_signal() {
-        assert_eq!(signal_of_status(139).as_deref(), Some("SIGSEGV"));
-        assert_eq!(signal_of_status(137).as_deref(), Some("SIGKILL"));
-        assert_eq!(signal_of_status(1), None);
-        assert_eq!(signal_of_status(128), None);
-    }
-
-    #[test]
-    fn survey_reads_process_count_and_full_places() {
-        let text = "40\nFilesystem 1024-blocks Used Available Capacity Mounted on\n\
-                    none 8192 0 8192 0% /work\nnone 16384 16384 0 100% /tmp\n";
-        assert_eq!(
-            Survey::parse(text),
-            Survey {
-                processes: 37,
-                storage_full: true
-            }
-        );
-        let roomy = "3\nFilesystem 1024-blocks Used Available Capacity Mounted on\nnone 8192 10 8182 1% /work\n";
-        assert_eq!(
-            Survey::parse(roomy),
-            Survey {
-                processes: 0,
-                storage_full: false
-            }
-        );
-    }
-
-    #[test]
-    fn capture_stops_at_the_cap() {
-        let mut buf = Vec::new();
-        assert!(!keep_up_to(&mut buf, b"abc", 5));
-        assert!(keep_up_to(&mut buf, b"defg", 5));
-        assert_eq!(buf, b"abcde");
+    fn signals_are_named() {
+        assert_eq!(signal_name(11).as_deref(), Some("SIGSEGV"));
+        assert_eq!(signal_name(9).as_deref(), Some("SIGKILL"));
+        assert_eq!(signal_name(25).as_deref(), Some("SIGXFSZ"));
+        assert_eq!(signal_name(0), None);
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! Moving files into and out of a sandbox.
 //!
-//! Files go in as a tar stream piped into `tar -x` through `docker exec`,
-//! run as the user who should own them. That reaches the tmpfs places, which
-//! the Docker archive API cannot see under gVisor, and large files stream
-//! through without ever sitting whole in memory or on a command line.
-//! Files come out through `head -c` after a check, inside the sandbox, that
-//! the path is a regular file reached through no symbolic link, so a planted
-//! link or FIFO is refused instead of followed or blocking.
+//! Files go in as a tar stream over the agent's stream, unpacked by the
+//! agent binary run as the user who should own them. That reaches the
+//! tmpfs places, which the Docker archive API cannot see under gVisor, and
+//! large files stream through without ever sitting whole in memory or on a
+//! command line. Files come out the same way: the agent binary, run as the
+//! reading user, opens the path one part at a time following no link, and
+//! checks that what it opened is a regular file, so a planted link or FIFO
+//! is refused instead of followed or blocking.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -16,8 +17,11 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tokio_util::io::SyncIoBridge;
 
-use super::exec::{ExecEnd, ExecRequest, Stdin};
-use super::{DOCKER_CALL_TIMEOUT, Sandbox, SandboxError, User};
+use agh_protocol::{ProcessLimits, Reply, Request, RunReport, RunSpec};
+
+use super::agent::{AGENT_IN_SANDBOX, Exchange, Stdin};
+use super::limits::{OPEN_FILES, STACK_BYTES};
+use super::{AGENT_GRACE, DOCKER_CALL_TIMEOUT, KILL_MARGIN, Sandbox, SandboxError, User};
 
 /// Most bytes one read-back may return; graders read outputs, not datasets.
 pub const MAX_READ_BYTES: u64 = 64 * 1024 * 1024;
@@ -27,7 +31,11 @@ pub const MAX_COPY_FILES: usize = 10_000;
 /// files of one submission folder: the same bound as an unpacked archive,
 /// so a folder submission cannot be bigger than an uploaded one.
 pub const MAX_SUBMISSION_BYTES: u64 = 256 * 1024 * 1024;
-/// Buffer between the tar builder thread and the exec's stdin.
+/// Bytes of the unpacker's complaint kept.
+const HELPER_OUTPUT_BYTES: u64 = 64 * 1024;
+/// Processes the agent's file helpers may have.
+const HELPER_PROCESSES: u64 = 16;
+/// Buffer between the tar builder thread and the agent's stream.
 const TAR_PIPE_BYTES: usize = 256 * 1024;
 /// How long a copy into the sandbox may take: placing a 500 MB asset under
 /// runsc takes seconds, so this only catches a stuck daemon.
@@ -46,19 +54,11 @@ pub enum Owner {
 }
 
 impl Owner {
-    fn docker_user(self) -> &'static str {
-        match self {
-            Owner::Root => "0:0",
-            Owner::Student => User::Student.docker_user(),
-            Owner::Grader => User::Grader.docker_user(),
-        }
-    }
-
-    fn uid(self) -> u64 {
+    fn uid(self) -> u32 {
         match self {
             Owner::Root => 0,
-            Owner::Student => 1000,
-            Owner::Grader => 1001,
+            Owner::Student => User::Student.uid(),
+            Owner::Grader => User::Grader.uid(),
         }
     }
 
@@ -279,8 +279,8 @@ fn write_tar(
         let mut header = tar::Header::new_gnu();
         header.set_size(size);
         header.set_mode(mode);
-        header.set_uid(owner.uid());
-        header.set_gid(owner.uid());
+        header.set_uid(u64::from(owner.uid()));
+        header.set_gid(u64::from(owner.uid()));
         header.set_entry_type(kind);
         header.set_mtime(0);
         header
@@ -358,39 +358,38 @@ impl Sandbox {
                 read_only,
             )
         });
-        let request = ExecRequest {
-            argv: ["tar", "-x", "-f", "-", "-C", place]
-                .map(String::from)
-                .to_vec(),
-            user: owner.docker_user(),
-            env: vec!["PATH=/usr/bin:/bin".into()],
-            cwd: "/".into(),
-            stdin: Stdin::Stream(Box::pin(reader)),
-            output_cap: 64 * 1024,
-            deadline: COPY_TIMEOUT,
-        };
-        let raw = self.exec(request).await?;
+        let place_limit = self
+            .spec
+            .limits
+            .tmpfs_bytes
+            .max(self.spec.limits.file_size_bytes);
+        let ran = self
+            .helper(
+                vec![AGENT_IN_SANDBOX.into(), "extract".into(), place.into()],
+                owner.uid(),
+                Stdin::Stream(Box::pin(reader)),
+                HELPER_OUTPUT_BYTES,
+                COPY_TIMEOUT,
+                place_limit,
+            )
+            .await;
         let built = builder.await.map_err(|e| SandboxError::Io {
             context: "building the tar stream".into(),
             source: io::Error::other(e),
         })?;
-        if raw.end == ExecEnd::SandboxStopped {
-            self.check_alive().await?;
-            self.ensure_alive()?;
-        }
-        if raw.end == ExecEnd::Deadline {
+        let (report, _, stderr) = ran?;
+        if report.timed_out {
             return Err(SandboxError::Timeout {
                 operation: "copy into sandbox",
                 timeout: COPY_TIMEOUT,
             });
         }
-        let code = self.exec_exit_code(&raw.exec_id).await?;
-        // tar's own complaint (no space, permission) says more than the
-        // broken pipe the writer sees when tar gives up early.
-        if code != Some(0) {
+        // The unpacker's own complaint (no space, permission) says more
+        // than the broken pipe the tar builder sees when it gives up early.
+        if report.exit_code != Some(0) {
             return Err(SandboxError::Invalid(format!(
-                "extracting into {dest} failed (tar exit {code:?}): {}",
-                String::from_utf8_lossy(&raw.stderr).trim()
+                "extracting into {dest} failed: {}",
+                String::from_utf8_lossy(&stderr).trim()
             )));
         }
         built.map_err(|source| SandboxError::Io {
@@ -445,19 +444,19 @@ impl Sandbox {
     /// Returns the bytes and whether the file was longer.
     ///
     /// # Errors
-    /// [`SandboxError::Invalid`] when the path is missing, not a regular
-    /// file, reached through a symbolic link, or unreadable by `user`.
+    /// [`SandboxError::Invalid`] when the path is not a regular file,
+    /// reached through a symbolic link, or unreadable by `user`;
+    /// [`SandboxError::NotFound`] when it is missing.
     pub async fn read_file(
         &self,
         path: &str,
         max_bytes: u64,
         user: User,
     ) -> Result<(Vec<u8>, bool), SandboxError> {
-        /// Exit statuses of the check, for a clear refusal.
-        const LINK: i64 = 3;
-        const NOT_REGULAR: i64 = 4;
-        const MISSING: i64 = 5;
-        const READ_CHECKED: &str = r#"p=$1; [ -e "$p" ] || [ -L "$p" ] || exit 5; [ "$(readlink -f -- "$p")" = "$p" ] || exit 3; [ -f "$p" ] || exit 4; exec head -c "$2" -- "$p""#;
+        /// Exit statuses of the agent's reader, for a clear refusal.
+        const LINK: i32 = 3;
+        const NOT_REGULAR: i32 = 4;
+        const MISSING: i32 = 5;
         self.ensure_alive()?;
         if !path.starts_with('/') || path.contains('\0') || path.split('/').any(|p| p == "..") {
             return Err(SandboxError::Invalid(format!(
@@ -465,37 +464,32 @@ impl Sandbox {
             )));
         }
         let max_bytes = max_bytes.min(MAX_READ_BYTES);
-        let request = ExecRequest {
-            argv: vec![
-                "/bin/sh".into(),
-                "-c".into(),
-                READ_CHECKED.into(),
-                "agh-read".into(),
-                path.into(),
-                (max_bytes + 1).to_string(),
-            ],
-            user: user.docker_user(),
-            env: vec!["PATH=/usr/bin:/bin".into()],
-            cwd: "/".into(),
-            stdin: Stdin::None,
-            output_cap: max_bytes + 1,
-            deadline: DOCKER_CALL_TIMEOUT,
-        };
-        let mut raw = self.exec(request).await?;
-        if raw.end != ExecEnd::Finished {
-            self.check_alive().await?;
-            self.ensure_alive()?;
+        let (report, mut stdout, stderr) = self
+            .helper(
+                vec![
+                    AGENT_IN_SANDBOX.into(),
+                    "read".into(),
+                    path.into(),
+                    (max_bytes + 1).to_string(),
+                ],
+                user.uid(),
+                Stdin::None,
+                max_bytes + 1,
+                DOCKER_CALL_TIMEOUT,
+                0,
+            )
+            .await?;
+        if report.timed_out {
             return Err(SandboxError::Timeout {
                 operation: "read file",
                 timeout: DOCKER_CALL_TIMEOUT,
             });
         }
-        match self.exec_exit_code(&raw.exec_id).await? {
+        match report.exit_code {
             Some(0) => {
-                let truncated = raw.stdout.len() as u64 > max_bytes;
-                raw.stdout
-                    .truncate(usize::try_from(max_bytes).unwrap_or(usize::MAX));
-                Ok((raw.stdout, truncated))
+                let truncated = stdout.len() as u64 > max_bytes;
+                stdout.truncate(usize::try_from(max_bytes).unwrap_or(usize::MAX));
+                Ok((stdout, truncated))
             }
             Some(LINK) => Err(SandboxError::Invalid(format!(
                 "{path} is or passes through a symbolic link; not read"
@@ -506,8 +500,58 @@ impl Sandbox {
             Some(MISSING) => Err(SandboxError::NotFound(format!("{path} does not exist"))),
             code => Err(SandboxError::Invalid(format!(
                 "reading {path} failed (exit {code:?}): {}",
-                String::from_utf8_lossy(&raw.stderr).trim()
+                String::from_utf8_lossy(&stderr).trim()
             ))),
+        }
+    }
+
+    /// Runs the agent binary as `uid` for file work: not a student's
+    /// command, so a sandbox that dies during it is never charged to one.
+    async fn helper(
+        &self,
+        argv: Vec<String>,
+        uid: u32,
+        stdin: Stdin,
+        output_cap: u64,
+        deadline: std::time::Duration,
+        file_size_bytes: u64,
+    ) -> Result<(RunReport, Vec<u8>, Vec<u8>), SandboxError> {
+        let spec = RunSpec {
+            argv,
+            env: vec!["PATH=/usr/bin:/bin".into()],
+            cwd: "/".into(),
+            uid,
+            gid: uid,
+            limits: ProcessLimits {
+                processes: HELPER_PROCESSES,
+                file_size_bytes: file_size_bytes.max(1),
+                cpu_seconds: deadline.as_secs().max(1),
+                open_files: OPEN_FILES,
+                stack_bytes: STACK_BYTES,
+            },
+            deadline_ms: u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
+            output_cap,
+            stdin: !matches!(stdin, Stdin::None),
+            file_size_probe: None,
+        };
+        let within = deadline + KILL_MARGIN + AGENT_GRACE;
+        let request = Request::Run { spec };
+        let exchange = match self
+            .link
+            .exchange(&request, stdin, [output_cap, 0], within)
+            .await
+        {
+            Ok(exchange) => exchange,
+            Err(failure) => return Err(self.account_for(&failure, false).await.into_error()),
+        };
+        let Exchange {
+            reply,
+            stdout: [stdout, _],
+            stderr: [stderr, _],
+        } = exchange;
+        match reply {
+            Reply::Ran { report } => Ok((report, stdout, stderr)),
+            other => Err(self.unexpected(&other).await),
         }
     }
 }

@@ -15,17 +15,18 @@ pub const MIB: u64 = 1024 * 1024;
 /// cgroup: Debian's runsc does not boot with a pids limit of 32.
 pub const SENTRY_PIDS_HEADROOM: u32 = 512;
 
-/// Processes a sandbox user may have beyond its command's limit: the command
-/// runs under `processes` (set by the exec wrapper), while the user's
-/// container-wide limit leaves this many more, so agh can still start the
-/// exec that kills a command whose user is at its limit.
-pub const KILLER_HEADROOM: u32 = 8;
+/// Host tasks allowed per guest process under gVisor (each address space
+/// has stub threads on the host). With 96 a shell fork bomb of 64 guest
+/// processes met the host bound first (forks failed below the guest
+/// limit, and at 1,024 the whole sandbox died); with 256 it meets its own
+/// RLIMIT_NPROC first.
+pub const HOST_TASKS_PER_PROCESS: u32 = 256;
 
-/// Host tasks per guest process under gVisor's ptrace platform (each address
-/// space has stub threads on the host). Measured with a busy fork bomb of 32
-/// guest processes: the host task count levels off near 2,200 (about 70 a
-/// process), and a pids limit of 1,024 killed the whole sandbox.
-pub const HOST_TASKS_PER_PROCESS: u32 = 96;
+/// Open files of each process of a command (RLIMIT_NOFILE).
+pub const OPEN_FILES: u64 = 1024;
+/// Stack of each process of a command (RLIMIT_STACK); the sandbox's memory
+/// limit bounds it in any case.
+pub const STACK_BYTES: u64 = 64 * MIB;
 
 /// Limits applied to one sandbox and, as defaults, to its commands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +35,11 @@ pub struct Limits {
     /// Wall-clock deadline of one command.
     #[serde(with = "humantime_serde_compat")]
     pub wall_time: Duration,
+    /// CPU time of each process of one command, rounded up to whole
+    /// seconds: bounds computation while a slow, waiting command may use
+    /// its whole wall time.
+    #[serde(with = "humantime_serde_compat")]
+    pub cpu_time: Duration,
     /// Memory of the whole sandbox in bytes; swap is set equal, so no swap.
     pub memory_bytes: u64,
     /// Processes (and threads) one sandbox user may have at once.
@@ -52,6 +58,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             wall_time: Duration::from_secs(10),
+            cpu_time: Duration::from_secs(10),
             memory_bytes: 512 * MIB,
             processes: 64,
             millicpus: 1000,
@@ -68,8 +75,9 @@ impl Limits {
     /// # Errors
     /// A message naming the first limit that is zero or too small.
     pub fn validate(&self) -> Result<(), String> {
-        let checks: [(&str, bool); 7] = [
+        let checks: [(&str, bool); 8] = [
             ("wall_time", self.wall_time.is_zero()),
+            ("cpu_time", self.cpu_time.is_zero()),
             ("memory_bytes", self.memory_bytes == 0),
             ("processes", self.processes == 0),
             ("millicpus", self.millicpus == 0),
@@ -91,26 +99,21 @@ impl Limits {
         Ok(())
     }
 
-    /// The command's file-size limit in the 512-byte blocks of POSIX
-    /// `ulimit -f`, rounded up.
+    /// The command's CPU limit in whole seconds, rounded up.
     #[must_use]
-    pub fn file_size_blocks(&self) -> u64 {
-        self.file_size_bytes.div_ceil(512)
-    }
-
-    /// The container-wide RLIMIT_NPROC (see [`KILLER_HEADROOM`]).
-    #[must_use]
-    pub fn container_nproc(&self) -> i64 {
-        i64::from(self.processes) + i64::from(KILLER_HEADROOM)
+    pub fn cpu_seconds(&self) -> u64 {
+        self.cpu_time.as_secs() + u64::from(self.cpu_time.subsec_nanos() > 0)
     }
 
     /// The pids cgroup limit for the container. The process limit itself is
     /// RLIMIT_NPROC, which gVisor enforces inside the sandbox by failing
-    /// `fork`; hitting the host cgroup limit instead kills the whole sandbox,
-    /// so the cgroup limit is only a backstop above what the guest can reach.
+    /// `fork`; hitting the host cgroup limit instead can kill the whole
+    /// sandbox, so the cgroup limit is only a backstop above what the guest
+    /// can reach.
     #[must_use]
     pub fn container_pids(&self) -> i64 {
-        self.container_nproc() * i64::from(HOST_TASKS_PER_PROCESS) + i64::from(SENTRY_PIDS_HEADROOM)
+        i64::from(self.processes) * i64::from(HOST_TASKS_PER_PROCESS)
+            + i64::from(SENTRY_PIDS_HEADROOM)
     }
 }
 
@@ -155,6 +158,6 @@ mod tests {
             processes: 10,
             ..Limits::default()
         };
-        assert_eq!(limits.container_pids(), (10 + 8) * 96 + 512);
+        assert_eq!(limits.container_pids(), 10 * 256 + 512);
     }
 }

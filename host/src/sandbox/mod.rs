@@ -2,10 +2,14 @@
 //!
 //! A [`Sandbox`] is one container per submission, created from a
 //! [`SandboxSpec`] with no network, a read-only root, size-limited tmpfs
-//! places to write, every capability dropped and `no-new-privileges`. Commands
-//! run in it through `docker exec` as an unprivileged user, each under a
-//! wall-clock deadline and output caps; when a command ends, for whatever
-//! reason, every process its user still has is killed, so nothing a student
+//! places to write, every capability dropped but the three its agent needs,
+//! and `no-new-privileges`. The container's init is agh's agent (`agent/`,
+//! embedded in agh and mounted read-only), and agh talks to it over the
+//! container's attached stdio for the sandbox's whole life: commands, files
+//! in and files out are requests on that one stream, not `docker exec`s.
+//! The agent runs each command as an unprivileged user under its limits,
+//! enforces its deadline and output caps, and when it ends, for whatever
+//! reason, kills every process left in the sandbox, so nothing a student
 //! starts outlives the command.
 //!
 //! Writable places inside every sandbox:
@@ -18,13 +22,17 @@
 //! | `/tmp`    | all     | 1777 | scratch                                  |
 //!
 //! Under gVisor an out-of-memory kill ends the whole sandbox, not one
-//! process. The command that caused it reports `out_of_memory` and
-//! `sandbox_lost`; every later operation on that sandbox fails with
-//! [`SandboxError::Lost`], which a grader sees as an error it can handle
-//! (the remaining tests score zero as not run). The sandbox is not silently
-//! recreated: files built by earlier commands would be missing and the
-//! remaining results would not mean what the grader thinks.
+//! process. A sandbox that dies while a command runs, by itself, is that
+//! command's doing: it reports `sandbox_lost` (and `out_of_memory` when
+//! Docker says so), and every later operation fails with
+//! [`SandboxError::Lost`], which a grader sees as an error it can handle.
+//! A sandbox killed or removed from outside, or lost with the daemon, is
+//! [`SandboxError::Gone`]: an infra error, retried, never scored. The
+//! sandbox is never silently recreated: files built by earlier commands
+//! would be missing and the remaining results would not mean what the
+//! grader thinks.
 
+mod agent;
 mod container;
 mod exec;
 mod files;
@@ -36,6 +44,7 @@ use std::time::Duration;
 pub use bollard::Docker;
 use serde::{Deserialize, Serialize};
 
+pub use agent::AGENT_IN_SANDBOX;
 pub use container::{Sandbox, remove_labelled_containers};
 pub use exec::{Command, CommandOutcome};
 pub use files::{
@@ -55,8 +64,12 @@ pub const LABEL_SUBMISSION: &str = "agh.submission";
 pub const DOCKER_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long creating and starting a container may take (runsc boots a kernel).
 pub const DOCKER_START_TIMEOUT: Duration = Duration::from_secs(60);
-/// Extra time after a command's deadline for killing it and draining output.
-pub const KILL_GRACE: Duration = Duration::from_secs(5);
+/// Longest the agent takes, past a command's end or deadline, to kill
+/// everything the command left (even a fork bomb) and report.
+pub const KILL_MARGIN: Duration = Duration::from_millis(agh_protocol::KILL_MARGIN_MS);
+/// Time on top of a command's deadline and [`KILL_MARGIN`] that agh waits
+/// for the agent's answer before it calls the agent stuck.
+pub const AGENT_GRACE: Duration = Duration::from_secs(10);
 
 /// The OCI runtime containers run under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -93,12 +106,12 @@ pub enum User {
 }
 
 impl User {
-    /// `uid:gid` for Docker.
+    /// The user's uid, which is also its gid.
     #[must_use]
-    pub fn docker_user(self) -> &'static str {
+    pub fn uid(self) -> u32 {
         match self {
-            User::Student => "1000:1000",
-            User::Grader => "1001:1001",
+            User::Student => 1000,
+            User::Grader => 1001,
         }
     }
 
@@ -161,9 +174,10 @@ impl SandboxSpec {
     }
 }
 
-/// Failures of the sandbox layer. Only [`SandboxError::Invalid`] and
-/// [`SandboxError::Lost`] concern the request itself; everything else is
-/// infrastructure and never a verdict on the student.
+/// Failures of the sandbox layer. Only [`SandboxError::Invalid`],
+/// [`SandboxError::NotFound`] and [`SandboxError::Lost`] concern the request
+/// itself; everything else is infrastructure and never a verdict on the
+/// student.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
     /// The Docker daemon answered with an error.
@@ -183,10 +197,18 @@ pub enum SandboxError {
         /// The bound that ran out.
         timeout: Duration,
     },
-    /// The sandbox died (out of memory, or killed) and cannot run more.
+    /// A command brought the sandbox down (out of memory, processes that
+    /// would not die); it cannot run more.
     #[error("the sandbox is gone: {reason}")]
     Lost {
         /// Why, as far as the daemon says.
+        reason: String,
+    },
+    /// The sandbox was stopped by something other than the submission:
+    /// killed or removed from outside, the daemon gone, the agent stuck.
+    #[error("the sandbox was lost: {reason}")]
+    Gone {
+        /// What Docker's facts say happened.
         reason: String,
     },
     /// The request was refused before reaching Docker.
@@ -212,7 +234,10 @@ impl SandboxError {
     pub fn is_infra(&self) -> bool {
         matches!(
             self,
-            SandboxError::Docker { .. } | SandboxError::Timeout { .. } | SandboxError::Io { .. }
+            SandboxError::Docker { .. }
+                | SandboxError::Timeout { .. }
+                | SandboxError::Io { .. }
+                | SandboxError::Gone { .. }
         )
     }
 }

@@ -64,8 +64,12 @@ pub fn agh_binary() -> PathBuf {
         )
     });
     // `cargo test` rebuilds the library but not the binary: refuse a binary
-    // older than any of the host's sources.
-    let mut pending = vec![repo_root().join("host")];
+    // older than any of the host's sources (or of the agent it embeds).
+    let mut pending = vec![
+        repo_root().join("host"),
+        repo_root().join("agent"),
+        repo_root().join("protocol"),
+    ];
     while let Some(dir) = pending.pop() {
         for entry in std::fs::read_dir(&dir)
             .expect("host sources")

@@ -1,0 +1,173 @@
+//! File work the agent starts as a sandbox user: unpacking a tar stream
+//! into a writable place, reading a file back, and looking for a file cut
+//! short by the file-size limit. Each runs with the rights of the user it
+//! serves, so it can touch nothing that user could not.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::sys;
+
+/// Exit statuses of `read`, so agh can say why a read was refused.
+pub const READ_LINK: u8 = 3;
+/// Not a regular file.
+pub const READ_NOT_REGULAR: u8 = 4;
+/// Missing.
+pub const READ_MISSING: u8 = 5;
+/// Any other failure (permission).
+pub const READ_FAILED: u8 = 6;
+
+/// Places whose files count when looking for a file-size hit.
+const WRITABLE_PLACES: [&str; 4] = ["/work", "/tmp", "/dev/shm", "/grader"];
+/// Most entries the file-size search looks at.
+const PROBE_ENTRIES: usize = 100_000;
+
+pub fn run(helper: &str, args: &[String]) -> ExitCode {
+    let result = match (helper, args) {
+        ("extract", [place]) => extract(place),
+        ("read", [path, max]) => return read(path, max.parse().unwrap_or(0)),
+        ("probe", [size, since]) => {
+            return if probe(size.parse().unwrap_or(u64::MAX), since.parse().unwrap_or(0)) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            };
+        }
+        _ => Err(io::Error::other(format!(
+            "agh-agent: unknown helper {helper:?}; the agent itself takes no arguments"
+        ))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Unpacks the tar stream on stdin below `place`, keeping each entry's mode,
+/// owned by whoever runs this. Entries that would land outside `place`
+/// (through `..` or a link planted earlier) are refused.
+fn extract(place: &str) -> io::Result<()> {
+    let mut archive = tar::Archive::new(io::stdin().lock());
+    archive.set_preserve_permissions(true);
+    archive.set_overwrite(true);
+    archive.set_unpack_xattrs(false);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let kind = entry.header().entry_type();
+        if !(kind.is_file() || kind.is_dir()) {
+            return Err(io::Error::other(format!(
+                "{} is neither a file nor a folder",
+                entry.path()?.display()
+            )));
+        }
+        let path = entry.path()?.into_owned();
+        if !entry.unpack_in(place)? {
+            return Err(io::Error::other(format!(
+                "{} would land outside {place}",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Writes up to `max` bytes of the regular file at `path` to stdout,
+/// walking the path one part at a time and following no link anywhere:
+/// each part is opened relative to the one before, and what is opened is
+/// what is checked.
+fn read(path: &str, max: u64) -> ExitCode {
+    let opened = open_no_links(path).and_then(|fd| {
+        let file = File::from(fd);
+        let meta = file.metadata()?;
+        Ok((file, meta.file_type().is_file()))
+    });
+    let file = match opened {
+        Ok((file, true)) => file,
+        Ok((_, false)) => return ExitCode::from(READ_NOT_REGULAR),
+        Err(err) if err.raw_os_error() == Some(libc::ELOOP) => return ExitCode::from(READ_LINK),
+        Err(err) if err.raw_os_error() == Some(libc::ENOTDIR) => return ExitCode::from(READ_LINK),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return ExitCode::from(READ_MISSING),
+        Err(err) => {
+            eprintln!("{path}: {err}");
+            return ExitCode::from(READ_FAILED);
+        }
+    };
+    let copied = io::copy(&mut file.take(max), &mut io::stdout().lock());
+    match copied.and_then(|_| io::stdout().flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{path}: {err}");
+            ExitCode::from(READ_FAILED)
+        }
+    }
+}
+
+/// Opens an absolute path with no link in any part; a FIFO is opened
+/// without blocking so it can be refused. Each part is opened with
+/// O_NOFOLLOW, then checked: what the name holds, looked at without
+/// following, must be the very file that was opened (gVisor follows a
+/// link in a part opened as a folder despite O_NOFOLLOW).
+fn open_no_links(path: &str) -> io::Result<OwnedFd> {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let Some((last, dirs)) = parts.split_last() else {
+        return Err(io::Error::from_raw_os_error(libc::EISDIR));
+    };
+    let mut dir = sys::open_below(None, "/", libc::O_DIRECTORY | libc::O_RDONLY)?;
+    for part in dirs {
+        if *part == ".." || *part == "." {
+            return Err(io::Error::from_raw_os_error(libc::ELOOP));
+        }
+        let next = open_checked(&dir, part, libc::O_DIRECTORY | libc::O_RDONLY)?;
+        dir = next;
+    }
+    open_checked(&dir, last, libc::O_RDONLY | libc::O_NONBLOCK)
+}
+
+/// Opens `name` below `dir` and checks it is what the name holds.
+fn open_checked(dir: &OwnedFd, name: &str, flags: libc::c_int) -> io::Result<OwnedFd> {
+    use std::os::unix::fs::MetadataExt;
+    let opened = sys::open_below(Some(dir), name, flags)?;
+    let meta = File::from(opened.try_clone()?).metadata()?;
+    let (dev, ino, is_link) = sys::identity_at(dir, name)?;
+    if is_link || dev != meta.dev() || ino != meta.ino() {
+        return Err(io::Error::from_raw_os_error(libc::ELOOP));
+    }
+    Ok(opened)
+}
+
+/// True when some regular file in a writable place, changed at or after
+/// `since` (seconds since the epoch), is at least `size` bytes: the mark of
+/// a write stopped by RLIMIT_FSIZE, even when the program ignored SIGXFSZ
+/// and exited with an ordinary error.
+fn probe(size: u64, since: i64) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let mut budget = PROBE_ENTRIES;
+    let mut stack: Vec<std::path::PathBuf> = WRITABLE_PLACES
+        .iter()
+        .map(|p| Path::new(p).to_path_buf())
+        .collect();
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if budget == 0 {
+                return false;
+            }
+            budget -= 1;
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if meta.is_file() && meta.len() >= size && meta.mtime() >= since {
+                return true;
+            }
+        }
+    }
+    false
+}
