@@ -24,7 +24,7 @@ use crate::config::{self, Config, Effective};
 use crate::plugin::{self, Description, GradeContext, Grader, PluginError, PluginHost, Session};
 use crate::private_dir;
 use crate::report::{
-    AssetDigest, Provenance, Status, SubmissionResult, TestRecord, Timings, Verdict,
+    AssetDigest, Provenance, Retry, Status, SubmissionResult, TestRecord, Timings, Verdict,
 };
 use crate::sandbox::{
     self, Docker, Owner, Runtime, Sandbox, SandboxSpec, host_tree_entries, open_regular_file,
@@ -283,18 +283,25 @@ impl Batch {
     ) -> SubmissionResult {
         let mut attempt = 1;
         let mut prepared = Some(first);
+        let mut retries = Vec::new();
         loop {
-            let result = match prepared.take() {
+            let mut result = match prepared.take() {
                 Some(Ok(ready)) => self.grade_prepared(ready).await,
                 Some(Err(failed)) => failed,
                 None => self.grade_named(name, dir).await,
             };
+            if result.status == Status::InfraError && attempt < INFRA_ATTEMPTS {
+                tracing::warn!(submission = %result.submission, error = ?result.error, attempt, "infra error; retrying");
+                retries.push(Retry {
+                    attempt,
+                    reason: result.error.unwrap_or_default(),
+                });
+                tokio::time::sleep(Duration::from_secs(2u64.pow(attempt))).await;
+                attempt += 1;
+                continue;
+            }
+            result.retries = std::mem::take(&mut retries);
             match result.status {
-                Status::InfraError if attempt < INFRA_ATTEMPTS => {
-                    tracing::warn!(submission = %result.submission, error = ?result.error, attempt, "infra error; retrying");
-                    tokio::time::sleep(Duration::from_secs(2u64.pow(attempt))).await;
-                    attempt += 1;
-                }
                 Status::PluginError => {
                     let n = self
                         .consecutive_plugin_errors
@@ -475,6 +482,7 @@ impl Batch {
                     log: Vec::new(),
                     provenance: None,
                     timings: Timings::default(),
+                    retries: Vec::new(),
                 }
             }
             Err(PluginError::Infra(why)) => {

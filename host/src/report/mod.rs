@@ -5,6 +5,6 @@ mod result;
 mod verdict;
 
 pub use result::{
-    AssetDigest, Provenance, Status, SubmissionResult, TestRecord, Timings, write_atomic,
+    AssetDigest, Provenance, Retry, Status, SubmissionResult, TestRecord, Timings, write_atomic,
 };
 pub use verdict::{Limit, Verdict};

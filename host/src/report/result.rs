@@ -140,6 +140,18 @@ pub struct SubmissionResult {
     pub provenance: Option<Provenance>,
     /// How long it took.
     pub timings: Timings,
+    /// Infra failures that made agh grade it again, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retries: Vec<Retry>,
+}
+
+/// One infra failure before the attempt that produced a result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Retry {
+    /// The attempt that failed, from 1.
+    pub attempt: u32,
+    /// Why it failed.
+    pub reason: String,
 }
 
 impl SubmissionResult {
@@ -158,6 +170,7 @@ impl SubmissionResult {
             log: Vec::new(),
             provenance: None,
             timings: Timings::default(),
+            retries: Vec::new(),
         }
     }
 }

@@ -549,3 +549,77 @@ async fn a_second_batch_on_a_held_output_folder_touches_nothing() {
         );
     }
 }
+
+/// A sandbox killed from outside in the middle of grading (an operator's
+/// `docker kill`, a host OOM kill of runsc) is never scored: the submission
+/// is graded again in a fresh sandbox, gets its true score, and its result
+/// records the retry and why.
+#[tokio::test]
+async fn a_sandbox_killed_from_outside_is_graded_again_and_the_retry_recorded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let subs = dir.path().join("submissions");
+    let name = format!("victim-{}", std::process::id());
+    std::fs::create_dir_all(subs.join(&name)).expect("mkdir");
+    // The correct solution, slowed down so the kill lands mid-grading.
+    let correct =
+        std::fs::read_to_string(course().join("submissions/01-correct/main.c")).expect("main.c");
+    let slow = correct
+        .replace(
+            "#include <stdio.h>",
+            "#include <stdio.h>\n#include <unistd.h>",
+        )
+        .replace("int main(void) {", "int main(void) {\n    usleep(600000);");
+    std::fs::write(subs.join(&name).join("main.c"), slow).expect("write");
+    let out = dir.path().join("out");
+    let child = grade_from(&subs, &out, &[]).spawn().expect("agh");
+    let docker = support::docker().await;
+    let options = bollard::query_parameters::ListContainersOptions {
+        filters: Some(std::collections::HashMap::from([(
+            "label".to_string(),
+            vec![format!("agh.submission={name}")],
+        )])),
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let victim = loop {
+        let found = docker
+            .list_containers(Some(options.clone()))
+            .await
+            .expect("list");
+        if let Some(id) = found.into_iter().find_map(|c| c.id) {
+            break id;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no sandbox appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Into the grading: each of the five runs takes 0.6 s.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    docker
+        .kill_container(
+            &victim,
+            None::<bollard::query_parameters::KillContainerOptions>,
+        )
+        .await
+        .expect("docker kill");
+    let output = finish(child);
+    assert!(output.status.success(), "{output:?}");
+    let result = &results_by_name(&out)[&name];
+    assert_eq!(result["status"], "graded", "{result}");
+    assert_eq!(
+        result["score"].as_f64(),
+        expected_scores().get("01-correct").copied(),
+        "{result}"
+    );
+    let retries = result["retries"].as_array().expect("retries recorded");
+    assert_eq!(retries.len(), 1, "{result}");
+    assert_eq!(retries[0]["attempt"], 1);
+    assert!(
+        retries[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("outside")),
+        "{result}"
+    );
+}
