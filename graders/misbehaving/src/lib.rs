@@ -92,6 +92,24 @@ impl Grader for Misbehaving {
                 }
                 tests
             }
+            // `count.txt` commands of `true`: per-command overhead, for
+            // scripts/bench-agent.
+            "commands" => {
+                let count =
+                    agh_grader::submission_file("count.txt").map_err(agh_grader::describe_error)?;
+                let count: usize = String::from_utf8_lossy(&count)
+                    .trim()
+                    .parse()
+                    .map_err(|e| format!("count.txt: {e}"))?;
+                let mut passed = 0;
+                for _ in 0..count {
+                    let run = Cmd::new(["true"])
+                        .run()
+                        .map_err(agh_grader::describe_error)?;
+                    passed += usize::from(run.succeeded());
+                }
+                vec![test("commands", passed as f64, count as f64)]
+            }
             "loop" => loop {
                 std::hint::black_box(0);
             },
