@@ -110,6 +110,19 @@ impl Grader for Misbehaving {
                 }
                 vec![test("commands", passed as f64, count as f64)]
             }
+            // Ten commands that each print past the output cap: what a
+            // batch holds in memory per submission, for scripts/bench-memory.
+            "overflow" => {
+                let mut tests = Vec::new();
+                for i in 0..10 {
+                    let run = Cmd::new(["head", "-c", "4000000", "/dev/zero"])
+                        .run()
+                        .map_err(agh_grader::describe_error)?;
+                    let test = Test::new(&format!("flood {i}"), 1.0);
+                    tests.push(test.failed_with(&run, "printed past the cap"));
+                }
+                tests
+            }
             "loop" => loop {
                 std::hint::black_box(0);
             },

@@ -221,7 +221,9 @@ impl Batch {
     /// # Errors
     /// When Docker cannot list containers.
     pub async fn remove_leftovers(&self) -> Result<usize, sandbox::SandboxError> {
-        sandbox::remove_labelled_containers(&self.docker, Some(&self.batch_id)).await
+        sandbox::remove_leftovers(&self.docker, sandbox::Leftovers::Batch(&self.batch_id))
+            .await
+            .map(|cleaned| cleaned.removed)
     }
 
     /// Grades `submissions` with up to `jobs` at once, calling `done` with

@@ -97,7 +97,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Commands::Doctor { images } => doctor_command(images).await,
             Commands::Sandbox(SandboxCommand::Run(args)) => sandbox_run(args).await,
-            Commands::Sandbox(SandboxCommand::Clean) => sandbox_clean().await,
+            Commands::Sandbox(SandboxCommand::Clean { all }) => sandbox_clean(all).await,
             Commands::Grade(args) => grade_command(args).await,
             Commands::Plan(args) => plan_command(args).await,
             Commands::Export(args) => export_command(args).await,

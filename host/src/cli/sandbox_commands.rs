@@ -7,8 +7,14 @@ use super::*;
 pub(super) enum SandboxCommand {
     /// Run one command in a fresh sandbox and print the outcome as JSON.
     Run(SandboxRunArgs),
-    /// Remove every container agh labelled (leftovers of a killed run).
-    Clean,
+    /// Remove the sandboxes of agh runs that are gone (killed, crashed);
+    /// another agh's sandboxes in flight are kept.
+    Clean {
+        /// Remove every container agh labelled, including those of agh
+        /// runs still grading, here or on other hosts.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -246,14 +252,25 @@ async fn put_into(sandbox: &Sandbox, put: &str) -> Result<serde_json::Value, San
     )
 }
 
-pub(super) async fn sandbox_clean() -> ExitCode {
+pub(super) async fn sandbox_clean(all: bool) -> ExitCode {
     let docker = match sandbox::connect().await {
         Ok(docker) => docker,
         Err(err) => return sandbox_error_exit(&err),
     };
-    match sandbox::remove_labelled_containers(&docker, None).await {
-        Ok(n) => {
-            println!("removed {n} labelled container(s)");
+    let scope = if all {
+        sandbox::Leftovers::All
+    } else {
+        sandbox::Leftovers::Orphaned
+    };
+    match sandbox::remove_leftovers(&docker, scope).await {
+        Ok(cleaned) => {
+            println!("removed {} leftover sandbox(es)", cleaned.removed);
+            if cleaned.kept > 0 {
+                println!(
+                    "kept {} of agh runs that still run, run on another host, or are unknown; `agh sandbox clean --all` removes them too",
+                    cleaned.kept
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(err) => sandbox_error_exit(&err),

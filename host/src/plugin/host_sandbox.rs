@@ -62,17 +62,21 @@ fn command_from_wit(cmd: types::Command) -> Command {
     }
 }
 
-fn outcome_to_wit(outcome: &CommandOutcome) -> types::CommandResult {
+/// The grader's view of `outcome`. Its output moves to the grader: the
+/// record kept for the result holds none, so what students print never
+/// piles up in agh's memory over a batch.
+fn hand_over(outcome: &mut CommandOutcome) -> types::CommandResult {
+    let verdict = Verdict::of_outcome(outcome).map(verdict_to_wit);
     types::CommandResult {
         exit_code: outcome.exit_code,
         signal: outcome.signal.clone(),
-        stdout: outcome.stdout.clone(),
-        stderr: outcome.stderr.clone(),
+        stdout: std::mem::take(&mut outcome.stdout),
+        stderr: std::mem::take(&mut outcome.stderr),
         stdout_truncated: outcome.stdout_truncated,
         stderr_truncated: outcome.stderr_truncated,
         timed_out: outcome.timed_out,
         out_of_memory: outcome.out_of_memory,
-        verdict: Verdict::of_outcome(outcome).map(verdict_to_wit),
+        verdict,
         wall_time_ms: u64::try_from(outcome.wall_time.as_millis()).unwrap_or(u64::MAX),
     }
 }
@@ -95,8 +99,8 @@ impl Host for GraderState {
         let ran = sandbox.run(&command).await;
         self.add_host_time(started);
         match ran {
-            Ok(outcome) => {
-                let result = outcome_to_wit(&outcome);
+            Ok(mut outcome) => {
+                let result = hand_over(&mut outcome);
                 self.session()?.commands.push(outcome);
                 Ok(Ok(result))
             }
@@ -117,10 +121,10 @@ impl Host for GraderState {
         let ran = sandbox.converse(&judge, &student).await;
         self.add_host_time(started);
         match ran {
-            Ok((judge, student)) => {
+            Ok((mut judge, mut student)) => {
                 let conversation = types::Conversation {
-                    judge: outcome_to_wit(&judge),
-                    student: outcome_to_wit(&student),
+                    judge: hand_over(&mut judge),
+                    student: hand_over(&mut student),
                 };
                 let commands = &mut self.session()?.commands;
                 commands.push(judge);

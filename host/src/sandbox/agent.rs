@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use agh_protocol::{Channel, Decoder, Frame, Reply, Request, Side, VERSION};
+use agh_protocol::{Channel, Decoder, Frame, Reply, Request, RunReport, Side, VERSION};
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::query_parameters::AttachContainerOptions;
@@ -118,6 +118,21 @@ pub(crate) struct Exchange {
     pub reply: Reply,
     pub stdout: [Vec<u8>; 2],
     pub stderr: [Vec<u8>; 2],
+}
+
+impl Exchange {
+    /// A run's report and its output, or the reply that is not a run's.
+    pub(crate) fn into_run(self) -> Result<(RunReport, Vec<u8>, Vec<u8>), Box<Reply>> {
+        let Exchange {
+            reply,
+            stdout: [stdout, _],
+            stderr: [stderr, _],
+        } = self;
+        match reply {
+            Reply::Ran { report } => Ok((report, stdout, stderr)),
+            other => Err(Box::new(other)),
+        }
+    }
 }
 
 enum Incoming {

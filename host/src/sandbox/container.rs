@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bollard::Docker;
@@ -18,8 +18,8 @@ use futures_util::StreamExt;
 
 use super::agent::{AGENT_IN_SANDBOX, Link, LinkError, agent_file};
 use super::{
-    DOCKER_CALL_TIMEOUT, DOCKER_START_TIMEOUT, LABEL_MANAGED, SandboxError, SandboxSpec,
-    docker_call,
+    DOCKER_CALL_TIMEOUT, DOCKER_START_TIMEOUT, LABEL_MANAGED, LABEL_OWNER, SandboxError,
+    SandboxSpec, docker_call,
 };
 
 /// How long, after the agent's stream ends, agh waits for Docker's account
@@ -33,7 +33,7 @@ const DEATH_POLL: Duration = Duration::from_millis(100);
 const AGENT_CAPABILITIES: [&str; 3] = ["SETUID", "SETGID", "KILL"];
 
 /// A running sandbox container. Call [`Sandbox::teardown`] when done; a
-/// sandbox dropped without it is left for [`remove_labelled_containers`].
+/// sandbox dropped without it is left for [`remove_leftovers`].
 #[derive(Debug)]
 pub struct Sandbox {
     pub(crate) docker: Docker,
@@ -273,7 +273,7 @@ impl Sandbox {
 
     /// Kills the container with SIGKILL and removes it, each under a timeout.
     /// Failures are logged, not returned: a stuck container keeps its labels
-    /// and [`remove_labelled_containers`] retries it later.
+    /// and [`remove_leftovers`] retries it later.
     pub async fn teardown(&self) {
         let kill = docker_call(
             "kill container",
@@ -305,17 +305,40 @@ async fn remove_container(docker: &Docker, id: &str) -> Result<(), SandboxError>
     .await
 }
 
-/// Force-removes every container agh labelled, or only those of `batch`.
-/// Returns how many were removed.
+/// Which labelled containers a clean-up may remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leftovers<'a> {
+    /// Those of one batch: leftovers of a killed or interrupted run of it
+    /// (the output folder's lock says no other agh grades it now).
+    Batch(&'a str),
+    /// Those whose agh is provably gone: started on this host by a process
+    /// that no longer runs. Another agh's sandboxes in flight are kept.
+    Orphaned,
+    /// Every container agh labelled, whoever runs it.
+    All,
+}
+
+/// What a clean-up did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Cleaned {
+    /// Containers removed.
+    pub removed: usize,
+    /// Labelled containers left alone: their agh still runs, or runs on
+    /// another host, or is unknown (made by an agh before owners were
+    /// recorded).
+    pub kept: usize,
+}
+
+/// Force-removes the labelled containers `scope` allows.
 ///
 /// # Errors
 /// Infra errors when listing fails; removals that fail are logged and skipped.
-pub async fn remove_labelled_containers(
+pub async fn remove_leftovers(
     docker: &Docker,
-    batch: Option<&str>,
-) -> Result<usize, SandboxError> {
+    scope: Leftovers<'_>,
+) -> Result<Cleaned, SandboxError> {
     let mut label_filters = vec![LABEL_MANAGED.to_string()];
-    if let Some(batch) = batch {
+    if let Leftovers::Batch(batch) = scope {
         label_filters.push(format!("{}={batch}", super::LABEL_BATCH));
     }
     let options = ListContainersOptions {
@@ -329,14 +352,67 @@ pub async fn remove_labelled_containers(
         docker.list_containers(Some(options)),
     )
     .await?;
-    let mut removed = 0;
-    for id in containers.into_iter().filter_map(|c| c.id) {
+    let mut cleaned = Cleaned::default();
+    for container in containers {
+        let Some(id) = container.id else { continue };
+        let owner = container
+            .labels
+            .as_ref()
+            .and_then(|labels| labels.get(LABEL_OWNER));
+        if scope == Leftovers::Orphaned && !owner.is_some_and(|o| owner_is_gone(o)) {
+            cleaned.kept += 1;
+            continue;
+        }
         match remove_container(docker, &id).await {
-            Ok(()) => removed += 1,
+            Ok(()) => cleaned.removed += 1,
             Err(err) => tracing::warn!(container = %id, %err, "could not remove leftover sandbox"),
         }
     }
-    Ok(removed)
+    Ok(cleaned)
+}
+
+/// This agh process, as its sandboxes' [`LABEL_OWNER`] records it:
+/// `HOST/PID/START` (START, the process's start time in clock ticks since
+/// boot, tells a reused pid apart).
+pub(crate) fn this_owner() -> &'static str {
+    static OWNER: OnceLock<String> = OnceLock::new();
+    OWNER.get_or_init(|| {
+        let pid = std::process::id();
+        format!(
+            "{}/{pid}/{}",
+            host_name(),
+            process_start(pid).unwrap_or_default()
+        )
+    })
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// A process's start time from `/proc/PID/stat` (field 22, counted after
+/// the command name, which may hold spaces and parentheses).
+fn process_start(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19).map(String::from)
+}
+
+/// True only when `owner` names a process of this host that no longer
+/// runs: another host's, or an unreadable label, is never provably gone.
+fn owner_is_gone(owner: &str) -> bool {
+    let mut parts = owner.split('/');
+    let (Some(host), Some(pid), Some(start), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    host == host_name() && process_start(pid).as_deref() != Some(start)
 }
 
 /// Follows Docker's events for one container into `events`.
@@ -450,6 +526,7 @@ fn container_body(spec: &SandboxSpec, agent: &str) -> ContainerCreateBody {
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     labels.insert(LABEL_MANAGED.into(), env!("CARGO_PKG_VERSION").into());
+    labels.insert(LABEL_OWNER.into(), this_owner().into());
     ContainerCreateBody {
         image: Some(spec.image.clone()),
         entrypoint: Some(vec![AGENT_IN_SANDBOX.into()]),
@@ -470,5 +547,27 @@ fn container_body(spec: &SandboxSpec, agent: &str) -> ContainerCreateBody {
         stdin_once: Some(false),
         tty: Some(false),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_dead_process_of_this_host_is_a_gone_owner() {
+        assert!(!owner_is_gone(this_owner()), "this process runs");
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let pid = child.id();
+        let alive = format!(
+            "{}/{pid}/{}",
+            host_name(),
+            process_start(pid).expect("start")
+        );
+        child.wait().expect("wait");
+        assert!(owner_is_gone(&alive), "an ended process is gone");
+        assert!(!owner_is_gone(&format!("another-host/{pid}/1")));
+        assert!(!owner_is_gone("not an owner"));
+        assert!(!owner_is_gone(""));
     }
 }

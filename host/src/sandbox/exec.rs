@@ -270,18 +270,13 @@ impl Sandbox {
                 ));
             }
         };
-        let Exchange {
-            reply,
-            stdout: [stdout, _],
-            stderr: [stderr, _],
-        } = exchange;
-        match reply {
-            Reply::Ran { report } => {
+        match exchange.into_run() {
+            Ok((report, stdout, stderr)) => {
                 let outcome = CommandOutcome::from_report(command, report, stdout, stderr);
                 self.after_command(&outcome);
                 Ok(outcome)
             }
-            other => Err(self.unexpected(&other).await),
+            Err(other) => Err(self.unexpected(&other).await),
         }
     }
 

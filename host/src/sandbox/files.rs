@@ -17,9 +17,9 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tokio_util::io::SyncIoBridge;
 
-use agh_protocol::{ProcessLimits, Reply, Request, RunReport, RunSpec};
+use agh_protocol::{ProcessLimits, Request, RunReport, RunSpec};
 
-use super::agent::{AGENT_IN_SANDBOX, Exchange, Stdin};
+use super::agent::{AGENT_IN_SANDBOX, Stdin};
 use super::limits::{OPEN_FILES, STACK_BYTES};
 use super::{AGENT_GRACE, DOCKER_CALL_TIMEOUT, KILL_MARGIN, Sandbox, SandboxError, User};
 
@@ -544,14 +544,9 @@ impl Sandbox {
             Ok(exchange) => exchange,
             Err(failure) => return Err(self.account_for(&failure, false).await.into_error()),
         };
-        let Exchange {
-            reply,
-            stdout: [stdout, _],
-            stderr: [stderr, _],
-        } = exchange;
-        match reply {
-            Reply::Ran { report } => Ok((report, stdout, stderr)),
-            other => Err(self.unexpected(&other).await),
+        match exchange.into_run() {
+            Ok(ran) => Ok(ran),
+            Err(other) => Err(self.unexpected(&other).await),
         }
     }
 }

@@ -45,7 +45,7 @@ pub use bollard::Docker;
 use serde::{Deserialize, Serialize};
 
 pub use agent::AGENT_IN_SANDBOX;
-pub use container::{Sandbox, remove_labelled_containers};
+pub use container::{Cleaned, Leftovers, Sandbox, remove_leftovers};
 pub use exec::{Command, CommandOutcome};
 pub use files::{
     EntrySource, FileEntry, MAX_READ_BYTES, MAX_SUBMISSION_BYTES, Owner, check_sandbox_path,
@@ -57,6 +57,9 @@ pub use limits::{Limits, MIB};
 pub const LABEL_MANAGED: &str = "agh.managed";
 /// Label naming the batch a container belongs to.
 pub const LABEL_BATCH: &str = "agh.batch";
+/// Label naming the agh process that made a container (`HOST/PID/START`),
+/// so a clean-up can tell another running agh's sandboxes from leftovers.
+pub const LABEL_OWNER: &str = "agh.owner";
 /// Label naming the submission a container grades.
 pub const LABEL_SUBMISSION: &str = "agh.submission";
 

@@ -865,3 +865,67 @@ async fn a_sandbox_stopped_from_outside_is_never_the_students_doing() {
         fixture.finish().await;
     }
 }
+
+/// `agh sandbox clean` removes what a gone agh left and never a running
+/// agh's sandbox (here, this test process's); `--all` is the explicit way
+/// to remove those too (not run here: it would end the other tests').
+#[tokio::test]
+async fn clean_removes_only_what_a_gone_agh_left() {
+    let fixture = Fixture::new("clean", Limits::default()).await;
+    let mut ended = std::process::Command::new("true").spawn().expect("spawn");
+    let dead_pid = ended.id();
+    ended.wait().expect("wait");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let labels = std::collections::HashMap::from([
+        (agh::sandbox::LABEL_MANAGED.to_string(), "test".to_string()),
+        (agh::sandbox::LABEL_BATCH.to_string(), fixture.batch.clone()),
+        (
+            agh::sandbox::LABEL_OWNER.to_string(),
+            format!("{}/{dead_pid}/1", host.trim()),
+        ),
+    ]);
+    let leftover = fixture
+        .docker
+        .create_container(
+            None::<bollard::query_parameters::CreateContainerOptions>,
+            bollard::models::ContainerCreateBody {
+                image: Some("agh/busybox:1".into()),
+                cmd: Some(vec!["true".into()]),
+                labels: Some(labels),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("create a leftover")
+        .id;
+    let output = std::process::Command::new(support::agh_binary())
+        .args(["sandbox", "clean"])
+        .output()
+        .expect("agh sandbox clean");
+    assert!(output.status.success(), "{output:?}");
+    let exists = |id: String| {
+        let docker = fixture.docker.clone();
+        async move {
+            docker
+                .inspect_container(
+                    &id,
+                    None::<bollard::query_parameters::InspectContainerOptions>,
+                )
+                .await
+                .is_ok()
+        }
+    };
+    assert!(!exists(leftover).await, "the gone agh's sandbox was kept");
+    assert!(
+        exists(fixture.sandbox.id().to_string()).await,
+        "a running agh's sandbox was removed: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let next = fixture
+        .sandbox
+        .run(&Command::new(["true"]))
+        .await
+        .expect("run");
+    assert_eq!(next.exit_code, Some(0));
+    fixture.finish().await;
+}

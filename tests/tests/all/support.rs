@@ -39,9 +39,10 @@ pub async fn sandbox(docker: &agh::sandbox::Docker, spec: SandboxSpec, batch: &s
 /// Asserts no container labelled with `batch` is left (removing any found,
 /// so one failure does not leak into the next run).
 pub async fn assert_no_leftovers(docker: &agh::sandbox::Docker, batch: &str) {
-    let left = sandbox::remove_labelled_containers(docker, Some(batch))
+    let left = sandbox::remove_leftovers(docker, sandbox::Leftovers::Batch(batch))
         .await
-        .expect("listing containers");
+        .expect("listing containers")
+        .removed;
     assert_eq!(
         left, 0,
         "{left} container(s) of batch {batch} outlived their teardown"
