@@ -197,7 +197,8 @@ pub(super) async fn plan_command(args: PlanArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// One submission per line: name, status, score, tests passed, time.
+/// One submission per line: name, status, score, tests passed (of those
+/// worth points), time.
 fn print_table(results: &[SubmissionResult]) {
     let width = results
         .iter()
@@ -211,13 +212,15 @@ fn print_table(results: &[SubmissionResult]) {
     );
     for r in results {
         let status = r.status.name().to_string();
-        let passed = r.tests.iter().filter(|t| t.status == "passed").count();
+        // Tests worth no points inform; they are not passed or failed.
+        let scored: Vec<_> = r.tests.iter().filter(|t| t.max_score > 0.0).collect();
+        let passed = scored.iter().filter(|t| t.status == "passed").count();
         println!(
             "{:width$}  {:18}  {:>13}  {:>6}  {:>6.1}s",
             for_terminal(&r.submission),
             status,
             format!("{:.1}/{:.1}", r.score, r.max_score),
-            format!("{passed}/{}", r.tests.len()),
+            format!("{passed}/{}", scored.len()),
             r.timings.total_ms as f64 / 1000.0,
         );
         if let Some(error) = &r.error {
@@ -470,7 +473,11 @@ pub(super) async fn grade_command(args: GradeArgs) -> ExitCode {
                 batch.interrupt();
             }
             progress.record(result, args.json);
-            results.push(result.clone());
+            // With an output folder the summary is read back from it (the
+            // whole batch, earlier runs included), so nothing is held here.
+            if output.is_none() {
+                results.push(result.clone());
+            }
         });
         tokio::pin!(grading);
         let mut interrupted = false;
@@ -500,6 +507,14 @@ pub(super) async fn grade_command(args: GradeArgs) -> ExitCode {
     if let Staging::InOutput(path) = &staging {
         let _ = std::fs::remove_dir_all(path);
     }
+    if let Some(out) = &args.out
+        && write_error.is_none()
+    {
+        match export::load_results(out) {
+            Ok(all) => results = all,
+            Err(err) => eprintln!("agh: reading the batch's results back: {err}"),
+        }
+    }
     results.sort_by(|a, b| a.submission.cmp(&b.submission));
     if args.json {
         println!(
@@ -514,16 +529,11 @@ pub(super) async fn grade_command(args: GradeArgs) -> ExitCode {
         && !args.formats.is_empty()
         && write_error.is_none()
     {
-        match export::load_results(out) {
-            Ok(all) => {
-                for format in &args.formats {
-                    if let Err(err) = export::export(&all, *format, out) {
-                        eprintln!("agh: exporting {format:?}: {err}");
-                        write_error = Some(err.to_string());
-                    }
-                }
+        for format in &args.formats {
+            if let Err(err) = export::export(&results, *format, out) {
+                eprintln!("agh: exporting {format:?}: {err}");
+                write_error = Some(err.to_string());
             }
-            Err(err) => eprintln!("agh: {err}"),
         }
     }
     if interrupted {

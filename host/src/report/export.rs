@@ -170,15 +170,17 @@ fn csv(results: &[SubmissionResult]) -> std::io::Result<Vec<u8>> {
             result.score.to_string(),
             result.max_score.to_string(),
         ];
+        let graded = result.status == Status::Graded;
         for name in &tests {
-            row.push(
-                result
-                    .tests
-                    .iter()
-                    .find(|t| t.name == *name)
-                    .map(|t| t.score.to_string())
-                    .unwrap_or_default(),
-            );
+            // A graded submission without a test (a build that failed
+            // before the tests were listed) scored 0 on it; a submission
+            // not graded has no score to give.
+            let score = result.tests.iter().find(|t| t.name == *name);
+            row.push(match score {
+                Some(test) => test.score.to_string(),
+                None if graded => "0".to_string(),
+                None => String::new(),
+            });
         }
         writer.write_record(&row).map_err(std::io::Error::other)?;
     }
@@ -288,10 +290,14 @@ mod tests {
 
     #[test]
     fn csv_quotes_and_aligns_test_columns() {
+        let mut fewer = graded();
+        fewer.submission = "carol".into();
+        fewer.tests.truncate(1);
         let text = String::from_utf8(
             csv(&[
                 graded(),
                 SubmissionResult::failed("bob", Status::InfraError, "x".into()),
+                fewer,
             ])
             .unwrap(),
         )
@@ -300,6 +306,10 @@ mod tests {
         assert_eq!(lines[0], "submission,status,score,max_score,a<b,\"c,d\"");
         assert_eq!(lines[1], "alice,graded,1,2,1,0");
         assert_eq!(lines[2], "bob,infra-error,0,0,,");
+        assert_eq!(
+            lines[3], "carol,graded,1,2,1,0",
+            "a graded submission without a test scored 0 on it, not blank"
+        );
     }
 
     #[test]

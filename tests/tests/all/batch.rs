@@ -168,6 +168,14 @@ async fn ctrl_c_stops_taking_work_then_resume_finishes() {
         "{}",
         String::from_utf8_lossy(&resumed.stderr)
     );
+    // The resumed run's summary covers the whole batch, not only what it graded.
+    let table = String::from_utf8_lossy(&resumed.stdout);
+    for name in expected_scores().keys() {
+        assert!(
+            table.lines().any(|line| line.starts_with(name.as_str())),
+            "{name} missing from the summary:\n{table}"
+        );
+    }
     assert_complete(&out).await;
 }
 
