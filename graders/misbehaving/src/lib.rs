@@ -36,6 +36,7 @@ impl Grader for Misbehaving {
             }
             Some("zero-limits") => info.limits.processes = 0,
             Some("ungranted-image") => info.image = "docker.io/library/ubuntu:latest".into(),
+            Some("misspelled-image") => info.image = "agh/busybx:1".into(),
             Some("ungranted-asset") => info.assets.push(agh_grader::asset(
                 "secrets",
                 "elsewhere:keys",

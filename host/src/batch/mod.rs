@@ -74,6 +74,73 @@ impl BatchError {
     }
 }
 
+/// The id of `image` on the daemon. An image the daemon does not have is
+/// the grader's or the operator's mistake (a misspelled tag a `prefix*`
+/// grant let through), not an infra failure: the refusal names the closest
+/// image the daemon has.
+///
+/// # Errors
+/// [`BatchError::Policy`] for a missing image; [`BatchError::Infra`] when
+/// Docker does not answer.
+pub async fn image_present(docker: &sandbox::Docker, image: &str) -> Result<String, BatchError> {
+    match docker.inspect_image(image).await {
+        Ok(found) => return Ok(found.id.unwrap_or_default()),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => {}
+        Err(err) => {
+            return Err(BatchError::Infra(format!(
+                "image {image}: {err}; run `agh doctor`"
+            )));
+        }
+    }
+    let tags: Vec<String> = docker
+        .list_images(None::<bollard::query_parameters::ListImagesOptions>)
+        .await
+        .map_err(|err| BatchError::Infra(format!("listing images: {err}; run `agh doctor`")))?
+        .into_iter()
+        .flat_map(|summary| summary.repo_tags)
+        .filter(|tag| tag != "<none>:<none>")
+        .collect();
+    let closest = tags
+        .iter()
+        .map(|tag| (strsim::levenshtein(image, tag), tag))
+        .min();
+    let hint = match closest {
+        Some((_, tag)) => format!("the closest image it has is {tag}"),
+        None => "it has no images".to_string(),
+    };
+    Err(BatchError::Policy(vec![format!(
+        "image {image} does not exist on this Docker daemon ({hint}); fix the image the grader asks for, \
+         or build agh's sandbox images with `sudo scripts/setup`"
+    )]))
+}
+
+/// Local asset folders and files the plan names that do not exist: found
+/// before anything runs, without `--resolve`.
+#[must_use]
+pub fn missing_local_assets(effective: &Effective) -> Vec<String> {
+    effective
+        .assets
+        .iter()
+        .filter_map(|asset| match &asset.location {
+            crate::config::SourceLocation::Local(root) => {
+                let path = root.join(&asset.path);
+                (!path.exists()).then(|| {
+                    format!(
+                        "asset {:?}: {} does not exist (source {:?} is {})",
+                        asset.name,
+                        path.display(),
+                        asset.source,
+                        root.display()
+                    )
+                })
+            }
+            crate::config::SourceLocation::S3(_) => None,
+        })
+        .collect()
+}
+
 /// What a grader declares and what policy allows, before anything runs.
 pub struct Plan {
     /// The loaded grader.
@@ -152,15 +219,7 @@ impl Batch {
         let docker = sandbox::connect()
             .await
             .map_err(|e| BatchError::Infra(format!("{e}; run `agh doctor`")))?;
-        let image = docker
-            .inspect_image(&plan.effective.image)
-            .await
-            .map_err(|e| {
-                BatchError::Infra(format!(
-                    "image {}: {e}; run `sudo scripts/setup`",
-                    plan.effective.image
-                ))
-            })?;
+        let image_id = image_present(&docker, &plan.effective.image).await?;
         let runtime_verified = match config.runtime {
             Runtime::Runsc => {
                 let check =
@@ -188,7 +247,7 @@ impl Batch {
             cache: Arc::new(cache),
             config,
             docker,
-            image_id: image.id.unwrap_or_default(),
+            image_id,
             runtime_verified,
             batch_id,
             consecutive_plugin_errors: AtomicUsize::new(0),

@@ -99,6 +99,18 @@ pub(super) async fn plan_command(args: PlanArgs) -> ExitCode {
         Ok(plan) => plan,
         Err(err) => return batch_error_exit(&err),
     };
+    let missing = batch::missing_local_assets(&plan.effective);
+    if !missing.is_empty() {
+        return batch_error_exit(&BatchError::Assets(missing));
+    }
+    let image_check = match sandbox::connect().await {
+        Ok(docker) => match batch::image_present(&docker, &plan.effective.image).await {
+            Ok(_) => "present".to_string(),
+            Err(err @ BatchError::Policy(_)) => return batch_error_exit(&err),
+            Err(err) => format!("not checked: {err}"),
+        },
+        Err(err) => format!("not checked: {err}"),
+    };
     let resolved = if args.resolve {
         let cache = match batch::open_asset_cache(&config) {
             Ok(cache) => cache,
@@ -122,6 +134,7 @@ pub(super) async fn plan_command(args: PlanArgs) -> ExitCode {
             },
             "requested": { "image": d.request.image, "limits": d.request.limits, "assets": d.request.assets },
             "allowed": plan.effective,
+            "image": image_check,
             "runtime": config.runtime,
             "resolved_assets": resolved.iter().map(|a| json!({
                 "name": a.grant.name,
@@ -153,12 +166,13 @@ pub(super) async fn plan_command(args: PlanArgs) -> ExitCode {
             "compiled now"
         }
     );
-    println!("image    {}", plan.effective.image);
+    println!("image    {} ({image_check})", plan.effective.image);
     println!("runtime  {}", config.runtime.docker_name());
     let l = &plan.effective.limits;
     println!(
-        "limits   wall {} | memory {} | processes {} | cpu {:.2} | output {} | file {} | tmpfs {}",
+        "limits   wall {} | cpu time {} | memory {} | processes {} | cpu {:.2} | output {} | file {} | tmpfs {}",
         humantime::format_duration(l.wall_time),
+        humantime::format_duration(l.cpu_time),
         ByteSize(l.memory_bytes),
         l.processes,
         f64::from(l.millicpus) / 1000.0,

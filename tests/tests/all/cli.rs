@@ -89,3 +89,46 @@ fn grade_prints_a_table_per_submission() {
     ]);
     settings().bind(|| insta::assert_snapshot!(printed));
 }
+
+/// A misspelled image that a `prefix*` grant lets through is refused by
+/// `agh plan` as the grader's mistake, naming the closest image the daemon
+/// has, before any submission is graded; so is a local asset that does not
+/// exist, without `--resolve`.
+#[test]
+fn plan_refuses_a_missing_image_or_asset_before_grading() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("agh.toml");
+    std::fs::write(
+        &config,
+        "images = [\"agh/*\"]\n[settings]\nmode = \"misspelled-image\"\n",
+    )
+    .expect("config");
+    let printed = run(&[
+        "plan",
+        "--plugin",
+        graders::MISBEHAVING,
+        "--config",
+        config.to_str().expect("utf-8"),
+    ]);
+    assert!(printed.starts_with("exit: Some(3)"), "{printed}");
+    assert!(
+        printed.contains("image agh/busybx:1 does not exist")
+            && printed.contains("the closest image it has is agh/busybox:1"),
+        "{printed}"
+    );
+    std::fs::create_dir(dir.path().join("assets")).expect("assets");
+    std::fs::write(
+        &config,
+        "images = [\"agh/busybox:1\"]\n[sources.course]\nlocal = \"assets\"\n\
+         [settings]\nasset = \"course:nowhere=/assets/x\"\n",
+    )
+    .expect("config");
+    let printed = run(&[
+        "plan",
+        "--plugin",
+        graders::MISBEHAVING,
+        "--config",
+        config.to_str().expect("utf-8"),
+    ]);
+    assert!(printed.contains("nowhere does not exist"), "{printed}");
+}
