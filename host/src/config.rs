@@ -307,46 +307,68 @@ fn clamp_limits(
     refusals: &mut Vec<String>,
 ) -> Limits {
     let mut out = asked.clone();
-    let mut check = |name: &str, asked: u64, max: u64| -> u64 {
+    let mut check = |what: &str, asked: u64, max: u64, show: &dyn Fn(u64) -> String| -> u64 {
         if asked <= max {
             return asked;
         }
-        let sentence = format!("{name} {asked} is above the ceiling {max}");
+        let sentence = format!(
+            "{what} of {} is above the ceiling of {}",
+            show(asked),
+            show(max)
+        );
         match on_excess {
-            OnExcess::Clamp => clamped.push(format!("{sentence}; lowered to {max}")),
+            OnExcess::Clamp => clamped.push(format!("{sentence}; lowered to {}", show(max))),
             OnExcess::Refuse => refusals.push(sentence),
         }
         max
     };
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let duration = |ms: u64| humantime::format_duration(Duration::from_millis(ms)).to_string();
+    let size = |bytes: u64| bytesize::ByteSize(bytes).to_string();
+    let count = |n: u64| n.to_string();
+    let cores = |m: u64| format!("{:.2} cores", m as f64 / 1000.0);
     out.wall_time = Duration::from_millis(check(
-        "wall_time_ms",
+        "a wall time",
         ms(asked.wall_time),
         ms(ceiling.wall_time),
+        &duration,
     ));
     // Graders cannot ask for CPU time (their commands get as much as their
     // wall time); the operator's ceiling bounds it without a word.
     out.cpu_time = asked.cpu_time.min(ceiling.cpu_time);
-    out.memory_bytes = check("memory_bytes", asked.memory_bytes, ceiling.memory_bytes);
+    out.memory_bytes = check("memory", asked.memory_bytes, ceiling.memory_bytes, &size);
     out.processes = u32::try_from(check(
-        "processes",
+        "a process limit",
         asked.processes.into(),
         ceiling.processes.into(),
+        &count,
     ))
     .unwrap_or(u32::MAX);
     out.millicpus = u32::try_from(check(
-        "millicpus",
+        "a CPU share",
         asked.millicpus.into(),
         ceiling.millicpus.into(),
+        &cores,
     ))
     .unwrap_or(u32::MAX);
-    out.output_bytes = check("output_bytes", asked.output_bytes, ceiling.output_bytes);
+    out.output_bytes = check(
+        "an output cap",
+        asked.output_bytes,
+        ceiling.output_bytes,
+        &size,
+    );
     out.file_size_bytes = check(
-        "file_size_bytes",
+        "a file size limit",
         asked.file_size_bytes,
         ceiling.file_size_bytes,
+        &size,
     );
-    out.tmpfs_bytes = check("tmpfs_bytes", asked.tmpfs_bytes, ceiling.tmpfs_bytes);
+    out.tmpfs_bytes = check(
+        "writable places",
+        asked.tmpfs_bytes,
+        ceiling.tmpfs_bytes,
+        &size,
+    );
     out
 }
 
@@ -484,7 +506,11 @@ mod tests {
         req.limits.memory_bytes = config.ceilings.memory_bytes * 4;
         let ok = intersect(&req, &config).unwrap();
         assert_eq!(ok.limits.memory_bytes, config.ceilings.memory_bytes);
-        assert!(ok.clamped[0].contains("memory_bytes"), "{:?}", ok.clamped);
+        assert_eq!(
+            ok.clamped,
+            ["memory of 8.0 GiB is above the ceiling of 2.0 GiB; lowered to 2.0 GiB"],
+            "in words, with human sizes"
+        );
         config.on_excess = OnExcess::Refuse;
         let refused = intersect(&req, &config).unwrap_err();
         assert!(refused[0].contains("above the ceiling"), "{refused:?}");
@@ -503,7 +529,7 @@ mod tests {
         req.limits.processes = 0;
         let refusals = intersect(&req, &config).unwrap_err();
         assert!(
-            refusals.iter().any(|r| r.contains("processes is 0")),
+            refusals.iter().any(|r| r.contains("a process limit of 0")),
             "{refusals:?}"
         );
         assert!(

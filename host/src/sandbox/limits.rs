@@ -73,27 +73,28 @@ impl Limits {
     /// Checks that every limit is positive and that the sandbox can boot.
     ///
     /// # Errors
-    /// A message naming the first limit that is zero or too small.
+    /// A phrase naming the first limit that is zero or too small, in words
+    /// ("a process limit of 0; ..."), to follow "the grader asks for".
     pub fn validate(&self) -> Result<(), String> {
         let checks: [(&str, bool); 8] = [
-            ("wall_time", self.wall_time.is_zero()),
-            ("cpu_time", self.cpu_time.is_zero()),
-            ("memory_bytes", self.memory_bytes == 0),
-            ("processes", self.processes == 0),
-            ("millicpus", self.millicpus == 0),
-            ("output_bytes", self.output_bytes == 0),
-            ("file_size_bytes", self.file_size_bytes == 0),
-            ("tmpfs_bytes", self.tmpfs_bytes == 0),
+            ("a wall time", self.wall_time.is_zero()),
+            ("a CPU time", self.cpu_time.is_zero()),
+            ("memory", self.memory_bytes == 0),
+            ("a process limit", self.processes == 0),
+            ("a CPU share", self.millicpus == 0),
+            ("an output cap", self.output_bytes == 0),
+            ("a file size limit", self.file_size_bytes == 0),
+            ("a size of writable places", self.tmpfs_bytes == 0),
         ];
-        if let Some((name, _)) = checks.iter().find(|(_, zero)| *zero) {
+        if let Some((what, _)) = checks.iter().find(|(_, zero)| *zero) {
             return Err(format!(
-                "limit {name} is 0; 0 never means unlimited, give a positive value"
+                "{what} of 0; 0 never means unlimited, give a positive value"
             ));
         }
         if self.memory_bytes < 32 * MIB {
             return Err(format!(
-                "limit memory_bytes is {} bytes; a gVisor sandbox needs at least 32 MiB",
-                self.memory_bytes
+                "memory of {}; a gVisor sandbox needs at least 32 MiB",
+                bytesize::ByteSize(self.memory_bytes)
             ));
         }
         Ok(())
@@ -144,7 +145,7 @@ mod tests {
             ..Limits::default()
         };
         let err = limits.validate().unwrap_err();
-        assert!(err.contains("processes is 0"), "{err}");
+        assert!(err.contains("a process limit of 0"), "{err}");
     }
 
     #[test]

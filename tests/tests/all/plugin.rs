@@ -134,7 +134,7 @@ async fn describe_time_misbehaviour_is_refused_before_any_sandbox() {
             false,
             "built for API version \"9.0.0\"",
         ),
-        ("zero-limits", true, "processes is 0"),
+        ("zero-limits", true, "a process limit of 0"),
         ("ungranted-image", true, "is not granted"),
         (
             "ungranted-asset",
