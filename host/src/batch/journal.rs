@@ -235,6 +235,12 @@ impl OutputDir {
             && result_path(&self.path, name).is_ok_and(|file| file.is_file())
     }
 
+    /// True when the journal holds a submission the grader graded.
+    #[must_use]
+    pub fn graded_any(&self) -> bool {
+        self.done.values().any(|e| e.status == Status::Graded)
+    }
+
     /// How many submissions the journal already holds.
     #[must_use]
     pub fn done_count(&self) -> usize {

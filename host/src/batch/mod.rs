@@ -30,8 +30,13 @@ use crate::sandbox::{
     self, Docker, Owner, Runtime, Sandbox, SandboxSpec, host_tree_entries, open_regular_file,
 };
 
-/// After this many plugin errors in a row the batch stops: the grader is
-/// broken, and going on would fail every student.
+/// The batch stops for a broken grader after this many plugin errors while
+/// it has not graded a single submission (in this run or an earlier run of
+/// the batch). Once it has graded one, it works, and a failure is about the
+/// submission: recorded as plugin-error (never charged, regradable) and the
+/// batch goes on, so no run of hostile submissions can stop it for the
+/// students after them. Only a grader that fails on everything from the
+/// start stops, and quickly.
 pub const MAX_CONSECUTIVE_PLUGIN_ERRORS: usize = 5;
 /// Attempts for a submission that hits an infra error.
 pub const INFRA_ATTEMPTS: u32 = 3;
@@ -195,6 +200,8 @@ pub struct Batch {
     runtime_verified: bool,
     batch_id: String,
     consecutive_plugin_errors: AtomicUsize,
+    /// The grader has graded a submission of this batch: it works.
+    graded_any: AtomicBool,
     stopped: AtomicBool,
     interrupted: AtomicBool,
 }
@@ -251,12 +258,19 @@ impl Batch {
             runtime_verified,
             batch_id,
             consecutive_plugin_errors: AtomicUsize::new(0),
+            graded_any: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             interrupted: AtomicBool::new(false),
         })
     }
 
-    /// True once the batch stopped after too many plugin errors in a row.
+    /// Tells the batch an earlier run of it graded a submission, so its
+    /// grader is known to work (see [`MAX_CONSECUTIVE_PLUGIN_ERRORS`]).
+    pub fn grader_worked_before(&self) {
+        self.graded_any.store(true, Ordering::SeqCst);
+    }
+
+    /// True once the batch stopped for a grader that failed on everything.
     #[must_use]
     pub fn stopped(&self) -> bool {
         self.stopped.load(Ordering::SeqCst)
@@ -368,12 +382,16 @@ impl Batch {
                         .consecutive_plugin_errors
                         .fetch_add(1, Ordering::SeqCst)
                         + 1;
-                    if n >= MAX_CONSECUTIVE_PLUGIN_ERRORS {
+                    if n >= MAX_CONSECUTIVE_PLUGIN_ERRORS && !self.graded_any.load(Ordering::SeqCst)
+                    {
                         self.stopped.store(true, Ordering::SeqCst);
                     }
                     return result;
                 }
-                _ => {
+                status => {
+                    if status == Status::Graded {
+                        self.graded_any.store(true, Ordering::SeqCst);
+                    }
                     self.consecutive_plugin_errors.store(0, Ordering::SeqCst);
                     return result;
                 }

@@ -453,6 +453,9 @@ pub(super) async fn grade_command(args: GradeArgs) -> ExitCode {
     {
         eprintln!("agh: removed {removed} container(s) left by an earlier run of this batch");
     }
+    if output.as_ref().is_some_and(OutputDir::graded_any) {
+        batch.grader_worked_before();
+    }
     let total = submissions.len();
     let todo: Vec<Submission> = submissions
         .into_iter()
@@ -556,7 +559,7 @@ pub(super) async fn grade_command(args: GradeArgs) -> ExitCode {
     }
     if batch.stopped() {
         eprintln!(
-            "agh: stopped after {} plugin errors in a row: the grader looks broken; fix it and grade again",
+            "agh: stopped after {} plugin errors and no submission graded: the grader looks broken; fix it and grade again",
             batch::MAX_CONSECUTIVE_PLUGIN_ERRORS
         );
         return ExitCode::from(EXIT_PLUGIN);

@@ -125,6 +125,58 @@ async fn the_batch_stops_after_plugin_errors_in_a_row() {
     support::assert_no_leftovers(&support::docker().await, &id).await;
 }
 
+/// Once the grader has graded a submission it works: any number of hostile
+/// submissions after it that make it fail are recorded as plugin errors
+/// (never charged) and the batch goes on to the honest ones behind them.
+#[tokio::test]
+async fn hostile_submissions_in_a_row_do_not_stop_a_working_grader() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hostile = 3 * batch::MAX_CONSECUTIVE_PLUGIN_ERRORS;
+    let mut dirs = vec![batch::Submission {
+        name: "00-honest".into(),
+        dir: submission(dir.path(), "00-honest", "ok"),
+        refused: None,
+    }];
+    dirs.extend((1..=hostile).map(|i| batch::Submission {
+        name: format!("{i:02}-hostile"),
+        dir: submission(dir.path(), &format!("{i:02}-hostile"), "panic"),
+        refused: None,
+    }));
+    dirs.push(batch::Submission {
+        name: "99-honest".into(),
+        dir: submission(dir.path(), "99-honest", "ok"),
+        refused: None,
+    });
+    let id = support::batch_id("no-stop");
+    let batch = Batch::prepare(
+        Path::new(graders::MISBEHAVING),
+        Config::default(),
+        id.clone(),
+    )
+    .await
+    .expect("prepare");
+    let mut statuses = std::collections::BTreeMap::new();
+    batch
+        .grade_all(dirs, 1, |r| {
+            statuses.insert(r.submission.clone(), r.status);
+        })
+        .await;
+    assert!(
+        !batch.stopped(),
+        "{hostile} hostile submissions stopped the batch"
+    );
+    assert_eq!(statuses.len(), hostile + 2, "{statuses:?}");
+    assert_eq!(statuses["99-honest"], Status::Graded, "{statuses:?}");
+    assert_eq!(
+        statuses
+            .values()
+            .filter(|s| **s == Status::PluginError)
+            .count(),
+        hostile
+    );
+    support::assert_no_leftovers(&support::docker().await, &id).await;
+}
+
 #[tokio::test]
 async fn describe_time_misbehaviour_is_refused_before_any_sandbox() {
     let plugin = Path::new(graders::MISBEHAVING);
