@@ -452,10 +452,11 @@ fn watch_events(docker: &Docker, id: &str, events: Arc<Events>) {
 fn container_body(spec: &SandboxSpec, agent: &str) -> ContainerCreateBody {
     let limits = &spec.limits;
     let tmpfs_size = limits.tmpfs_bytes;
+    let (student, grader) = (super::User::Student.uid(), super::User::Grader.uid());
     let tmpfs = HashMap::from([
         (
             "/work".to_string(),
-            format!("rw,exec,nosuid,nodev,size={tmpfs_size},mode=0755,uid=1000,gid=1000"),
+            format!("rw,exec,nosuid,nodev,size={tmpfs_size},mode=0755,uid={student},gid={student}"),
         ),
         (
             "/assets".to_string(),
@@ -463,7 +464,7 @@ fn container_body(spec: &SandboxSpec, agent: &str) -> ContainerCreateBody {
         ),
         (
             "/grader".to_string(),
-            format!("rw,exec,nosuid,nodev,size={tmpfs_size},mode=0700,uid=1001,gid=1001"),
+            format!("rw,exec,nosuid,nodev,size={tmpfs_size},mode=0700,uid={grader},gid={grader}"),
         ),
         (
             "/tmp".to_string(),
