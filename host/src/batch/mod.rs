@@ -24,7 +24,8 @@ use crate::config::{self, Config, Effective};
 use crate::plugin::{self, Description, GradeContext, Grader, PluginError, PluginHost, Session};
 use crate::private_dir;
 use crate::report::{
-    AssetDigest, Provenance, Retry, Status, SubmissionResult, TestRecord, Timings, Verdict,
+    AssetDigest, Provenance, Retry, Status, SubmissionResult, TestRecord, TestStatus,
+    TestVisibility, Timings, Verdict,
 };
 use crate::sandbox::{
     self, Docker, Owner, Runtime, Sandbox, SandboxSpec, host_tree_entries, open_regular_file,
@@ -592,14 +593,17 @@ fn test_record(test: plugin::TestResult) -> TestRecord {
     #[allow(clippy::float_cmp)]
     let passed = test.score == test.max_score && verdict == Verdict::Accepted;
     TestRecord {
-        status: if passed { "passed" } else { "failed" }.into(),
+        status: if passed {
+            TestStatus::Passed
+        } else {
+            TestStatus::Failed
+        },
         visibility: match test.visibility {
-            Visibility::Visible => "visible",
-            Visibility::AfterDueDate => "after-due-date",
-            Visibility::AfterPublished => "after-published",
-            Visibility::Hidden => "hidden",
-        }
-        .into(),
+            Visibility::Visible => TestVisibility::Visible,
+            Visibility::AfterDueDate => TestVisibility::AfterDueDate,
+            Visibility::AfterPublished => TestVisibility::AfterPublished,
+            Visibility::Hidden => TestVisibility::Hidden,
+        },
         name: test.name,
         score: test.score,
         max_score: test.max_score,

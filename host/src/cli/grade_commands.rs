@@ -228,7 +228,10 @@ fn print_table(results: &[SubmissionResult]) {
         let status = r.status.name().to_string();
         // Tests worth no points inform; they are not passed or failed.
         let scored: Vec<_> = r.tests.iter().filter(|t| t.max_score > 0.0).collect();
-        let passed = scored.iter().filter(|t| t.status == "passed").count();
+        let passed = scored
+            .iter()
+            .filter(|t| t.status == TestStatus::Passed)
+            .count();
         println!(
             "{:width$}  {:18}  {:>13}  {:>6}  {:>6.1}s",
             for_terminal(&r.submission),
@@ -360,7 +363,7 @@ fn print_pass_rates(results: &[SubmissionResult]) {
         for test in &result.tests {
             let entry = rates.entry(&test.name).or_default();
             entry.1 += 1;
-            if test.status == "passed" {
+            if test.status == TestStatus::Passed {
                 entry.0 += 1;
             }
         }

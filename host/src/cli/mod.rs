@@ -28,7 +28,7 @@ use crate::config::Config;
 use crate::doctor;
 use crate::report::Verdict;
 use crate::report::export::{self, Format};
-use crate::report::{Status, SubmissionResult};
+use crate::report::{Status, SubmissionResult, TestStatus};
 use crate::sandbox::{
     self, Command, EntrySource, FileEntry, Limits, Owner, Runtime, Sandbox, SandboxError,
     SandboxSpec, User,

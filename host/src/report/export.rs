@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::{Status, SubmissionResult, write_atomic};
+use super::{Status, SubmissionResult, TestStatus, write_atomic};
 
 /// An export format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -108,7 +108,7 @@ pub fn gradescope(result: &SubmissionResult) -> serde_json::Value {
                 "status": t.status,
                 "name": t.name,
                 "output": t.output,
-                "visibility": t.visibility,
+                "visibility": t.visibility.gradescope_name(),
                 "tags": [t.verdict.name()],
             })
         })
@@ -197,7 +197,11 @@ fn junit(results: &[SubmissionResult]) -> String {
         let (tests, failures, errors) = if result.status == Status::Graded {
             (
                 result.tests.len(),
-                result.tests.iter().filter(|t| t.status != "passed").count(),
+                result
+                    .tests
+                    .iter()
+                    .filter(|t| t.status != TestStatus::Passed)
+                    .count(),
                 0,
             )
         } else {
@@ -220,7 +224,7 @@ fn junit(results: &[SubmissionResult]) -> String {
                 "    <testcase name=\"{}\">",
                 escape(test.name.as_str())
             ));
-            if test.status != "passed" {
+            if test.status != TestStatus::Passed {
                 xml.push_str(&format!(
                     "<failure type=\"{}\" message=\"score {} of {}\">{}</failure>",
                     test.verdict.name(),
@@ -240,6 +244,7 @@ fn junit(results: &[SubmissionResult]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::TestVisibility;
     use crate::report::{TestRecord, Verdict};
 
     fn graded() -> SubmissionResult {
@@ -252,19 +257,19 @@ mod tests {
                 name: "a<b".into(),
                 score: 1.0,
                 max_score: 1.0,
-                status: "passed".into(),
+                status: TestStatus::Passed,
                 verdict: Verdict::Accepted,
                 output: String::new(),
-                visibility: "visible".into(),
+                visibility: TestVisibility::Visible,
             },
             TestRecord {
                 name: "c,d".into(),
                 score: 0.0,
                 max_score: 1.0,
-                status: "failed".into(),
+                status: TestStatus::Failed,
                 verdict: Verdict::TimeLimit,
                 output: "took \"too\" long & more".into(),
-                visibility: "after-due-date".into(),
+                visibility: TestVisibility::AfterDueDate,
             },
         ];
         r
@@ -274,7 +279,8 @@ mod tests {
     fn gradescope_keeps_scores_visibility_and_verdict_tags() {
         let g = gradescope(&graded());
         assert_eq!(g["score"], 1.0);
-        assert_eq!(g["tests"][1]["visibility"], "after-due-date");
+        // Gradescope spells it with underscores; agh's own JSON with dashes.
+        assert_eq!(g["tests"][1]["visibility"], "after_due_date");
         assert_eq!(g["tests"][1]["tags"][0], "time-limit");
         let broken = gradescope(&SubmissionResult::failed(
             "bob",

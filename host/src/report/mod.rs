@@ -5,6 +5,7 @@ mod result;
 mod verdict;
 
 pub use result::{
-    AssetDigest, Provenance, Retry, Status, SubmissionResult, TestRecord, Timings, write_atomic,
+    AssetDigest, Provenance, Retry, Status, SubmissionResult, TestRecord, TestStatus,
+    TestVisibility, Timings, write_atomic,
 };
 pub use verdict::{Limit, Verdict};

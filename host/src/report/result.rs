@@ -46,13 +46,50 @@ pub struct TestRecord {
     /// Points possible.
     pub max_score: f64,
     /// `passed` when full marks, else `failed`.
-    pub status: String,
+    pub status: TestStatus,
     /// What the grader concluded.
     pub verdict: Verdict,
     /// Feedback.
     pub output: String,
-    /// `visible`, `after-due-date`, `after-published` or `hidden`.
-    pub visibility: String,
+    /// Who may see it, and when.
+    pub visibility: TestVisibility,
+}
+
+/// Whether a test earned its full marks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TestStatus {
+    /// Full marks, accepted.
+    Passed,
+    /// Anything less.
+    Failed,
+}
+
+/// Who may see a test's feedback, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TestVisibility {
+    /// The student, at once.
+    Visible,
+    /// The student, after the due date.
+    AfterDueDate,
+    /// The student, once grades are published.
+    AfterPublished,
+    /// Staff only.
+    Hidden,
+}
+
+impl TestVisibility {
+    /// The name Gradescope's results.json uses.
+    #[must_use]
+    pub fn gradescope_name(self) -> &'static str {
+        match self {
+            TestVisibility::Visible => "visible",
+            TestVisibility::AfterDueDate => "after_due_date",
+            TestVisibility::AfterPublished => "after_published",
+            TestVisibility::Hidden => "hidden",
+        }
+    }
 }
 
 /// Where a result came from: enough to reproduce it or distrust it.
