@@ -745,7 +745,9 @@ async fn a_fork_bomb_ends_the_same_way_every_time_and_leaves_nothing_behind() {
         ..Limits::default()
     };
     let fixture = Fixture::new("bombs", limits).await;
-    let bomb = Command::new(["sh", "-c", "f(){ f & f & }; f; sleep 10"]);
+    // The shell execs its sleep (no fork it could be refused), so it is
+    // there to be killed at the deadline however the bomb goes.
+    let bomb = Command::new(["sh", "-c", "f(){ f & f & }; f; exec sleep 10"]);
     for round in 1..=3 {
         let started = std::time::Instant::now();
         let outcome = fixture.sandbox.run(&bomb).await.expect("bomb");
