@@ -98,18 +98,17 @@ fn grade_prints_a_table_per_submission() {
 fn plan_refuses_a_missing_image_or_asset_before_grading() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("agh.toml");
-    std::fs::write(
-        &config,
-        "images = [\"agh/*\"]\n[settings]\nmode = \"misspelled-image\"\n",
-    )
-    .expect("config");
-    let printed = run(&[
-        "plan",
-        "--plugin",
-        graders::MISBEHAVING,
-        "--config",
-        config.to_str().expect("utf-8"),
-    ]);
+    let plan_with = |toml: &str| {
+        std::fs::write(&config, toml).expect("config");
+        run(&[
+            "plan",
+            "--plugin",
+            graders::MISBEHAVING,
+            "--config",
+            config.to_str().expect("utf-8"),
+        ])
+    };
+    let printed = plan_with("images = [\"agh/*\"]\n[settings]\nmode = \"misspelled-image\"\n");
     assert!(printed.starts_with("exit: Some(3)"), "{printed}");
     assert!(
         printed.contains("image agh/busybx:1 does not exist")
@@ -117,18 +116,9 @@ fn plan_refuses_a_missing_image_or_asset_before_grading() {
         "{printed}"
     );
     std::fs::create_dir(dir.path().join("assets")).expect("assets");
-    std::fs::write(
-        &config,
+    let printed = plan_with(
         "images = [\"agh/busybox:1\"]\n[sources.course]\nlocal = \"assets\"\n\
          [settings]\nasset = \"course:nowhere=/assets/x\"\n",
-    )
-    .expect("config");
-    let printed = run(&[
-        "plan",
-        "--plugin",
-        graders::MISBEHAVING,
-        "--config",
-        config.to_str().expect("utf-8"),
-    ]);
+    );
     assert!(printed.contains("nowhere does not exist"), "{printed}");
 }
