@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// Guest crates and the artifact each produces.
-const GUESTS: [(&str, &str); 4] = [
+const GUESTS: [(&str, &str); 5] = [
     ("PYTHON_UNITTEST", "python_unittest.wasm"),
     ("C_IO", "c_io.wasm"),
     ("MISBEHAVING", "misbehaving.wasm"),
     ("NOT_A_GRADER", "not-a-grader.wasm"),
+    ("CONTRACT_0_1", "contract_0_1.wasm"),
 ];
 
 fn main() {
@@ -23,6 +24,7 @@ fn main() {
         "graders/c-io",
         "graders/misbehaving",
         "graders/not-a-grader",
+        "graders/contract-0.1",
         "wit",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());

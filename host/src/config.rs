@@ -1,9 +1,7 @@
-//! The operator's configuration (`agh.toml`) and the policy it grants.
-//!
-//! A grader declares what it wants (image, limits, assets); the operator's
-//! config grants images, asset sources and limit ceilings. Only the
-//! intersection is allowed: a request above a ceiling is clamped or refused
-//! as the config says, never widened, and zero never means unlimited.
+//! The operator's configuration (`agh.toml`): what it grants graders
+//! (images, asset sources, ceilings on limits and on the grader's own
+//! budget), read and checked. [`crate::policy`] intersects a grader's
+//! request with it.
 //!
 //! ```toml
 //! runtime = "runsc"                  # or "runc-insecure", loudly recorded
@@ -14,6 +12,10 @@
 //! wall_time = "30s"
 //! cpu_time = "5s"                     # CPU of each process of a command
 //! memory_bytes = 1073741824
+//!
+//! [grader]                            # what a grader itself may spend per call
+//! fuel = 200000000000                 # about one wasm instruction each
+//! wall_time = "10m"                   # its commands and any sleep included
 //!
 //! [sources.course]                    # a grader names it as "course:PATH"
 //! local = "assets"                    # relative to this file
@@ -29,7 +31,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::doctor::DEFAULT_IMAGES;
-use crate::sandbox::{Limits, Owner, Runtime, check_sandbox_path};
+use crate::policy::Budget;
+use crate::sandbox::{Limits, Runtime};
 
 /// What to do when a grader asks for more than a ceiling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -87,8 +90,10 @@ pub struct Config {
     pub runtime: Runtime,
     /// Images graders may use: exact references, or a prefix ending in `*`.
     pub images: Vec<String>,
-    /// Upper bounds on what a grader may ask for.
+    /// Upper bounds on what a grader may ask for its sandboxes.
     pub ceilings: Limits,
+    /// Upper bounds on what a grader may spend itself per call.
+    pub grader: Budget,
     /// Clamp or refuse requests above a ceiling.
     pub on_excess: OnExcess,
     /// Asset sources by name.
@@ -114,6 +119,7 @@ impl Default for Config {
                 file_size_bytes: 1024 * crate::sandbox::MIB,
                 tmpfs_bytes: 1024 * crate::sandbox::MIB,
             },
+            grader: Budget::CEILING,
             on_excess: OnExcess::Clamp,
             sources: BTreeMap::new(),
             settings: BTreeMap::new(),
@@ -163,6 +169,10 @@ impl Config {
             .ceilings
             .validate()
             .map_err(|m| invalid(format!("[ceilings] {m}")))?;
+        config
+            .grader
+            .validate()
+            .map_err(|m| invalid(format!("[grader] {m}")))?;
         let base = path.parent().unwrap_or(Path::new("."));
         for (name, source) in &mut config.sources {
             match (&mut source.local, &source.s3) {
@@ -206,339 +216,5 @@ impl Config {
                 Some(prefix) => image.starts_with(prefix),
                 None => grant == image,
             })
-    }
-}
-
-/// What a grader asked for, in host terms.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Request {
-    /// Image reference.
-    pub image: String,
-    /// Limits asked for.
-    pub limits: Limits,
-    /// Assets: name, `SOURCE:PATH`, target.
-    pub assets: Vec<(String, String, String)>,
-}
-
-/// An asset the policy allows, resolved to its source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GrantedAsset {
-    /// The name the grader uses.
-    pub name: String,
-    /// The source name.
-    pub source: String,
-    /// Path inside the source.
-    pub path: String,
-    /// Where the source is.
-    pub location: SourceLocation,
-    /// Target inside the sandbox.
-    pub target: String,
-    /// Who will own it in the sandbox.
-    pub owner: Owner,
-}
-
-/// What the policy allows: the intersection of request and grant.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Effective {
-    /// The image.
-    pub image: String,
-    /// Effective limits.
-    pub limits: Limits,
-    /// Granted assets.
-    pub assets: Vec<GrantedAsset>,
-    /// Requests lowered to a ceiling, one sentence each.
-    pub clamped: Vec<String>,
-}
-
-/// Intersects a grader's request with the operator's grant.
-///
-/// # Errors
-/// Every refusal at once, one sentence each saying what was asked and what
-/// is allowed.
-pub fn intersect(request: &Request, config: &Config) -> Result<Effective, Vec<String>> {
-    let mut refusals = Vec::new();
-    let mut clamped = Vec::new();
-    if !config.grants_image(&request.image) {
-        refusals.push(format!(
-            "image {:?} is not granted; the config allows {}",
-            request.image,
-            config.images.join(", ")
-        ));
-    }
-    if let Err(why) = request.limits.validate() {
-        refusals.push(format!("the grader asks for {why}"));
-    }
-    let limits = clamp_limits(
-        &request.limits,
-        &config.ceilings,
-        config.on_excess,
-        &mut clamped,
-        &mut refusals,
-    );
-    let mut assets = Vec::new();
-    for (name, spec, target) in &request.assets {
-        match grant_asset(name, spec, target, config) {
-            Ok(asset) => assets.push(asset),
-            Err(why) => refusals.push(why),
-        }
-    }
-    let mut names: Vec<&str> = assets.iter().map(|a| a.name.as_str()).collect();
-    names.sort_unstable();
-    if names.windows(2).any(|w| w[0] == w[1]) {
-        refusals.push("two assets share a name".into());
-    }
-    if refusals.is_empty() {
-        Ok(Effective {
-            image: request.image.clone(),
-            limits,
-            assets,
-            clamped,
-        })
-    } else {
-        Err(refusals)
-    }
-}
-
-fn clamp_limits(
-    asked: &Limits,
-    ceiling: &Limits,
-    on_excess: OnExcess,
-    clamped: &mut Vec<String>,
-    refusals: &mut Vec<String>,
-) -> Limits {
-    let mut out = asked.clone();
-    let mut check = |what: &str, asked: u64, max: u64, show: &dyn Fn(u64) -> String| -> u64 {
-        if asked <= max {
-            return asked;
-        }
-        let sentence = format!(
-            "{what} of {} is above the ceiling of {}",
-            show(asked),
-            show(max)
-        );
-        match on_excess {
-            OnExcess::Clamp => clamped.push(format!("{sentence}; lowered to {}", show(max))),
-            OnExcess::Refuse => refusals.push(sentence),
-        }
-        max
-    };
-    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    let duration = |ms: u64| humantime::format_duration(Duration::from_millis(ms)).to_string();
-    let size = |bytes: u64| bytesize::ByteSize(bytes).to_string();
-    let count = |n: u64| n.to_string();
-    let cores = |m: u64| format!("{:.2} cores", m as f64 / 1000.0);
-    out.wall_time = Duration::from_millis(check(
-        "a wall time",
-        ms(asked.wall_time),
-        ms(ceiling.wall_time),
-        &duration,
-    ));
-    // Graders cannot ask for CPU time (their commands get as much as their
-    // wall time); the operator's ceiling bounds it without a word.
-    out.cpu_time = asked.cpu_time.min(ceiling.cpu_time);
-    out.memory_bytes = check("memory", asked.memory_bytes, ceiling.memory_bytes, &size);
-    out.processes = u32::try_from(check(
-        "a process limit",
-        asked.processes.into(),
-        ceiling.processes.into(),
-        &count,
-    ))
-    .unwrap_or(u32::MAX);
-    out.millicpus = u32::try_from(check(
-        "a CPU share",
-        asked.millicpus.into(),
-        ceiling.millicpus.into(),
-        &cores,
-    ))
-    .unwrap_or(u32::MAX);
-    out.output_bytes = check(
-        "an output cap",
-        asked.output_bytes,
-        ceiling.output_bytes,
-        &size,
-    );
-    out.file_size_bytes = check(
-        "a file size limit",
-        asked.file_size_bytes,
-        ceiling.file_size_bytes,
-        &size,
-    );
-    out.tmpfs_bytes = check(
-        "writable places",
-        asked.tmpfs_bytes,
-        ceiling.tmpfs_bytes,
-        &size,
-    );
-    out
-}
-
-fn grant_asset(
-    name: &str,
-    spec: &str,
-    target: &str,
-    config: &Config,
-) -> Result<GrantedAsset, String> {
-    let Some((source, path)) = spec.split_once(':') else {
-        return Err(format!(
-            "asset {name:?}: source {spec:?} is not SOURCE:PATH"
-        ));
-    };
-    let Some(granted) = config.sources.get(source) else {
-        let known: Vec<&str> = config.sources.keys().map(String::as_str).collect();
-        return Err(format!(
-            "asset {name:?}: source {source:?} is not granted; the config grants {}",
-            if known.is_empty() {
-                "no sources".to_string()
-            } else {
-                known.join(", ")
-            }
-        ));
-    };
-    let clean = !path.is_empty()
-        && Path::new(path)
-            .components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)));
-    if !clean {
-        return Err(format!(
-            "asset {name:?}: path {path:?} must be relative, without '..'"
-        ));
-    }
-    let owner = if target.starts_with("/grader") {
-        Owner::Grader
-    } else {
-        Owner::Root
-    };
-    check_sandbox_path(target, owner).map_err(|e| format!("asset {name:?}: {e}"))?;
-    let location = match (&granted.local, &granted.s3) {
-        (Some(local), _) => SourceLocation::Local(local.clone()),
-        (None, Some(s3)) => SourceLocation::S3(s3.clone()),
-        (None, None) => return Err(format!("asset {name:?}: source {source:?} names no place")),
-    };
-    Ok(GrantedAsset {
-        name: name.into(),
-        source: source.into(),
-        path: path.into(),
-        location,
-        target: target.into(),
-        owner,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config_with(images: &[&str], sources: &[&str]) -> Config {
-        Config {
-            images: images.iter().map(|s| s.to_string()).collect(),
-            sources: sources
-                .iter()
-                .map(|s| {
-                    (
-                        s.to_string(),
-                        SourceConfig {
-                            local: Some(PathBuf::from("/srv/course")),
-                            s3: None,
-                        },
-                    )
-                })
-                .collect(),
-            ..Config::default()
-        }
-    }
-
-    fn request(image: &str, assets: &[(&str, &str, &str)]) -> Request {
-        Request {
-            image: image.into(),
-            limits: Limits::default(),
-            assets: assets
-                .iter()
-                .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn no_grant_refuses_everything_with_reasons() {
-        let config = config_with(&[], &[]);
-        let refusals = intersect(
-            &request("agh/python-c:1", &[("t", "course:tests", "/assets/t")]),
-            &config,
-        )
-        .unwrap_err();
-        assert_eq!(refusals.len(), 2, "{refusals:?}");
-        assert!(refusals[0].contains("image \"agh/python-c:1\" is not granted"));
-        assert!(refusals[1].contains("grants no sources"));
-    }
-
-    #[test]
-    fn exact_grant_allows_exactly_that() {
-        let config = config_with(&["agh/python-c:1"], &["course"]);
-        let ok = intersect(
-            &request("agh/python-c:1", &[("t", "course:tests", "/assets/t")]),
-            &config,
-        )
-        .unwrap();
-        assert_eq!(ok.assets[0].owner, Owner::Root);
-        assert!(intersect(&request("agh/python-c:2", &[]), &config).is_err());
-        let other = intersect(
-            &request("agh/python-c:1", &[("t", "other:x", "/assets/t")]),
-            &config,
-        )
-        .unwrap_err();
-        assert!(
-            other[0].contains("source \"other\" is not granted; the config grants course"),
-            "{other:?}"
-        );
-    }
-
-    #[test]
-    fn wildcard_grant_allows_a_prefix_only() {
-        let config = config_with(&["agh/*"], &[]);
-        assert!(intersect(&request("agh/anything:3", &[]), &config).is_ok());
-        assert!(intersect(&request("evil/agh:1", &[]), &config).is_err());
-    }
-
-    #[test]
-    fn requests_above_ceilings_are_clamped_or_refused_never_widened() {
-        let mut config = config_with(&["agh/*"], &[]);
-        let mut req = request("agh/x:1", &[]);
-        req.limits.memory_bytes = config.ceilings.memory_bytes * 4;
-        let ok = intersect(&req, &config).unwrap();
-        assert_eq!(ok.limits.memory_bytes, config.ceilings.memory_bytes);
-        assert_eq!(
-            ok.clamped,
-            ["memory of 8.0 GiB is above the ceiling of 2.0 GiB; lowered to 2.0 GiB"],
-            "in words, with human sizes"
-        );
-        config.on_excess = OnExcess::Refuse;
-        let refused = intersect(&req, &config).unwrap_err();
-        assert!(refused[0].contains("above the ceiling"), "{refused:?}");
-    }
-
-    #[test]
-    fn zero_limits_and_bad_asset_paths_are_refused() {
-        let config = config_with(&["agh/*"], &["course"]);
-        let mut req = request(
-            "agh/x:1",
-            &[
-                ("a", "course:../etc", "/assets/a"),
-                ("b", "course:ok", "/etc/b"),
-            ],
-        );
-        req.limits.processes = 0;
-        let refusals = intersect(&req, &config).unwrap_err();
-        assert!(
-            refusals.iter().any(|r| r.contains("a process limit of 0")),
-            "{refusals:?}"
-        );
-        assert!(
-            refusals.iter().any(|r| r.contains("without '..'")),
-            "{refusals:?}"
-        );
-        assert!(
-            refusals.iter().any(|r| r.contains("outside the places")),
-            "{refusals:?}"
-        );
     }
 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod doctor;
 pub mod names;
 pub mod plugin;
+pub mod policy;
 pub mod private_dir;
 pub mod report;
 pub mod sandbox;

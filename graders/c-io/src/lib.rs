@@ -7,7 +7,7 @@
 //! whitespace differences. Expected outputs never enter the sandbox.
 
 use agh_grader::{
-    Cmd, Error, GradeContext, Grader, GraderInfo, Report, Test, Verdict, describe_error,
+    Cmd, CommandResult, Error, GradeContext, GradeError, Grader, GraderInfo, Report, Test, Verdict,
 };
 
 /// Feedback kept from compiler errors.
@@ -23,6 +23,22 @@ fn clipped(s: &str) -> String {
     s.chars().take(FEEDBACK_BYTES).collect()
 }
 
+/// Compiles the submission's `main.c` to `/work/prog` as the student.
+fn build() -> Result<CommandResult, Error> {
+    Cmd::new([
+        "gcc",
+        "-O2",
+        "-std=c11",
+        "-Wall",
+        "-o",
+        "/work/prog",
+        "/work/main.c",
+        "-lm",
+    ])
+    .timeout_ms(30_000)
+    .run()
+}
+
 impl Grader for CInputOutput {
     fn describe(_settings: Vec<(String, String)>) -> GraderInfo {
         let mut info = agh_grader::info("c-io", "0.1.0", "agh/python-c:1");
@@ -34,9 +50,8 @@ impl Grader for CInputOutput {
         info
     }
 
-    fn grade(_context: GradeContext) -> Result<Report, String> {
-        let mut names: Vec<String> = agh_grader::asset_files("cases")
-            .map_err(describe_error)?
+    fn grade(_context: GradeContext) -> Result<Report, GradeError> {
+        let mut names: Vec<String> = agh_grader::asset_files("cases")?
             .into_iter()
             .filter_map(|f| f.strip_suffix(".in").map(String::from))
             .collect();
@@ -44,19 +59,7 @@ impl Grader for CInputOutput {
         if names.is_empty() {
             return Err("the cases asset holds no NAME.in files".into());
         }
-        let compile = Cmd::new([
-            "gcc",
-            "-O2",
-            "-std=c11",
-            "-Wall",
-            "-o",
-            "/work/prog",
-            "/work/main.c",
-            "-lm",
-        ])
-        .timeout_ms(30_000)
-        .run()
-        .map_err(describe_error)?;
+        let compile = build()?;
         if !compile.succeeded() {
             let why = clipped(&compile.stderr_text());
             let tests = names
@@ -70,12 +73,10 @@ impl Grader for CInputOutput {
         }
         let mut tests = Vec::new();
         for name in &names {
-            let input =
-                agh_grader::asset_file("cases", &format!("{name}.in")).map_err(describe_error)?;
-            let expected =
-                agh_grader::asset_file("cases", &format!("{name}.out")).map_err(describe_error)?;
+            let input = agh_grader::asset_file("cases", &format!("{name}.in"))?;
+            let expected = agh_grader::asset_file("cases", &format!("{name}.out"))?;
             let test = Test::new(name, 1.0);
-            tests.push(match Cmd::new(["/work/prog"]).stdin(input).run() {
+            let (result, lost) = match Cmd::new(["/work/prog"]).stdin(input).run() {
                 Ok(run)
                     if run.succeeded()
                         && agh_grader::compare::ignoring_whitespace(
@@ -83,21 +84,29 @@ impl Grader for CInputOutput {
                             &run.stdout_text(),
                         ) =>
                 {
-                    test.passed("")
+                    (test.passed(""), false)
                 }
-                Ok(run) if run.succeeded() => test.failed(Verdict::Wrong, "wrong output"),
+                Ok(run) if run.succeeded() => (test.failed(Verdict::Wrong, "wrong output"), false),
                 Ok(run) => {
                     let why = run.signal.clone().map_or_else(
                         || format!("exit code {:?}", run.exit_code),
                         |s| format!("killed by {s}"),
                     );
-                    test.failed_with(&run, &why)
+                    (test.failed_with(&run, &why), run.sandbox_lost)
                 }
-                Err(Error::SandboxLost(why)) => {
-                    test.failed(Verdict::ResourceLimit, &format!("not run: {why}"))
-                }
-                Err(other) => return Err(describe_error(other)),
-            });
+                Err(Error::SandboxLost(why)) => (
+                    test.failed(Verdict::ResourceLimit, &format!("not run: {why}")),
+                    true,
+                ),
+                Err(other) => return Err(other.into()),
+            };
+            tests.push(result);
+            // A case that brought the sandbox down costs only itself: the
+            // program is built again in a fresh sandbox for the next one.
+            if lost {
+                agh_grader::reset_sandbox(&[])?;
+                build()?;
+            }
         }
         Ok(Report {
             tests,

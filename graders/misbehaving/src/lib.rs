@@ -4,7 +4,8 @@
 //! Every mode but `ok` must end as plugin-error for that submission only.
 
 use agh_grader::{
-    Cmd, GradeContext, Grader, GraderInfo, Report, Test, TestResult, Verdict, Visibility,
+    Cmd, GradeContext, GradeError, Grader, GraderInfo, Limit, Report, Test, TestResult, Verdict,
+    Visibility,
 };
 
 struct Misbehaving;
@@ -28,6 +29,8 @@ fn recurse(depth: u64) -> u64 {
 impl Grader for Misbehaving {
     fn describe(settings: Vec<(String, String)>) -> GraderInfo {
         let mut info = agh_grader::info("misbehaving", "0.1.0", "agh/busybox:1");
+        // Its endless loops end after a second or so, not the default's ten.
+        info.budget.fuel = 2_000_000_000;
         match setting(&settings, "mode") {
             Some("wrong-api-version") => info.api_version = "9.0.0".into(),
             Some("above-ceilings") => {
@@ -47,6 +50,13 @@ impl Grader for Misbehaving {
             },
             _ => {}
         }
+        // Numbers for the tests of deadlines and the grader's budget.
+        if let Some(ms) = setting(&settings, "wall_time_ms").and_then(|v| v.parse().ok()) {
+            info.limits.wall_time_ms = ms;
+        }
+        if let Some(ms) = setting(&settings, "grader_wall_ms").and_then(|v| v.parse().ok()) {
+            info.budget.wall_time_ms = ms;
+        }
         // `asset = SOURCE:PATH=TARGET` declares one extra asset, for placement tests.
         if let Some((source, target)) = setting(&settings, "asset").and_then(|a| a.split_once('='))
         {
@@ -58,32 +68,26 @@ impl Grader for Misbehaving {
         info
     }
 
-    fn grade(_context: GradeContext) -> Result<Report, String> {
-        let mode = agh_grader::submission_file("mode.txt").map_err(agh_grader::describe_error)?;
+    fn grade(_context: GradeContext) -> Result<Report, GradeError> {
+        let mode = agh_grader::submission_file("mode.txt")?;
         let mode = String::from_utf8_lossy(&mode).trim().to_string();
         let tests = match mode.as_str() {
             "ok" => {
-                let run = Cmd::new(["echo", "fine"])
-                    .run()
-                    .map_err(agh_grader::describe_error)?;
+                let run = Cmd::new(["echo", "fine"]).run()?;
                 vec![Test::new("echo", 1.0).passed(&run.stdout_text())]
             }
             // Places the extra asset, then runs the submission's probe.sh as
             // the student; its stdout is the test's output.
             "probe-asset" => {
-                agh_grader::place_asset("extra").map_err(agh_grader::describe_error)?;
-                let run = Cmd::new(["sh", "/work/probe.sh"])
-                    .run()
-                    .map_err(agh_grader::describe_error)?;
+                agh_grader::place_asset("extra")?;
+                let run = Cmd::new(["sh", "/work/probe.sh"]).run()?;
                 vec![Test::new("probe", 1.0).passed(&run.stdout_text())]
             }
             // Three trivial commands: the unit of work of the batch benchmark.
             "three-commands" => {
                 let mut tests = Vec::new();
                 for i in 0..3 {
-                    let run = Cmd::new(["true"])
-                        .run()
-                        .map_err(agh_grader::describe_error)?;
+                    let run = Cmd::new(["true"]).run()?;
                     let test = Test::new(&format!("command {i}"), 1.0);
                     tests.push(if run.succeeded() {
                         test.passed("")
@@ -96,17 +100,14 @@ impl Grader for Misbehaving {
             // `count.txt` commands of `true`: per-command overhead, for
             // scripts/bench-agent.
             "commands" => {
-                let count =
-                    agh_grader::submission_file("count.txt").map_err(agh_grader::describe_error)?;
+                let count = agh_grader::submission_file("count.txt")?;
                 let count: usize = String::from_utf8_lossy(&count)
                     .trim()
                     .parse()
                     .map_err(|e| format!("count.txt: {e}"))?;
                 let mut passed = 0;
                 for _ in 0..count {
-                    let run = Cmd::new(["true"])
-                        .run()
-                        .map_err(agh_grader::describe_error)?;
+                    let run = Cmd::new(["true"]).run()?;
                     passed += usize::from(run.succeeded());
                 }
                 vec![test("commands", passed as f64, count as f64)]
@@ -116,13 +117,88 @@ impl Grader for Misbehaving {
             "overflow" => {
                 let mut tests = Vec::new();
                 for i in 0..10 {
-                    let run = Cmd::new(["head", "-c", "4000000", "/dev/zero"])
-                        .run()
-                        .map_err(agh_grader::describe_error)?;
+                    let run = Cmd::new(["head", "-c", "4000000", "/dev/zero"]).run()?;
                     let test = Test::new(&format!("flood {i}"), 1.0);
                     tests.push(test.failed_with(&run, "printed past the cap"));
                 }
                 tests
+            }
+            // A command that brings the sandbox down, then a fresh sandbox:
+            // the pristine submission is back, what was built is gone.
+            "reset" => {
+                Cmd::new(["sh", "-c", "echo built > /work/built"]).run()?;
+                let bomb = Cmd::new(["sh", "-c", "x=a; while :; do x=$x$x; done"]).run()?;
+                let lost = agh_grader::read_file("/work/mode.txt", 64);
+                agh_grader::reset_sandbox(&[])?;
+                let mode = agh_grader::read_file("/work/mode.txt", 64)?;
+                let built = agh_grader::read_file("/work/built", 64);
+                vec![
+                    Test::new("bomb lost the sandbox", 1.0).scored(
+                        f64::from(u8::from(bomb.sandbox_lost && lost.is_err())),
+                        Verdict::Accepted,
+                        &format!("{:?} {:?}", bomb.limit, lost.err()),
+                    ),
+                    test(
+                        "fresh sandbox",
+                        f64::from(u8::from(mode == b"reset\n")),
+                        1.0,
+                    ),
+                    test("built file gone", f64::from(u8::from(built.is_err())), 1.0),
+                ]
+            }
+            // A command given longer than the sandbox's default deadline,
+            // and one that is not.
+            "long-command" => {
+                let long = Cmd::new(["sleep", "2"]).timeout_ms(4_000).run()?;
+                let short = Cmd::new(["sleep", "2"]).run()?;
+                vec![
+                    test("long deadline", f64::from(u8::from(long.succeeded())), 1.0),
+                    test(
+                        "default deadline",
+                        f64::from(u8::from(short.timed_out)),
+                        1.0,
+                    ),
+                ]
+            }
+            // Every fact the host reports, for the contract's test.
+            "facts" => {
+                let big =
+                    Cmd::new(["sh", "-c", "head -c 100000000 /dev/zero > /work/big"]).run()?;
+                let busy = Cmd::new([
+                    "sh",
+                    "-c",
+                    "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done",
+                ])
+                .run()?;
+                vec![
+                    test(
+                        "file size",
+                        f64::from(u8::from(
+                            big.file_size_exceeded && big.limit == Some(Limit::FileSize),
+                        )),
+                        1.0,
+                    ),
+                    test("cpu time", f64::from(u8::from(busy.cpu_time_ms > 0)), 1.0),
+                    test(
+                        "peak memory",
+                        f64::from(u8::from(busy.peak_memory_bytes > 0)),
+                        1.0,
+                    ),
+                ]
+            }
+            // What the student left stops the grader's write: `?` makes it
+            // the student's (the submission has a folder named `blocked`).
+            "student-state" => {
+                agh_grader::write_file("/work/blocked", b"x", false)?;
+                vec![test("unreachable", 1.0, 1.0)]
+            }
+            "ungradable" => {
+                return Err(GradeError::Submission("nothing here can be graded".into()));
+            }
+            // Sleeps in WASI, costing no fuel: the grader's wall time ends it.
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(600));
+                vec![test("woke", 1.0, 1.0)]
             }
             "loop" => loop {
                 std::hint::black_box(0);
@@ -147,17 +223,15 @@ impl Grader for Misbehaving {
             "huge-output" => vec![Test::new("huge", 1.0).passed(&"x".repeat(16 * 1024 * 1024))],
             "duplicate-names" => vec![test("same", 1.0, 1.0), test("same", 1.0, 1.0)],
             "bad-path" => {
-                agh_grader::write_file("/work/../etc/passwd", b"x", false)
-                    .map_err(agh_grader::describe_error)?;
+                agh_grader::write_file("/work/../etc/passwd", b"x", false)?;
                 vec![test("unreachable", 1.0, 1.0)]
             }
             "host-path" => {
-                agh_grader::submission_file("../../../../etc/passwd")
-                    .map_err(agh_grader::describe_error)?;
+                agh_grader::submission_file("../../../../etc/passwd")?;
                 vec![test("unreachable", 1.0, 1.0)]
             }
             "undeclared-asset" => {
-                agh_grader::place_asset("not-declared").map_err(agh_grader::describe_error)?;
+                agh_grader::place_asset("not-declared")?;
                 vec![test("unreachable", 1.0, 1.0)]
             }
             "call-flood" => loop {
@@ -173,11 +247,12 @@ impl Grader for Misbehaving {
                     return Err(format!(
                         "WASI gave the grader the host: file {}, env {env:?}",
                         read.is_ok()
-                    ));
+                    )
+                    .into());
                 }
                 return Err("no host access through WASI, as expected".into());
             }
-            other => return Err(format!("unknown mode {other:?}")),
+            other => return Err(format!("unknown mode {other:?}").into()),
         };
         Ok(Report {
             tests,

@@ -298,6 +298,18 @@ def main(argv):
             # Imported here, not by the loader, so that a failing import is
             # described by its exception rather than a traceback.
             importlib.import_module(test_id.split(".")[0])
+        except ModuleNotFoundError as err:
+            # A module the tests import that neither the submission nor the
+            # standard library provides: the student did not hand it in (or
+            # handed in something else under its name).
+            missing = (err.name or "").split(".")[0]
+            if not missing or missing in sys.stdlib_module_names:
+                raise
+            verdict = {
+                "outcome": "error",
+                "message": "your submission does not provide the module %s" % missing,
+                "student_raised": True,
+            }
         except Exception as err:
             # A test module that fails to import after asking the student's
             # code anything failed on the student's answers.

@@ -25,8 +25,8 @@
 use std::collections::BTreeSet;
 
 use agh_grader::{
-    Cmd, CommandResult, Conversation, Error, GradeContext, Grader, GraderInfo, Report, Test,
-    TestResult, Verdict, describe_error,
+    Cmd, CommandResult, Conversation, Error, GradeContext, GradeError, Grader, GraderInfo, Report,
+    Test, TestResult, Verdict,
 };
 use serde::Deserialize;
 
@@ -212,6 +212,14 @@ fn judge(case: &TestCase, conversation: &Conversation) -> Result<TestResult, Str
     })
 }
 
+/// Places the harness, read-only, where the student cannot change it.
+fn write_harness() -> Result<(), Error> {
+    for (path, source) in HARNESS {
+        agh_grader::write_file(path, source.as_bytes(), true)?;
+    }
+    Ok(())
+}
+
 impl Grader for PythonUnittest {
     fn describe(_settings: Vec<(String, String)>) -> GraderInfo {
         let mut info = agh_grader::info("python-unittest", "0.2.0", "agh/python-c:1");
@@ -222,15 +230,15 @@ impl Grader for PythonUnittest {
         info
     }
 
-    fn grade(_context: GradeContext) -> Result<Report, String> {
+    fn grade(_context: GradeContext) -> Result<Report, GradeError> {
         let mut cases = Vec::new();
         let mut imported = BTreeSet::new();
-        for file in agh_grader::asset_files("tests").map_err(describe_error)? {
+        for file in agh_grader::asset_files("tests")? {
             if let Some(module) = file
                 .strip_prefix("test_")
                 .and_then(|m| m.strip_suffix(".py"))
             {
-                let source = agh_grader::asset_file("tests", &file).map_err(describe_error)?;
+                let source = agh_grader::asset_file("tests", &file)?;
                 let source = String::from_utf8_lossy(&source);
                 cases.extend(discover(&format!("test_{module}"), &source));
                 imported.extend(imported_modules(&source));
@@ -239,13 +247,11 @@ impl Grader for PythonUnittest {
         if cases.is_empty() {
             return Err("the tests asset holds no test_*.py with TestCase methods".into());
         }
-        agh_grader::place_asset("tests").map_err(describe_error)?;
-        for (path, source) in HARNESS {
-            agh_grader::write_file(path, source.as_bytes(), true).map_err(describe_error)?;
-        }
+        agh_grader::place_asset("tests")?;
+        write_harness()?;
         // Only modules the tests import and the submission provides are
         // served from the student's process.
-        let files = agh_grader::submission_files().map_err(describe_error)?;
+        let files = agh_grader::submission_files()?;
         let provided: BTreeSet<&str> = files.iter().filter_map(|f| provided_module(f)).collect();
         let modules: Vec<String> = imported
             .into_iter()
@@ -253,9 +259,7 @@ impl Grader for PythonUnittest {
             .collect();
 
         // A syntax error is a compile error for every test, not a crash each.
-        let check = Cmd::new(["python3", "-I", "-B", STUDENT, "--check"])
-            .run()
-            .map_err(describe_error)?;
+        let check = Cmd::new(["python3", "-I", "-B", STUDENT, "--check"]).run()?;
         if !check.succeeded() {
             let verdict = limit_of(&check).unwrap_or(Verdict::CompileError);
             let why = tail(&check.stderr_text());
@@ -275,12 +279,25 @@ impl Grader for PythonUnittest {
                 .args(modules.iter().map(String::as_str))
                 .as_grader();
             let student_cmd = Cmd::new(["python3", "-I", "-B", STUDENT]);
-            tests.push(match judge_cmd.converse(&student_cmd) {
-                Ok(conversation) => judge(case, &conversation)?,
-                Err(Error::SandboxLost(why)) => Test::new(&case.id, case.points)
-                    .failed(Verdict::ResourceLimit, &format!("not run: {why}")),
-                Err(other) => return Err(describe_error(other)),
-            });
+            let (result, lost) = match judge_cmd.converse(&student_cmd) {
+                Ok(conversation) => (
+                    judge(case, &conversation)?,
+                    conversation.judge.sandbox_lost || conversation.student.sandbox_lost,
+                ),
+                Err(Error::SandboxLost(why)) => (
+                    Test::new(&case.id, case.points)
+                        .failed(Verdict::ResourceLimit, &format!("not run: {why}")),
+                    true,
+                ),
+                Err(other) => return Err(other.into()),
+            };
+            tests.push(result);
+            // A test that brought the sandbox down costs only itself: the
+            // next one runs in a fresh sandbox.
+            if lost {
+                agh_grader::reset_sandbox(&["tests"])?;
+                write_harness()?;
+            }
         }
         Ok(Report {
             tests,

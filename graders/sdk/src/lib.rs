@@ -3,7 +3,7 @@
 //! A grader is a WebAssembly component. Implement [`Grader`] and export it:
 //!
 //! ```ignore
-//! use agh_grader::{Cmd, Grader, GraderInfo, GradeContext, Report, Test};
+//! use agh_grader::{Cmd, GradeContext, GradeError, Grader, GraderInfo, Report, Test};
 //!
 //! struct Course;
 //!
@@ -12,13 +12,17 @@
 //!         agh_grader::info("hello", "1.0.0", "agh/python-c:1")
 //!     }
 //!
-//!     fn grade(_context: GradeContext) -> Result<Report, String> {
-//!         let run = Cmd::new(["python3", "hello.py"]).run().map_err(agh_grader::describe_error)?;
-//!         let test = Test::new("prints hello", 1.0);
-//!         let test = if agh_grader::compare::ignoring_whitespace("hello", &run.stdout_text()) {
+//!     fn grade(context: GradeContext) -> Result<Report, GradeError> {
+//!         let greeting = context.setting_or("greeting", "hello");
+//!         // `?` on a host error: the student's doing (a state they left,
+//!         // a sandbox they brought down) makes the submission ungradable
+//!         // and scored 0; anything else is the grader's failure.
+//!         let run = Cmd::new(["python3", "hello.py"]).run()?;
+//!         let test = Test::new("prints the greeting", 1.0);
+//!         let test = if agh_grader::compare::ignoring_whitespace(greeting, &run.stdout_text()) {
 //!             test.passed("")
 //!         } else {
-//!             test.failed_with(&run, "expected hello")
+//!             test.failed_with(&run, &format!("expected {greeting}"))
 //!         };
 //!         Ok(Report { tests: vec![test], output: String::new() })
 //!     }
@@ -37,7 +41,7 @@
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "../../wit/0.2.0",
         world: "grader-plugin",
         pub_export_macro: true,
         default_bindings_module: "agh_grader::bindings",
@@ -45,14 +49,14 @@ pub mod bindings {
 }
 
 pub use bindings::agh::grader::types::{
-    Asset, Command, CommandResult, Conversation, Error, GradeContext, GraderInfo, Limits, Report,
-    TestResult, User, Verdict, Visibility,
+    Asset, Budget, Command, CommandResult, Conversation, Error, GradeContext, GradeError,
+    GraderInfo, Limit, Limits, Report, TestResult, User, Verdict, Visibility,
 };
 use bindings::agh::grader::{assets, log, sandbox, submission};
 pub use bindings::exports::agh::grader::grader::Guest as Grader;
 
 /// The contract version this SDK speaks.
-pub const API_VERSION: &str = "0.1.0";
+pub const API_VERSION: &str = "0.2.0";
 
 /// Exports a type implementing [`Grader`] as the component's grader.
 #[macro_export]
@@ -77,7 +81,18 @@ pub fn default_limits() -> Limits {
     }
 }
 
-/// A [`GraderInfo`] with [`default_limits`], no assets, and this SDK's API version.
+/// What a compiled grader needs per call: 20 billion fuel (seconds of
+/// computation) and five minutes in all, its commands included.
+#[must_use]
+pub fn default_budget() -> Budget {
+    Budget {
+        fuel: 20_000_000_000,
+        wall_time_ms: 300_000,
+    }
+}
+
+/// A [`GraderInfo`] with [`default_limits`], [`default_budget`], no assets,
+/// and this SDK's API version.
 #[must_use]
 pub fn info(name: &str, version: &str, image: &str) -> GraderInfo {
     GraderInfo {
@@ -86,6 +101,7 @@ pub fn info(name: &str, version: &str, image: &str) -> GraderInfo {
         api_version: API_VERSION.into(),
         image: image.into(),
         limits: default_limits(),
+        budget: default_budget(),
         assets: Vec::new(),
     }
 }
@@ -100,15 +116,68 @@ pub fn asset(name: &str, source: &str, target: &str) -> Asset {
     }
 }
 
+impl GradeContext {
+    /// The course setting `name` from the operator's configuration.
+    #[must_use]
+    pub fn setting(&self, name: &str) -> Option<&str> {
+        self.settings
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The course setting `name`, or `default` when the operator set none.
+    #[must_use]
+    pub fn setting_or<'a>(&'a self, name: &str, default: &'a str) -> &'a str {
+        self.setting(name).unwrap_or(default)
+    }
+}
+
+impl Error {
+    /// True when the student's doing caused it: a state they left in the
+    /// sandbox, or a sandbox their command brought down.
+    #[must_use]
+    pub fn is_students(&self) -> bool {
+        matches!(self, Error::SubmissionState(_) | Error::SandboxLost(_))
+    }
+}
+
+/// `?` on a host error in `grade`: the student's doing makes the
+/// submission ungradable (scored 0, with the message); the rest is the
+/// grader's failure (plugin-error, never charged to the student).
+impl From<Error> for GradeError {
+    fn from(error: Error) -> Self {
+        if error.is_students() {
+            GradeError::Submission(describe_error(error))
+        } else {
+            GradeError::Grader(describe_error(error))
+        }
+    }
+}
+
+/// `?` on the grader's own errors (`Err("...")?`, a parse failure turned
+/// into a `String`): the grader's failure.
+impl From<String> for GradeError {
+    fn from(message: String) -> Self {
+        GradeError::Grader(message)
+    }
+}
+
+impl From<&str> for GradeError {
+    fn from(message: &str) -> Self {
+        GradeError::Grader(message.into())
+    }
+}
+
 /// A one-line description of a host error, for reports and `Err` returns.
 #[must_use]
 pub fn describe_error(error: Error) -> String {
     match error {
         Error::Refused(m) => format!("refused: {m}"),
         Error::NotFound(m) => format!("not found: {m}"),
+        Error::SubmissionState(m) => format!("the submission's state stops it: {m}"),
         Error::SandboxLost(m) => format!("sandbox lost: {m}"),
         Error::TooLarge(m) => format!("too large: {m}"),
-        Error::Unavailable(m) => format!("unavailable: {m}"),
     }
 }
 
@@ -181,7 +250,8 @@ impl Cmd {
         self
     }
 
-    /// Sets the deadline (never above the sandbox's).
+    /// Sets the deadline: shorter than the sandbox's, or longer up to the
+    /// operator's ceiling (a long build, a slow test).
     #[must_use]
     pub fn timeout_ms(mut self, ms: u64) -> Self {
         self.command.wall_time_ms = Some(ms);
@@ -249,6 +319,18 @@ pub fn write_file(path: &str, contents: &[u8], read_only: bool) -> Result<(), Er
 /// When the file is missing, a link, a special file, or the sandbox is gone.
 pub fn read_file(path: &str, max_bytes: u64) -> Result<Vec<u8>, Error> {
     sandbox::read_file(path, max_bytes)
+}
+
+/// Replaces the sandbox with a fresh one holding the pristine submission,
+/// and places the named declared assets again: after a test that brought
+/// the sandbox down, or before a test that must not see what earlier ones
+/// left.
+///
+/// # Errors
+/// When an asset was not declared, or past the host's limit on resets.
+pub fn reset_sandbox(assets: &[&str]) -> Result<(), Error> {
+    let names: Vec<String> = assets.iter().map(|a| (*a).to_string()).collect();
+    sandbox::reset(&names)
 }
 
 /// Places a declared asset at its declared target.

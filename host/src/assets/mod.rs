@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::{GrantedAsset, SourceLocation};
+use crate::config::SourceLocation;
+use crate::policy::GrantedAsset;
 use crate::sandbox::{EntrySource, FileEntry, Owner, host_tree_entries, open_regular_file};
 
 /// Most bytes a local asset folder may hold (apparent sizes): far above any

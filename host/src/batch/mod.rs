@@ -20,15 +20,16 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::assets::{self, AssetCache, ResolvedAsset, S3Timeouts};
-use crate::config::{self, Config, Effective};
+use crate::config::Config;
 use crate::plugin::{self, Description, GradeContext, Grader, PluginError, PluginHost, Session};
+use crate::policy::{self, Effective};
 use crate::private_dir;
 use crate::report::{
     AssetDigest, Provenance, Retry, Status, SubmissionResult, TestRecord, TestStatus,
     TestVisibility, Timings, Verdict,
 };
 use crate::sandbox::{
-    self, Docker, Owner, Runtime, Sandbox, SandboxSpec, host_tree_entries, open_regular_file,
+    self, Blame, Docker, Owner, Runtime, Sandbox, SandboxSpec, host_tree_entries, open_regular_file,
 };
 
 /// The batch stops for a broken grader after this many plugin errors while
@@ -168,9 +169,11 @@ pub async fn plan(plugin_path: &Path, config: &Config) -> Result<Plan, BatchErro
     let host = PluginHost::new(Some(cache_dir))?;
     let grader = host.load(plugin_path)?;
     let settings: Vec<(String, String)> = config.settings.clone().into_iter().collect();
-    let description = grader.describe(&settings).await?;
+    let description = grader
+        .describe(&settings, policy::Budget::for_describe(config.grader))
+        .await?;
     let mut effective =
-        config::intersect(&description.request, config).map_err(BatchError::Policy)?;
+        policy::intersect(&description.request, config).map_err(BatchError::Policy)?;
     effective.limits.millicpus = effective.limits.millicpus.min(config.ceilings.millicpus);
     Ok(Plan {
         grader,
@@ -217,7 +220,7 @@ impl Batch {
         plugin_path: &Path,
         config: Config,
         batch_id: String,
-    ) -> Result<Self, BatchError> {
+    ) -> Result<Arc<Self>, BatchError> {
         let plan = plan(plugin_path, &config).await?;
         let cache = open_asset_cache(&config)?;
         let assets =
@@ -249,7 +252,7 @@ impl Batch {
                 false
             }
         };
-        Ok(Self {
+        Ok(Arc::new(Self {
             plan,
             assets: Arc::new(assets),
             cache: Arc::new(cache),
@@ -262,7 +265,7 @@ impl Batch {
             graded_any: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             interrupted: AtomicBool::new(false),
-        })
+        }))
     }
 
     /// Tells the batch an earlier run of it graded a submission, so its
@@ -305,48 +308,82 @@ impl Batch {
     /// flight: its sandbox is created and filled while the others grade, and
     /// it starts grading the moment one of them ends. Submissions not started
     /// because the batch stopped or was interrupted get no result.
+    ///
+    /// Each submission runs on its own task, so neither a slow one nor `done`
+    /// (which may write to a slow disk; on a multi-threaded runtime it runs
+    /// where blocking is allowed) holds the others up.
     pub async fn grade_all(
-        &self,
+        self: &Arc<Self>,
         submissions: Vec<Submission>,
         jobs: usize,
         mut done: impl FnMut(&SubmissionResult),
     ) {
         let jobs = jobs.max(1);
-        let grading = tokio::sync::Semaphore::new(jobs);
-        let grading = &grading;
+        let grading = Arc::new(tokio::sync::Semaphore::new(jobs));
         let mut results = futures_util::stream::iter(submissions)
-            .map(|submission| async move {
-                if self.stopped() || self.interrupted() {
-                    return None;
+            .map(|submission| {
+                let batch = Arc::clone(self);
+                let grading = Arc::clone(&grading);
+                let name = submission.name.clone();
+                async move {
+                    tokio::spawn(async move { batch.grade_one(submission, &grading).await })
+                        .await
+                        .unwrap_or_else(|panic| {
+                            Some(SubmissionResult::failed(
+                                &name,
+                                Status::InfraError,
+                                format!(
+                                    "agh failed while grading it (a bug; please report it): {panic}"
+                                ),
+                            ))
+                        })
                 }
-                if let Some(why) = submission.refused {
-                    return Some(SubmissionResult::failed(
-                        &submission.name,
-                        Status::InvalidSubmission,
-                        why,
-                    ));
-                }
-                let prepared = self
-                    .prepare_submission(&submission.name, &submission.dir)
-                    .await;
-                let _slot = grading.acquire().await.ok()?;
-                if self.stopped() || self.interrupted() {
-                    if let Ok(prepared) = prepared {
-                        prepared.sandbox.teardown().await;
-                    }
-                    return None;
-                }
-                Some(
-                    self.grade_with_retries(&submission.name, &submission.dir, prepared)
-                        .await,
-                )
             })
             .buffer_unordered(jobs + 1);
+        let blocking_allowed = tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::MultiThread;
         while let Some(result) = results.next().await {
             if let Some(result) = result {
-                done(&result);
+                if blocking_allowed {
+                    tokio::task::block_in_place(|| done(&result));
+                } else {
+                    done(&result);
+                }
             }
         }
+    }
+
+    /// Prepares and grades one submission once a grading slot is free;
+    /// `None` when the batch stopped or was interrupted first.
+    async fn grade_one(
+        &self,
+        submission: Submission,
+        grading: &tokio::sync::Semaphore,
+    ) -> Option<SubmissionResult> {
+        if self.stopped() || self.interrupted() {
+            return None;
+        }
+        if let Some(why) = submission.refused {
+            return Some(SubmissionResult::failed(
+                &submission.name,
+                Status::InvalidSubmission,
+                why,
+            ));
+        }
+        let prepared = self
+            .prepare_submission(&submission.name, &submission.dir)
+            .await;
+        let _slot = grading.acquire().await.ok()?;
+        if self.stopped() || self.interrupted() {
+            if let Ok(prepared) = prepared {
+                prepared.sandbox.teardown().await;
+            }
+            return None;
+        }
+        Some(
+            self.grade_with_retries(&submission.name, &submission.dir, prepared)
+                .await,
+        )
     }
 
     /// Grades a prepared submission, preparing it again for each retry of
@@ -428,13 +465,17 @@ impl Batch {
         dir: &Path,
     ) -> Result<Prepared, SubmissionResult> {
         let name = name.to_string();
-        let submission_sha256 = submission_digest(dir)
+        let hashed = dir.to_path_buf();
+        let submission_sha256 = tokio::task::spawn_blocking(move || submission_digest(&hashed))
+            .await
+            .map_err(|err| SubmissionResult::failed(&name, Status::InfraError, err.to_string()))?
             .map_err(|err| SubmissionResult::failed(&name, Status::InvalidSubmission, err))?;
         let started = Instant::now();
         let effective = &self.plan.effective;
         let spec = SandboxSpec {
             runtime: self.config.runtime,
             limits: effective.limits.clone(),
+            longest: effective.longest.clone(),
             ..SandboxSpec::new(&effective.image)
         }
         .labelled(&self.batch_id, &name);
@@ -453,10 +494,12 @@ impl Batch {
             .await
         {
             sandbox.teardown().await;
-            let status = if err.is_infra() {
-                Status::InfraError
-            } else {
-                Status::InvalidSubmission
+            let status = match err.blame() {
+                Blame::Host => Status::InfraError,
+                Blame::Student => Status::InvalidSubmission,
+                // agh's own request for /work was refused: never the
+                // student's, and a retry will not cure it.
+                Blame::Grader => Status::InfraError,
             };
             return Err(SubmissionResult::failed(
                 &name,
@@ -503,14 +546,21 @@ impl Batch {
             submission_dir,
             assets: self.assets.clone(),
             commands: Vec::new(),
+            resets: 0,
             memory: self.cache.clone(),
         };
         let context = GradeContext {
             submission: name.clone(),
             settings: self.config.settings.clone().into_iter().collect(),
         };
-        let run = self.plan.grader.grade(session, context).await;
-        sandbox.teardown().await;
+        let run = self
+            .plan
+            .grader
+            .grade(session, context, effective.budget)
+            .await;
+        // After a `sandbox.reset` the grader holds a fresh sandbox; the
+        // first one is already gone.
+        run.sandbox.as_ref().unwrap_or(&sandbox).teardown().await;
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let timings = Timings {
             total_ms: ms(setup + started.elapsed()),
@@ -523,7 +573,7 @@ impl Batch {
         let provenance = Provenance {
             agh_version: crate::VERSION.into(),
             plugin_sha256: self.plan.grader.sha256().into(),
-            wit_version: plugin::WIT_VERSION.into(),
+            wit_version: self.plan.grader.contract().into(),
             grader: format!(
                 "{} {}",
                 self.plan.description.name, self.plan.description.version
@@ -567,6 +617,9 @@ impl Batch {
             }
             Err(PluginError::Infra(why)) => {
                 SubmissionResult::failed(&name, Status::InfraError, why)
+            }
+            Err(PluginError::Ungradable(why)) => {
+                SubmissionResult::failed(&name, Status::InvalidSubmission, why)
             }
             Err(err) => SubmissionResult::failed(&name, Status::PluginError, err.to_string()),
         };

@@ -180,6 +180,18 @@ pub(super) async fn plan_command(args: PlanArgs) -> ExitCode {
         ByteSize(l.file_size_bytes),
         ByteSize(l.tmpfs_bytes),
     );
+    println!(
+        "commands up to wall {} | cpu time {} when a grader asks",
+        humantime::format_duration(plan.effective.longest.wall_time),
+        humantime::format_duration(plan.effective.longest.cpu_time),
+    );
+    let budget = plan.effective.budget;
+    println!(
+        "grader   contract agh:grader@{} | fuel {:.1} billion | wall {} per submission",
+        plan.grader.contract(),
+        budget.fuel as f64 / 1e9,
+        humantime::format_duration(budget.wall_time),
+    );
     for clamp in &plan.effective.clamped {
         println!("clamped  {clamp}");
     }

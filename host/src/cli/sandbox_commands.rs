@@ -214,7 +214,7 @@ pub(super) async fn sandbox_run(args: SandboxRunArgs) -> ExitCode {
 /// Copies `HOST=SANDBOX_DIR` into the sandbox, timing it.
 async fn put_into(sandbox: &Sandbox, put: &str) -> Result<serde_json::Value, SandboxError> {
     let Some((host, dest)) = put.split_once('=') else {
-        return Err(SandboxError::Invalid(format!(
+        return Err(SandboxError::Refused(format!(
             "--put {put:?}: write HOST=SANDBOX_DIR"
         )));
     };

@@ -1,9 +1,9 @@
 //! `agh:grader/assets`: course files the grader reads itself, from the
 //! sources the operator granted, confined with cap-std.
 
-use super::bindings::agh::grader::assets::Host;
+use super::bindings::current::agh::grader::assets::Host;
 use super::bindings::types::Error;
-use super::state::GraderState;
+use super::state::{GraderState, InfraFailure};
 
 /// Largest asset file a grader may read whole (expected outputs, not datasets).
 pub const MAX_ASSET_READ_BYTES: u64 = 16 * 1024 * 1024;
@@ -42,9 +42,13 @@ impl Host for GraderState {
             ))));
         }
         let cache = self.session()?.memory.clone();
-        Ok(cache
-            .read_small(&file.sha256, &file.host_path)
-            .map(|b| b.to_vec())
-            .map_err(|e| Error::Unavailable(format!("{path}: {e}"))))
+        // The file was resolved and hashed before the batch; failing to
+        // read it now is the host's, never the grader's or the student's.
+        match cache.read_small(&file.sha256, &file.host_path) {
+            Ok(bytes) => Ok(Ok(bytes.to_vec())),
+            Err(err) => Err(wasmtime::Error::new(InfraFailure(format!(
+                "reading {path} of asset {name:?}: {err}"
+            )))),
+        }
     }
 }

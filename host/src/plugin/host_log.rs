@@ -1,6 +1,6 @@
 //! `agh:grader/log`: bounded logging.
 
-use super::bindings::agh::grader::log::{Host, Level};
+use super::bindings::current::agh::grader::log::{Host, Level};
 use super::state::GraderState;
 
 /// Most log lines kept per submission.

@@ -1,25 +1,37 @@
 //! `agh:grader/sandbox`: commands, files and assets in the submission's
 //! sandbox, each checked against policy before the host acts.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::bindings::agh::grader::sandbox::Host;
+use super::bindings::current::agh::grader::sandbox::Host;
 use super::bindings::types::{self, Error};
 use super::state::{GraderState, InfraFailure};
-use crate::report::Verdict;
+use crate::report::{Limit, Verdict};
 use crate::sandbox::{Command, CommandOutcome, MAX_READ_BYTES, Owner, SandboxError, User};
 
 /// Largest file a grader may write into the sandbox in one call.
 pub const MAX_WRITE_BYTES: usize = 16 * 1024 * 1024;
 
-/// Maps a sandbox failure: the grader's own mistakes and a lost sandbox are
-/// errors it can handle; Docker and host failures stop it as infra errors.
+/// Most `sandbox.reset` calls one `grade` may make: each boots a new gVisor
+/// sandbox, so this bounds what one grader can cost.
+pub const MAX_RESETS: u32 = 32;
+
+/// Maps a sandbox failure by its cause: the grader's mistakes, the
+/// student's state and a sandbox the student brought down are errors it can
+/// handle; Docker and host failures stop it as infra errors.
 fn handle<T>(err: SandboxError) -> wasmtime::Result<Result<T, Error>> {
     match err {
-        SandboxError::Invalid(m) => Ok(Err(Error::Refused(m))),
+        SandboxError::Refused(m) => Ok(Err(Error::Refused(m))),
         SandboxError::NotFound(m) => Ok(Err(Error::NotFound(m))),
         SandboxError::Lost { reason } => Ok(Err(Error::SandboxLost(reason))),
-        infra => Err(wasmtime::Error::new(InfraFailure(infra.to_string()))),
+        SandboxError::SubmissionState(m) | SandboxError::Uncopyable(m) => {
+            Ok(Err(Error::SubmissionState(m)))
+        }
+        infra @ (SandboxError::Docker { .. }
+        | SandboxError::Timeout { .. }
+        | SandboxError::Gone { .. }
+        | SandboxError::Io { .. }) => Err(wasmtime::Error::new(InfraFailure(infra.to_string()))),
     }
 }
 
@@ -46,6 +58,18 @@ pub(crate) fn verdict_to_wit(verdict: Verdict) -> types::Verdict {
     }
 }
 
+fn limit_to_wit(limit: Limit) -> types::Limit {
+    match limit {
+        Limit::Processes => types::Limit::Processes,
+        Limit::Memory => types::Limit::Memory,
+        Limit::FileSize => types::Limit::FileSize,
+        Limit::Storage => types::Limit::Storage,
+        Limit::CpuTime => types::Limit::CpuTime,
+        Limit::WallTime => types::Limit::WallTime,
+        Limit::Output => types::Limit::Output,
+    }
+}
+
 fn command_from_wit(cmd: types::Command) -> Command {
     Command {
         argv: cmd.argv,
@@ -62,11 +86,14 @@ fn command_from_wit(cmd: types::Command) -> Command {
     }
 }
 
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// The grader's view of `outcome`. Its output moves to the grader: the
 /// record kept for the result holds none, so what students print never
 /// piles up in agh's memory over a batch.
 fn hand_over(outcome: &mut CommandOutcome) -> types::CommandResult {
-    let verdict = Verdict::of_outcome(outcome).map(verdict_to_wit);
     types::CommandResult {
         exit_code: outcome.exit_code,
         signal: outcome.signal.clone(),
@@ -75,9 +102,17 @@ fn hand_over(outcome: &mut CommandOutcome) -> types::CommandResult {
         stdout_truncated: outcome.stdout_truncated,
         stderr_truncated: outcome.stderr_truncated,
         timed_out: outcome.timed_out,
+        cpu_time_exceeded: outcome.cpu_time_exceeded,
         out_of_memory: outcome.out_of_memory,
-        verdict,
-        wall_time_ms: u64::try_from(outcome.wall_time.as_millis()).unwrap_or(u64::MAX),
+        process_limit_reached: outcome.process_limit_reached,
+        file_size_exceeded: outcome.file_size_exceeded,
+        storage_full: outcome.storage_full,
+        sandbox_lost: outcome.sandbox_lost,
+        limit: outcome.limit.map(limit_to_wit),
+        verdict: Verdict::of_outcome(outcome).map(verdict_to_wit),
+        wall_time_ms: millis(outcome.wall_time),
+        cpu_time_ms: millis(outcome.cpu_time),
+        peak_memory_bytes: outcome.peak_memory_bytes,
     }
 }
 
@@ -187,5 +222,49 @@ impl Host for GraderState {
         let placed = sandbox.copy_in(&dest, entries, asset.owner(), true).await;
         self.add_host_time(started);
         placed.map_or_else(handle, |()| Ok(Ok(())))
+    }
+
+    async fn reset(&mut self, assets: Vec<String>) -> wasmtime::Result<Result<(), Error>> {
+        self.count_call()?;
+        let mut placements = Vec::with_capacity(assets.len());
+        for name in &assets {
+            match self.resolved_asset(name)? {
+                Ok(asset) => placements.push(asset),
+                Err(err) => return Ok(Err(err)),
+            }
+        }
+        let session = self.session()?;
+        if session.resets >= MAX_RESETS {
+            return Ok(Err(Error::Refused(format!(
+                "a grader may reset the sandbox at most {MAX_RESETS} times per submission"
+            ))));
+        }
+        session.resets += 1;
+        let old = session.sandbox.clone();
+        let submission = session.submission_path.clone();
+        let started = Instant::now();
+        old.teardown().await;
+        let fresh = match old.renew().await {
+            Ok(fresh) => Arc::new(fresh),
+            Err(err) => {
+                self.add_host_time(started);
+                return handle(err);
+            }
+        };
+        // From here on the fresh sandbox is the session's, so the batch
+        // tears it down whatever happens next.
+        self.session()?.sandbox = fresh.clone();
+        let mut done = fresh
+            .copy_dir_in(&submission, "/work", Owner::Student, false)
+            .await;
+        for asset in placements {
+            if done.is_err() {
+                break;
+            }
+            let (dest, entries) = asset.placement();
+            done = fresh.copy_in(&dest, entries, asset.owner(), true).await;
+        }
+        self.add_host_time(started);
+        done.map_or_else(handle, |()| Ok(Ok(())))
     }
 }

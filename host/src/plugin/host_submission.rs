@@ -3,9 +3,9 @@
 
 use std::io::Read;
 
-use super::bindings::agh::grader::submission::Host;
+use super::bindings::current::agh::grader::submission::Host;
 use super::bindings::types::Error;
-use super::state::GraderState;
+use super::state::{GraderState, InfraFailure};
 use crate::sandbox::{MAX_SUBMISSION_BYTES, host_tree_entries};
 
 /// Largest submission file a grader may read whole.
@@ -15,58 +15,66 @@ impl Host for GraderState {
     async fn list_files(&mut self) -> wasmtime::Result<Result<Vec<String>, Error>> {
         self.count_call()?;
         let session = self.session()?;
-        Ok(
-            match host_tree_entries(&session.submission_path, MAX_SUBMISSION_BYTES) {
-                Ok(entries) => Ok(entries
-                    .into_iter()
-                    .filter(|e| e.source.is_some())
-                    .map(|e| e.path)
-                    .collect()),
-                Err(err) => Err(Error::Refused(err.to_string())),
-            },
-        )
+        match host_tree_entries(&session.submission_path, MAX_SUBMISSION_BYTES) {
+            Ok(entries) => Ok(Ok(entries
+                .into_iter()
+                .filter(|e| e.source.is_some())
+                .map(|e| e.path)
+                .collect())),
+            // Intake accepted this folder; failing to list it now is the host's.
+            Err(err) => Err(wasmtime::Error::new(InfraFailure(format!(
+                "listing the submission: {err}"
+            )))),
+        }
     }
 
     async fn read_file(&mut self, path: String) -> wasmtime::Result<Result<Vec<u8>, Error>> {
         self.count_call()?;
         let session = self.session()?;
-        Ok(read_confined(
-            &session.submission_dir,
-            &path,
-            MAX_SUBMISSION_FILE_BYTES,
-        ))
+        read_confined(&session.submission_dir, &path, MAX_SUBMISSION_FILE_BYTES)
     }
 }
 
 /// Reads `path` inside `dir` as a regular file of at most `max` bytes.
-/// cap-std refuses absolute paths, `..` and links that lead out of `dir`.
+/// cap-std refuses absolute paths, `..` and links that lead out of `dir`:
+/// those are the grader's bad requests. Any other failure to read the
+/// host's own copy is the host's, and ends the call as an infra error.
 pub(crate) fn read_confined(
     dir: &cap_std::fs::Dir,
     path: &str,
     max: u64,
-) -> Result<Vec<u8>, Error> {
+) -> wasmtime::Result<Result<Vec<u8>, Error>> {
+    use std::io::ErrorKind;
+    let host_failure =
+        |err: std::io::Error| wasmtime::Error::new(InfraFailure(format!("reading {path}: {err}")));
     let file = match dir.open(path) {
         Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::NotFound(path.into()));
+        Err(err) if err.kind() == ErrorKind::NotFound => {
+            return Ok(Err(Error::NotFound(path.into())));
         }
-        Err(err) => return Err(Error::Refused(format!("{path}: {err}"))),
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::PermissionDenied | ErrorKind::InvalidInput | ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(Err(Error::Refused(format!("{path}: {err}"))));
+        }
+        Err(err) => return Err(host_failure(err)),
     };
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::Unavailable(format!("{path}: {e}")))?;
+    let meta = file.metadata().map_err(host_failure)?;
     if !meta.is_file() {
-        return Err(Error::Refused(format!("{path} is not a regular file")));
+        return Ok(Err(Error::Refused(format!("{path} is not a regular file"))));
     }
     if meta.len() > max {
-        return Err(Error::TooLarge(format!(
+        return Ok(Err(Error::TooLarge(format!(
             "{path} has {} bytes; at most {max} are read",
             meta.len()
-        )));
+        ))));
     }
     let mut bytes = Vec::new();
     file.take(max)
         .read_to_end(&mut bytes)
-        .map_err(|e| Error::Unavailable(format!("{path}: {e}")))?;
-    Ok(bytes)
+        .map_err(host_failure)?;
+    Ok(Ok(bytes))
 }

@@ -8,6 +8,7 @@
 //! Everything the grader returns is validated before it is used.
 
 mod bindings;
+mod compat_0_1;
 mod host_assets;
 mod host_log;
 mod host_sandbox;
@@ -23,27 +24,26 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config as EngineConfig, Engine, Store};
 
+use bindings::types::GradeError;
 pub use bindings::types::{GradeContext, Report, TestResult, Verdict as WitVerdict, Visibility};
-use bindings::{GraderPlugin, GraderPluginPre};
+use bindings::{GraderPlugin, GraderPluginPre, v0_1};
 use state::GraderState;
+
+use crate::policy::Budget;
 
 use crate::private_dir::{self, SIGNATURE_BYTES, SigningKey};
 pub use state::{GRADER_MEMORY_BYTES, InfraFailure, MAX_HOST_CALLS, PolicyViolation, Session};
 pub use validate::Description;
 
-/// The contract version this host serves.
-pub const WIT_VERSION: &str = "0.1.0";
+/// The contract version new graders target.
+pub const WIT_VERSION: &str = "0.2.0";
+/// Every contract version this host serves, newest first.
+pub const WIT_VERSIONS: [&str; 2] = [WIT_VERSION, "0.1.0"];
 /// The export every grader must have, without its version.
 const GRADER_EXPORT: &str = "agh:grader/grader@";
-/// Fuel (roughly wasm instructions) for one export call: seconds of pure
-/// computation, far more than comparing outputs needs, so an endless loop
-/// ends quickly. Time spent waiting on the sandbox costs no fuel.
-pub const GRADER_FUEL: u64 = 2_000_000_000;
 /// Fuel between yields to the async runtime, so a busy grader never starves
 /// other submissions' tasks.
 const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
-/// Wall-clock bound on one export call, host calls included.
-pub const GRADER_CALL_TIMEOUT: Duration = Duration::from_secs(900);
 /// Folder name of the compiled-component cache; bump on a layout change.
 /// An entry is the key's signature ([`SIGNATURE_BYTES`]) followed by the
 /// serialized component.
@@ -65,6 +65,10 @@ pub enum PluginError {
     /// The grader misbehaved during a call: a trap, an `err`, an invalid return.
     #[error("the grader failed: {0}")]
     Failed(String),
+    /// The grader found the submission cannot be graded because of what
+    /// the student did: the student's, not retried.
+    #[error("the submission cannot be graded: {0}")]
+    Ungradable(String),
     /// The host failed under the grader (Docker, disk): retry, never score.
     #[error("infrastructure failed while grading: {0}")]
     Infra(String),
@@ -85,9 +89,16 @@ pub struct LoadStats {
     pub load_time: Duration,
 }
 
+/// A component pre-instantiated against the contract it was built for.
+enum Pre {
+    Current(GraderPluginPre<GraderState>),
+    V0_1(v0_1::GraderPluginPre<GraderState>),
+}
+
 /// A loaded, version-checked, pre-instantiated grader.
 pub struct Grader {
-    pre: GraderPluginPre<GraderState>,
+    pre: Pre,
+    contract: &'static str,
     sha256: String,
     stats: LoadStats,
 }
@@ -96,8 +107,11 @@ pub struct Grader {
 pub struct GradeRun {
     /// The validated report, or why the grader failed.
     pub report: Result<Report, PluginError>,
-    /// The session back (its commands).
+    /// The commands it ran.
     pub commands: Vec<crate::sandbox::CommandOutcome>,
+    /// The sandbox the grader ended with: a fresh one after a
+    /// `sandbox.reset`, which the caller tears down.
+    pub sandbox: Option<std::sync::Arc<crate::sandbox::Sandbox>>,
     /// The grader's log lines.
     pub log: Vec<String>,
     /// From store creation to the first wasm instruction of `grade`.
@@ -169,22 +183,37 @@ impl PluginHost {
             cached,
             load_time: started.elapsed(),
         };
-        self.check_contract(&component).map_err(fail)?;
+        let contract = self.check_contract(&component).map_err(fail)?;
         let mut linker: Linker<GraderState> = Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| fail(format!("linking WASI: {e}")))?;
-        GraderPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
-            .map_err(|e| fail(format!("linking agh: {e}")))?;
+        let linked = if contract == WIT_VERSION {
+            GraderPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+        } else {
+            v0_1::GraderPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+        };
+        linked.map_err(|e| fail(format!("linking agh: {e}")))?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| fail(format!("it needs imports agh does not provide: {e:#}")))?;
-        let pre = GraderPluginPre::new(pre)
-            .map_err(|e| fail(format!("it does not export the grader interface: {e:#}")))?;
-        Ok(Grader { pre, sha256, stats })
+        let not_a_grader =
+            |e: wasmtime::Error| fail(format!("it does not export the grader interface: {e:#}"));
+        let pre = if contract == WIT_VERSION {
+            Pre::Current(GraderPluginPre::new(pre).map_err(not_a_grader)?)
+        } else {
+            Pre::V0_1(v0_1::GraderPluginPre::new(pre).map_err(not_a_grader)?)
+        };
+        Ok(Grader {
+            pre,
+            contract,
+            sha256,
+            stats,
+        })
     }
 
-    /// Reads the contract version from the component's export names.
-    fn check_contract(&self, component: &Component) -> Result<(), String> {
+    /// Reads the contract version from the component's export names: one
+    /// of [`WIT_VERSIONS`].
+    fn check_contract(&self, component: &Component) -> Result<&'static str, String> {
         let ty = component.component_type();
         let exports: Vec<String> = ty
             .exports(&self.engine)
@@ -199,13 +228,16 @@ impl PluginHost {
                 exports.join(", ")
             ));
         };
-        if version != WIT_VERSION {
-            return Err(format!(
-                "it was built against agh:grader@{version}; this agh serves agh:grader@{WIT_VERSION}. \
-                 Rebuild it against this agh's wit/"
-            ));
-        }
-        Ok(())
+        WIT_VERSIONS
+            .into_iter()
+            .find(|served| *served == version)
+            .ok_or_else(|| {
+                format!(
+                    "it was built against agh:grader@{version}; this agh serves agh:grader@{}. \
+                     Rebuild it against this agh's wit/{WIT_VERSION}/",
+                    WIT_VERSIONS.join(" and @")
+                )
+            })
     }
 
     fn compile_cached(&self, bytes: &[u8], sha256: &str) -> wasmtime::Result<(Component, bool)> {
@@ -318,11 +350,25 @@ impl Grader {
         self.stats
     }
 
-    fn store(&self, session: Option<Session>) -> Result<Store<GraderState>, PluginError> {
-        let mut store = Store::new(self.pre.engine(), GraderState::new(session));
+    /// The contract version the grader was built against.
+    #[must_use]
+    pub fn contract(&self) -> &'static str {
+        self.contract
+    }
+
+    fn store(
+        &self,
+        session: Option<Session>,
+        budget: Budget,
+    ) -> Result<Store<GraderState>, PluginError> {
+        let engine = match &self.pre {
+            Pre::Current(pre) => pre.engine(),
+            Pre::V0_1(pre) => pre.engine(),
+        };
+        let mut store = Store::new(engine, GraderState::new(session));
         store.limiter(|state| &mut state.limits);
         store
-            .set_fuel(GRADER_FUEL)
+            .set_fuel(budget.fuel)
             .map_err(|e| PluginError::Failed(format!("fuel: {e}")))?;
         store
             .fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))
@@ -330,43 +376,60 @@ impl Grader {
         Ok(store)
     }
 
-    /// Calls `describe` in a fresh instance and validates the answer.
+    /// Calls `describe` in a fresh instance, within `budget` (the
+    /// operator's ceiling: the grader has not declared its own yet), and
+    /// validates the answer.
     ///
     /// # Errors
     /// [`PluginError::Failed`] for a trap or an invalid description.
     pub async fn describe(
         &self,
         settings: &[(String, String)],
+        budget: Budget,
     ) -> Result<Description, PluginError> {
-        let mut store = self.store(None)?;
+        let mut store = self.store(None, budget)?;
         let call = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
-            instance
-                .agh_grader_grader()
-                .call_describe(&mut store, settings)
-                .await
+            match &self.pre {
+                Pre::Current(pre) => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    instance
+                        .agh_grader_grader()
+                        .call_describe(&mut store, settings)
+                        .await
+                }
+                Pre::V0_1(pre) => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    instance
+                        .agh_grader_grader()
+                        .call_describe(&mut store, settings)
+                        .await
+                        .map(compat_0_1::info)
+                }
+            }
         };
-        let info = match tokio::time::timeout(GRADER_CALL_TIMEOUT, call).await {
+        let info = match tokio::time::timeout(budget.wall_time, call).await {
             Ok(Ok(info)) => info,
             Ok(Err(err)) => return Err(failure(&err, &store.data().stdio_text())),
             Err(_) => {
                 return Err(PluginError::Failed(format!(
-                    "describe took longer than {GRADER_CALL_TIMEOUT:?}"
+                    "describe took longer than {}",
+                    humantime::format_duration(budget.wall_time)
                 )));
             }
         };
-        validate::description(info, WIT_VERSION).map_err(PluginError::Failed)
+        validate::description(info, self.contract).map_err(PluginError::Failed)
     }
 
-    /// Calls `grade` for one submission in a fresh instance.
-    pub async fn grade(&self, session: Session, context: GradeContext) -> GradeRun {
+    /// Calls `grade` for one submission in a fresh instance, within `budget`.
+    pub async fn grade(&self, session: Session, context: GradeContext, budget: Budget) -> GradeRun {
         let started = Instant::now();
-        let mut store = match self.store(Some(session)) {
+        let mut store = match self.store(Some(session), budget) {
             Ok(store) => store,
             Err(err) => {
                 return GradeRun {
                     report: Err(err),
                     commands: Vec::new(),
+                    sandbox: None,
                     log: Vec::new(),
                     instantiate_time: Duration::ZERO,
                     call_time: Duration::ZERO,
@@ -376,28 +439,45 @@ impl Grader {
         };
         let mut instantiate_time = Duration::ZERO;
         let call = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
-            instantiate_time = started.elapsed();
-            instance
-                .agh_grader_grader()
-                .call_grade(&mut store, &context)
-                .await
+            match &self.pre {
+                Pre::Current(pre) => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    instantiate_time = started.elapsed();
+                    instance
+                        .agh_grader_grader()
+                        .call_grade(&mut store, &context)
+                        .await
+                }
+                Pre::V0_1(pre) => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    instantiate_time = started.elapsed();
+                    instance
+                        .agh_grader_grader()
+                        .call_grade(&mut store, &compat_0_1::context(&context))
+                        .await
+                        .map(compat_0_1::graded)
+                }
+            }
         };
-        let outcome = tokio::time::timeout(GRADER_CALL_TIMEOUT, call).await;
+        let outcome = tokio::time::timeout(budget.wall_time, call).await;
+        let clip = |message: String| -> String {
+            message.chars().take(validate::MAX_OUTPUT_BYTES).collect()
+        };
         let report = match outcome {
             Ok(Ok(Ok(report))) => validate::report(&report)
                 .map(|()| report)
                 .map_err(PluginError::Failed),
-            Ok(Ok(Err(message))) => Err(PluginError::Failed(format!(
+            Ok(Ok(Err(GradeError::Grader(message)))) => Err(PluginError::Failed(format!(
                 "grade returned an error: {}",
-                message
-                    .chars()
-                    .take(validate::MAX_OUTPUT_BYTES)
-                    .collect::<String>()
+                clip(message)
             ))),
+            Ok(Ok(Err(GradeError::Submission(message)))) => {
+                Err(PluginError::Ungradable(clip(message)))
+            }
             Ok(Err(err)) => Err(failure(&err, &store.data().stdio_text())),
             Err(_) => Err(PluginError::Failed(format!(
-                "grade took longer than {GRADER_CALL_TIMEOUT:?}"
+                "grade ran past the grader's wall time of {}",
+                humantime::format_duration(budget.wall_time)
             ))),
         };
         let call_time = started.elapsed();
@@ -406,9 +486,14 @@ impl Grader {
         if state.log_dropped > 0 {
             log.push(format!("({} more log lines dropped)", state.log_dropped));
         }
+        let (commands, sandbox) = match state.session {
+            Some(session) => (session.commands, Some(session.sandbox)),
+            None => (Vec::new(), None),
+        };
         GradeRun {
             report,
-            commands: state.session.map(|s| s.commands).unwrap_or_default(),
+            commands,
+            sandbox,
             log,
             instantiate_time,
             call_time,

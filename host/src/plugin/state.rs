@@ -45,6 +45,8 @@ pub struct Session {
     pub assets: Arc<Vec<ResolvedAsset>>,
     /// Every command run, in order.
     pub commands: Vec<CommandOutcome>,
+    /// Times the grader asked for a fresh sandbox.
+    pub resets: u32,
     /// Where small asset files are read through (the batch's cache).
     pub memory: Arc<crate::assets::AssetCache>,
 }
@@ -230,7 +232,7 @@ impl WasiView for GraderState {
 }
 
 /// The shared types interface has no functions to implement.
-impl super::bindings::agh::grader::types::Host for GraderState {}
+impl super::bindings::current::agh::grader::types::Host for GraderState {}
 
 #[cfg(test)]
 mod tests {

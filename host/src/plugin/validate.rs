@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::bindings::types;
-use crate::config::Request;
+use crate::policy::{Budget, Request};
 use crate::sandbox::Limits;
 
 /// Most tests one report may hold.
@@ -82,6 +82,10 @@ pub fn description(info: types::GraderInfo, api_version: &str) -> Result<Descrip
         request: Request {
             image: info.image,
             limits,
+            budget: Budget {
+                fuel: info.budget.fuel,
+                wall_time: Duration::from_millis(info.budget.wall_time_ms),
+            },
             assets: info
                 .assets
                 .into_iter()

@@ -27,6 +27,9 @@ use super::{
 const DEATH_NOTICE: Duration = Duration::from_secs(3);
 /// Pause between looks at the container while waiting for that account.
 const DEATH_POLL: Duration = Duration::from_millis(100);
+/// How long past a sandbox's death during a command agh waits for the
+/// daemon's out-of-memory event, which can follow the death.
+const OOM_NOTICE: Duration = Duration::from_millis(500);
 
 /// Capabilities the agent keeps: to become the sandbox users and to kill
 /// whatever they leave. Commands run as those users have none.
@@ -89,11 +92,11 @@ impl Sandbox {
     /// and waits for the agent's greeting.
     ///
     /// # Errors
-    /// [`SandboxError::Invalid`] for limits that cannot be applied;
+    /// [`SandboxError::Refused`] for limits that cannot be applied;
     /// infra errors when Docker fails (the image missing, runsc not
     /// registered) or the agent does not greet.
     pub async fn create(docker: &Docker, spec: SandboxSpec) -> Result<Self, SandboxError> {
-        spec.limits.validate().map_err(SandboxError::Invalid)?;
+        spec.limits.validate().map_err(SandboxError::Refused)?;
         let agent = agent_file()?;
         let body = container_body(&spec, &agent.display().to_string());
         let created = docker_call(
@@ -136,6 +139,15 @@ impl Sandbox {
             });
         }
         Ok(sandbox)
+    }
+
+    /// A new sandbox from the same spec, with nothing in it: what a grader
+    /// gets when it asks for a fresh start. This one is left as it is.
+    ///
+    /// # Errors
+    /// As [`Sandbox::create`].
+    pub async fn renew(&self) -> Result<Self, SandboxError> {
+        Self::create(&self.docker, self.spec.clone()).await
     }
 
     /// The container id.
@@ -251,7 +263,14 @@ impl Sandbox {
         if state.running == Some(true) {
             return outside("stream from Docker broke while the container still ran");
         }
-        let out_of_memory = state.oom_killed == Some(true) || self.events.saw("oom");
+        let mut out_of_memory = state.oom_killed == Some(true) || self.events.saw("oom");
+        // The daemon may tell of the out-of-memory kill just after the death.
+        let mut waited = Duration::ZERO;
+        while during_command && !out_of_memory && waited < OOM_NOTICE {
+            tokio::time::sleep(DEATH_POLL).await;
+            waited += DEATH_POLL;
+            out_of_memory = self.events.saw("oom");
+        }
         if !during_command {
             return outside(&format!(
                 "stopped between commands (exit code {})",

@@ -38,7 +38,8 @@ pub struct Command {
     /// Which sandbox user runs it.
     #[serde(default)]
     pub user: User,
-    /// Deadline; the sandbox's wall-time limit when unset, never above it.
+    /// Deadline; the sandbox's wall-time limit when unset, never above the
+    /// sandbox's [`super::Longest`].
     #[serde(default)]
     pub wall_time: Option<Duration>,
     /// CPU time of each process; the sandbox's limit when unset, never above it.
@@ -64,7 +65,7 @@ impl Command {
     }
 
     fn validate(&self) -> Result<(), SandboxError> {
-        let invalid = |msg: String| Err(SandboxError::Invalid(msg));
+        let invalid = |msg: String| Err(SandboxError::Refused(msg));
         if self.argv.is_empty() || self.argv[0].is_empty() {
             return invalid("a command needs a program name as its first argument".into());
         }
@@ -241,7 +242,7 @@ impl Sandbox {
     /// leaves running after it ends.
     ///
     /// # Errors
-    /// [`SandboxError::Invalid`] for a malformed command,
+    /// [`SandboxError::Refused`] for a malformed command,
     /// [`SandboxError::Lost`] when the sandbox already died,
     /// [`SandboxError::Gone`] and other infra errors when it was stopped
     /// from outside or Docker fails. A student's failure is an outcome,
@@ -300,7 +301,7 @@ impl Sandbox {
     ) -> Result<(CommandOutcome, CommandOutcome), SandboxError> {
         self.ensure_alive()?;
         if !judge.stdin.is_empty() || !student.stdin.is_empty() {
-            return Err(SandboxError::Invalid(
+            return Err(SandboxError::Refused(
                 "in a conversation each side's stdin is the other side's stdout; give no stdin bytes".into(),
             ));
         }
@@ -390,12 +391,18 @@ impl Sandbox {
     fn run_spec(&self, command: &Command) -> Result<RunSpec, SandboxError> {
         command.validate()?;
         let limits = &self.spec.limits;
+        let longest_wall = self.spec.longest.wall_time.max(limits.wall_time);
+        let longest_cpu = self.spec.longest.cpu_time.max(limits.cpu_time);
         let deadline = command
             .wall_time
-            .map_or(limits.wall_time, |w| w.min(limits.wall_time));
-        let cpu = command
-            .cpu_time
-            .map_or(limits.cpu_time, |c| c.min(limits.cpu_time));
+            .map_or(limits.wall_time, |w| w.min(longest_wall));
+        // A command given longer than the default may compute for longer.
+        let default_cpu = if deadline > limits.wall_time {
+            deadline.min(longest_cpu).max(limits.cpu_time)
+        } else {
+            limits.cpu_time
+        };
+        let cpu = command.cpu_time.map_or(default_cpu, |c| c.min(default_cpu));
         let cpu_limits = super::Limits {
             cpu_time: cpu,
             ..limits.clone()

@@ -96,13 +96,13 @@ pub enum EntrySource {
 /// NUL parts, and inside one of `owner`'s places. Returns (place, rest).
 ///
 /// # Errors
-/// [`SandboxError::Invalid`] saying what is wrong and where files may go.
+/// [`SandboxError::Refused`] saying what is wrong and where files may go.
 pub fn check_sandbox_path(
     path: &str,
     owner: Owner,
 ) -> Result<(&'static str, String), SandboxError> {
     let refuse = |why: &str| {
-        Err(SandboxError::Invalid(format!(
+        Err(SandboxError::Refused(format!(
             "sandbox path {path:?} {why}; {owner:?} files go below {}",
             owner.places().join(" or ")
         )))
@@ -140,7 +140,7 @@ fn check_relative(path: &str) -> Result<(), SandboxError> {
     if ok {
         Ok(())
     } else {
-        Err(SandboxError::Invalid(format!(
+        Err(SandboxError::Refused(format!(
             "relative path {path:?} must not be absolute or contain '..'"
         )))
     }
@@ -184,7 +184,7 @@ pub fn open_regular_file(path: &Path) -> io::Result<File> {
 /// them, and folders whose files add up to more than `max_bytes`.
 ///
 /// # Errors
-/// [`SandboxError::Invalid`] for a link or special file, or too many files;
+/// [`SandboxError::Uncopyable`] for a link or special file, or too many files;
 /// [`SandboxError::Io`] when the folder cannot be read.
 pub fn host_tree_entries(root: &Path, max_bytes: u64) -> Result<Vec<FileEntry>, SandboxError> {
     use std::os::unix::fs::MetadataExt;
@@ -205,7 +205,7 @@ pub fn host_tree_entries(root: &Path, max_bytes: u64) -> Result<Vec<FileEntry>, 
         for item in names {
             let rel = relative.join(item.file_name());
             let rel_text = rel.to_str().ok_or_else(|| {
-                SandboxError::Invalid(format!("file name {} is not UTF-8", rel.display()))
+                SandboxError::Uncopyable(format!("file name {} is not UTF-8", rel.display()))
             })?;
             let meta = item.metadata().map_err(io_err)?; // lstat: links are not followed
             let kind = meta.file_type();
@@ -219,14 +219,14 @@ pub fn host_tree_entries(root: &Path, max_bytes: u64) -> Result<Vec<FileEntry>, 
             } else if kind.is_file() {
                 use std::os::unix::fs::PermissionsExt;
                 if meta.nlink() > 1 {
-                    return Err(SandboxError::Invalid(format!(
+                    return Err(SandboxError::Uncopyable(format!(
                         "{} is a hard link; only files of the folder's own are copied",
                         root.join(&rel).display()
                     )));
                 }
                 bytes = bytes.saturating_add(meta.len());
                 if bytes > max_bytes {
-                    return Err(SandboxError::Invalid(format!(
+                    return Err(SandboxError::Uncopyable(format!(
                         "{} holds more than {} of files",
                         root.display(),
                         bytesize::ByteSize(max_bytes)
@@ -239,13 +239,13 @@ pub fn host_tree_entries(root: &Path, max_bytes: u64) -> Result<Vec<FileEntry>, 
                     executable,
                 });
             } else {
-                return Err(SandboxError::Invalid(format!(
+                return Err(SandboxError::Uncopyable(format!(
                     "{} is a symbolic link or special file; only regular files and folders are copied",
                     root.join(&rel).display()
                 )));
             }
             if entries.len() > MAX_COPY_FILES {
-                return Err(SandboxError::Invalid(format!(
+                return Err(SandboxError::Uncopyable(format!(
                     "{} holds more than {MAX_COPY_FILES} files",
                     root.display()
                 )));
@@ -334,7 +334,7 @@ impl Sandbox {
     /// places), owned by `owner`, without write permission when `read_only`.
     ///
     /// # Errors
-    /// [`SandboxError::Invalid`] for a refused path; [`SandboxError::Lost`]
+    /// [`SandboxError::Refused`] for a refused path; [`SandboxError::SubmissionState`] when what the student left stops it; [`SandboxError::Lost`]
     /// when the sandbox died; infra errors when Docker or the host fails.
     pub async fn copy_in(
         &self,
@@ -387,7 +387,7 @@ impl Sandbox {
         // The unpacker's own complaint (no space, permission) says more
         // than the broken pipe the tar builder sees when it gives up early.
         if report.exit_code != Some(0) {
-            return Err(SandboxError::Invalid(format!(
+            return Err(SandboxError::SubmissionState(format!(
                 "extracting into {dest} failed: {}",
                 String::from_utf8_lossy(&stderr).trim()
             )));
@@ -410,7 +410,14 @@ impl Sandbox {
         owner: Owner,
         read_only: bool,
     ) -> Result<(), SandboxError> {
-        let entries = host_tree_entries(host_dir, MAX_SUBMISSION_BYTES)?;
+        let walked = host_dir.to_path_buf();
+        let entries =
+            tokio::task::spawn_blocking(move || host_tree_entries(&walked, MAX_SUBMISSION_BYTES))
+                .await
+                .map_err(|e| SandboxError::Io {
+                    context: format!("listing {}", host_dir.display()),
+                    source: io::Error::other(e),
+                })??;
         self.copy_in(dest, entries, owner, read_only).await
     }
 
@@ -444,7 +451,7 @@ impl Sandbox {
     /// Returns the bytes and whether the file was longer.
     ///
     /// # Errors
-    /// [`SandboxError::Invalid`] when the path is not a regular file,
+    /// [`SandboxError::Refused`] for a malformed path; [`SandboxError::SubmissionState`] when it is not a regular file,
     /// reached through a symbolic link, or unreadable by `user`;
     /// [`SandboxError::NotFound`] when it is missing.
     pub async fn read_file(
@@ -459,7 +466,7 @@ impl Sandbox {
         const MISSING: i32 = 5;
         self.ensure_alive()?;
         if !path.starts_with('/') || path.contains('\0') || path.split('/').any(|p| p == "..") {
-            return Err(SandboxError::Invalid(format!(
+            return Err(SandboxError::Refused(format!(
                 "read path {path:?} must be absolute without '..'"
             )));
         }
@@ -486,19 +493,25 @@ impl Sandbox {
             });
         }
         match report.exit_code {
+            // The reader stops one byte past the cap; should the agent's
+            // cap end it first, what it read is still the file's start.
+            _ if report.stdout_truncated => {
+                stdout.truncate(usize::try_from(max_bytes).unwrap_or(usize::MAX));
+                Ok((stdout, true))
+            }
             Some(0) => {
                 let truncated = stdout.len() as u64 > max_bytes;
                 stdout.truncate(usize::try_from(max_bytes).unwrap_or(usize::MAX));
                 Ok((stdout, truncated))
             }
-            Some(LINK) => Err(SandboxError::Invalid(format!(
+            Some(LINK) => Err(SandboxError::SubmissionState(format!(
                 "{path} is or passes through a symbolic link; not read"
             ))),
-            Some(NOT_REGULAR) => Err(SandboxError::Invalid(format!(
+            Some(NOT_REGULAR) => Err(SandboxError::SubmissionState(format!(
                 "{path} is not a regular file"
             ))),
             Some(MISSING) => Err(SandboxError::NotFound(format!("{path} does not exist"))),
-            code => Err(SandboxError::Invalid(format!(
+            code => Err(SandboxError::SubmissionState(format!(
                 "reading {path} failed (exit {code:?}): {}",
                 String::from_utf8_lossy(&stderr).trim()
             ))),

@@ -151,18 +151,35 @@ pub struct SandboxSpec {
     pub runtime: Runtime,
     /// Limits for the sandbox and the defaults for its commands.
     pub limits: Limits,
+    /// How long one command may ask to run, past the default in `limits`:
+    /// the operator's ceilings.
+    #[serde(default)]
+    pub longest: Longest,
     /// Extra labels; agh adds [`LABEL_MANAGED`] itself.
     pub labels: BTreeMap<String, String>,
 }
 
+/// The longest wall and CPU time a command may ask for. A command that asks
+/// for no more than the sandbox's default gets the default CPU time; one
+/// that asks for longer gets CPU time to match, up to `cpu_time`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Longest {
+    /// Longest deadline of one command.
+    pub wall_time: Duration,
+    /// Most CPU time of each process of one command.
+    pub cpu_time: Duration,
+}
+
 impl SandboxSpec {
-    /// A spec for `image` under runsc with default limits.
+    /// A spec for `image` under runsc with default limits, whose commands
+    /// may not ask for more than those.
     #[must_use]
     pub fn new(image: impl Into<String>) -> Self {
         Self {
             image: image.into(),
             runtime: Runtime::Runsc,
             limits: Limits::default(),
+            longest: Longest::default(),
             labels: BTreeMap::new(),
         }
     }
@@ -177,10 +194,20 @@ impl SandboxSpec {
     }
 }
 
-/// Failures of the sandbox layer. Only [`SandboxError::Invalid`],
-/// [`SandboxError::NotFound`] and [`SandboxError::Lost`] concern the request
-/// itself; everything else is infrastructure and never a verdict on the
-/// student.
+/// Whose doing a failure is, which decides what becomes of the submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blame {
+    /// The student's: what the submission holds or left in the sandbox.
+    Student,
+    /// The grader's (or the operator's): a request that breaks the rules.
+    Grader,
+    /// The host's: Docker, the disk, a sandbox lost from outside. Retried,
+    /// never scored.
+    Host,
+}
+
+/// Failures of the sandbox layer, one variant per cause; [`SandboxError::blame`]
+/// says whose doing each is.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
     /// The Docker daemon answered with an error.
@@ -214,9 +241,19 @@ pub enum SandboxError {
         /// What Docker's facts say happened.
         reason: String,
     },
-    /// The request was refused before reaching Docker.
+    /// The request breaks the rules (a path outside the places, a
+    /// malformed command, limits that cannot apply); refused before
+    /// anything ran.
     #[error("{0}")]
-    Invalid(String),
+    Refused(String),
+    /// A host folder to copy in holds what agh never copies (links,
+    /// special files, too much).
+    #[error("{0}")]
+    Uncopyable(String),
+    /// What the student left in the sandbox stops the request: a folder
+    /// where a file goes, a missing permission, a full place, a link.
+    #[error("{0}")]
+    SubmissionState(String),
     /// A file asked for does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -232,16 +269,27 @@ pub enum SandboxError {
 }
 
 impl SandboxError {
+    /// Whose doing the failure is. Folders copied in whole are
+    /// submissions (course files are checked before the batch), so what
+    /// they hold is the student's.
+    #[must_use]
+    pub fn blame(&self) -> Blame {
+        match self {
+            SandboxError::Docker { .. }
+            | SandboxError::Timeout { .. }
+            | SandboxError::Io { .. }
+            | SandboxError::Gone { .. } => Blame::Host,
+            SandboxError::Lost { .. }
+            | SandboxError::Uncopyable(_)
+            | SandboxError::SubmissionState(_) => Blame::Student,
+            SandboxError::Refused(_) | SandboxError::NotFound(_) => Blame::Grader,
+        }
+    }
+
     /// True for failures of Docker or the host that a retry may cure.
     #[must_use]
     pub fn is_infra(&self) -> bool {
-        matches!(
-            self,
-            SandboxError::Docker { .. }
-                | SandboxError::Timeout { .. }
-                | SandboxError::Io { .. }
-                | SandboxError::Gone { .. }
-        )
+        self.blame() == Blame::Host
     }
 }
 

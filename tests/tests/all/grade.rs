@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use agh::plugin;
 use agh_tests::graders;
 use serde::Deserialize;
 
@@ -87,7 +88,7 @@ async fn grade_folder(
         assert_eq!(provenance["runtime"], "runsc", "{name}");
         assert_eq!(provenance["runtime_verified"], true, "{name}");
         assert_eq!(provenance["insecure"], false, "{name}");
-        assert_eq!(provenance["wit_version"], "0.1.0");
+        assert_eq!(provenance["wit_version"], plugin::WIT_VERSION);
         let written = out.path().join("results").join(format!("{name}.json"));
         let on_disk: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&written).expect("result file"))
@@ -144,7 +145,144 @@ async fn python_grader_verdicts_cannot_be_forged_by_the_student() {
     }
 }
 
+/// Submissions that leave the sandbox in states a grader must survive:
+/// hundreds of long file names (once past one command's argument limit),
+/// folders nested past a path's usual length, `/work` made unreadable,
+/// `/tmp` filled, a folder where a module should be. Each is graded, with
+/// the student's verdicts, never a plugin error that would count against
+/// the grader; the honest solution behind each hostile part still scores
+/// what it earns.
+#[tokio::test]
+async fn python_grader_grades_whatever_state_the_student_leaves() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let submissions = root.path().join("submissions");
+    let honest = std::fs::read_to_string(
+        support::repo_root().join("tests/cases/python-forgery/submissions/00-honest/solution.py"),
+    )
+    .expect("honest solution");
+    let make = |name: &str, solution: &str| {
+        let dir = submissions.join(name);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("solution.py"), solution).expect("write");
+        dir
+    };
+    make("00-honest", &honest);
+    let many = make("01-many-long-names", &honest);
+    for i in 0..700 {
+        std::fs::write(many.join(format!("{i:03}{}.py", "x".repeat(200))), "").expect("write");
+    }
+    let deep = make("02-deep-folders", &honest);
+    let mut folder = deep.clone();
+    for i in 0..60 {
+        folder = folder.join(format!("{i:02}{}", "d".repeat(48)));
+    }
+    std::fs::create_dir_all(&folder).expect("mkdir deep");
+    std::fs::write(folder.join("deep.py"), "x = 1\n").expect("write deep");
+    make(
+        "03-locks-work",
+        &format!("import os\nos.chmod('/work', 0)\n{honest}"),
+    );
+    make(
+        "04-fills-tmp",
+        &format!(
+            "try:\n    with open('/tmp/fill', 'wb') as f:\n        while True:\n            f.write(b'x' * (1 << 20))\nexcept OSError:\n    pass\n{honest}"
+        ),
+    );
+    let folder_module = submissions.join("05-module-is-a-folder/solution.py");
+    std::fs::create_dir_all(&folder_module).expect("mkdir");
+    std::fs::write(folder_module.join("inner.py"), &honest).expect("write");
+    let empty = submissions.join("06-no-module");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    std::fs::write(empty.join("notes.txt"), "I ran out of time").expect("write");
+    std::fs::write(
+        root.path().join("expected.toml"),
+        EXPECTED_UNDER_STUDENT_STATE,
+    )
+    .expect("expected.toml");
+    let course = support::repo_root().join("examples/python-course/agh.toml");
+    grade_folder(
+        "python-state",
+        root.path(),
+        &course,
+        graders::PYTHON_UNITTEST,
+    )
+    .await;
+}
+
+/// What each state of `python_grader_grades_whatever_state_the_student_leaves`
+/// earns: locking `/work` on import passes the first test (the import
+/// happens inside it) and fails the rest, its own doing; a full `/tmp`
+/// stops nothing the grader needs.
+const EXPECTED_UNDER_STUDENT_STATE: &str = r#"
+[scores]
+"00-honest" = 6.0
+"01-many-long-names" = 6.0
+"02-deep-folders" = 6.0
+"03-locks-work" = 1.0
+"04-fills-tmp" = 6.0
+"05-module-is-a-folder" = 0.0
+"06-no-module" = 0.0
+
+[verdicts]
+"03-locks-work" = "runtime-error"
+"06-no-module" = "runtime-error"
+"#;
+
 #[tokio::test]
 async fn c_course_gets_its_expected_scores() {
     grade_course("c-course", graders::C_IO).await;
+}
+
+/// A case that brings the sandbox down costs only that case: the C grader
+/// asks for a fresh sandbox, builds again, and the later cases run. A
+/// folder where the program is built is the student's compile error.
+#[tokio::test]
+async fn c_grader_recovers_from_a_case_that_brings_the_sandbox_down() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let course = support::repo_root().join("examples/c-course");
+    let correct = std::fs::read_to_string(course.join("submissions/01-correct/main.c"))
+        .expect("correct solution");
+    let submissions = root.path().join("submissions");
+    for (name, main_c) in [
+        ("00-correct", correct.clone()),
+        (
+            "01-hog-on-one-case",
+            correct.replace(
+                "if (scanf(\"%ld\", &n) != 1) return 1;",
+                "if (scanf(\"%ld\", &n) != 1) return 1;\n    if (n == 3) for (;;) { char *p = malloc(16 << 20); if (p) memset(p, 1, 16 << 20); }",
+            )
+            .replace("#include <stdio.h>", "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>"),
+        ),
+        ("02-folder-in-the-way", correct.clone()),
+    ] {
+        std::fs::create_dir_all(submissions.join(name)).expect("mkdir");
+        std::fs::write(submissions.join(name).join("main.c"), main_c).expect("write");
+    }
+    std::fs::create_dir_all(submissions.join("02-folder-in-the-way/prog")).expect("mkdir");
+    std::fs::write(
+        submissions.join("02-folder-in-the-way/prog/keep"),
+        "a folder where the build goes",
+    )
+    .expect("write");
+    std::fs::write(
+        root.path().join("expected.toml"),
+        r#"
+[scores]
+"00-correct" = 5.0
+"01-hog-on-one-case" = 4.0
+"02-folder-in-the-way" = 0.0
+
+[verdicts]
+"01-hog-on-one-case" = "memory-limit"
+"02-folder-in-the-way" = "compile-error"
+"#,
+    )
+    .expect("expected.toml");
+    grade_folder(
+        "c-state",
+        root.path(),
+        &course.join("agh.toml"),
+        graders::C_IO,
+    )
+    .await;
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use agh::batch::{self, Batch, BatchError};
 use agh::config::{Config, OnExcess};
 use agh::plugin::{PluginError, PluginHost};
+use agh::policy::Budget;
 use agh::report::Status;
 use agh_tests::graders;
 
@@ -269,7 +270,11 @@ fn compiled_components_are_cached_and_reused() {
 }
 
 async fn name_of(grader: &agh::plugin::Grader) -> String {
-    grader.describe(&[]).await.expect("describe").name
+    grader
+        .describe(&[], Budget::CEILING)
+        .await
+        .expect("describe")
+        .name
 }
 
 /// The one compiled entry in `cache`.
@@ -348,4 +353,130 @@ fn a_cache_folder_of_another_user_is_refused() {
         text.contains("belongs to uid 4242") && text.contains("AGH_CACHE_DIR"),
         "{text}"
     );
+}
+
+/// Grades one submission of the misbehaving grader in `mode` under
+/// `settings`, with `extra` folders in the submission.
+async fn grade_mode(
+    mode: &str,
+    settings: &[(&str, &str)],
+    extra: &[&str],
+) -> agh::report::SubmissionResult {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let submission = submission(dir.path(), mode, &format!("{mode}\n"));
+    for folder in extra {
+        std::fs::create_dir_all(submission.join(folder)).expect("mkdir");
+        std::fs::write(submission.join(folder).join("keep"), "x").expect("write");
+    }
+    let mut config = Config::default();
+    for (key, value) in settings {
+        config.settings.insert((*key).into(), (*value).into());
+    }
+    let id = support::batch_id(mode);
+    let batch = Batch::prepare(Path::new(graders::MISBEHAVING), config, id.clone())
+        .await
+        .expect("prepare");
+    let result = batch.grade_submission(&submission).await;
+    support::assert_no_leftovers(&support::docker().await, &id).await;
+    result
+}
+
+fn assert_full_marks(result: &agh::report::SubmissionResult) {
+    assert_eq!(result.status, Status::Graded, "{:?}", result.error);
+    assert!(
+        result.score == result.max_score && result.max_score > 0.0,
+        "{:?}",
+        result.tests
+    );
+}
+
+/// Contract 0.2.0: after a command brings the sandbox down, `reset` gives a
+/// fresh one holding the pristine submission and nothing built before.
+#[tokio::test]
+async fn sandbox_reset_gives_a_fresh_sandbox_with_the_pristine_submission() {
+    assert_full_marks(&grade_mode("reset", &[], &[]).await);
+}
+
+/// Contract 0.2.0: a command may ask for longer than the sandbox's default
+/// deadline, up to the operator's ceiling; one that does not ask gets the
+/// default.
+#[tokio::test]
+async fn a_command_may_ask_for_a_deadline_past_the_default() {
+    assert_full_marks(&grade_mode("long-command", &[("wall_time_ms", "1000")], &[]).await);
+}
+
+/// Contract 0.2.0: the command result carries the limit met, CPU time and
+/// peak memory.
+#[tokio::test]
+async fn command_results_carry_what_the_host_knows() {
+    assert_full_marks(&grade_mode("facts", &[], &[]).await);
+}
+
+/// A grader asleep in WASI costs no fuel; its declared wall time still ends
+/// the call, as the grader's failure.
+#[tokio::test]
+async fn a_grader_asleep_ends_at_its_wall_time() {
+    let started = std::time::Instant::now();
+    let result = grade_mode("sleep", &[("grader_wall_ms", "2000")], &[]).await;
+    assert_eq!(result.status, Status::PluginError);
+    let error = result.error.unwrap_or_default();
+    assert!(
+        error.contains("past the grader's wall time of 2s"),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "the sleep was not cut short"
+    );
+}
+
+/// What the student left in the sandbox (a folder where the grader writes)
+/// reaches the grader typed, and the SDK's `?` makes it the student's: an
+/// invalid submission, not a plugin error. So is a grader's own
+/// `GradeError::Submission`.
+#[tokio::test]
+async fn the_students_state_is_charged_to_the_student_not_the_grader() {
+    let blocked = grade_mode("student-state", &[], &["blocked"]).await;
+    assert_eq!(
+        blocked.status,
+        Status::InvalidSubmission,
+        "{:?}",
+        blocked.error
+    );
+    let error = blocked.error.unwrap_or_default();
+    assert!(error.contains("the submission's state stops it"), "{error}");
+    let ungradable = grade_mode("ungradable", &[], &[]).await;
+    assert_eq!(ungradable.status, Status::InvalidSubmission);
+    assert!(
+        ungradable
+            .error
+            .unwrap_or_default()
+            .contains("nothing here can be graded")
+    );
+}
+
+/// A grader built against the frozen contract 0.1.0 still loads and
+/// grades, and the result says which contract it spoke.
+#[tokio::test]
+async fn a_grader_built_against_contract_0_1_0_still_grades() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let id = support::batch_id("contract-0-1");
+    let batch = Batch::prepare(
+        Path::new(graders::CONTRACT_0_1),
+        Config::default(),
+        id.clone(),
+    )
+    .await
+    .expect("prepare");
+    for (answer, score) in [("42\n", 1.0), ("41\n", 0.0)] {
+        let submission = dir.path().join(answer.trim());
+        std::fs::create_dir_all(&submission).expect("mkdir");
+        std::fs::write(submission.join("answer.txt"), answer).expect("write");
+        let result = batch.grade_submission(&submission).await;
+        assert_eq!(result.status, Status::Graded, "{:?}", result.error);
+        assert_eq!(result.score, score, "answer {answer:?}");
+        let provenance = result.provenance.expect("provenance");
+        assert_eq!(provenance.wit_version, "0.1.0");
+    }
+    support::assert_no_leftovers(&support::docker().await, &id).await;
 }

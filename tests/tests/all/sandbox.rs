@@ -397,20 +397,20 @@ async fn read_back_refuses_links_and_fifos_and_caps_size() {
     assert_eq!(sandbox.run(&plant).await.expect("plant").exit_code, Some(0));
     let link = sandbox.read_file("/work/out", 100, User::Grader).await;
     assert!(
-        matches!(link, Err(SandboxError::Invalid(ref m)) if m.contains("symbolic link")),
+        matches!(link, Err(SandboxError::SubmissionState(ref m)) if m.contains("symbolic link")),
         "{link:?}"
     );
     let through = sandbox
         .read_file("/work/d/up/secret", 100, User::Grader)
         .await;
     assert!(
-        matches!(through, Err(SandboxError::Invalid(ref m)) if m.contains("symbolic link")),
+        matches!(through, Err(SandboxError::SubmissionState(ref m)) if m.contains("symbolic link")),
         "{through:?}"
     );
     let started = std::time::Instant::now();
     let fifo = sandbox.read_file("/work/fifo", 100, User::Grader).await;
     assert!(
-        matches!(fifo, Err(SandboxError::Invalid(ref m)) if m.contains("not a regular file")),
+        matches!(fifo, Err(SandboxError::SubmissionState(ref m)) if m.contains("not a regular file")),
         "{fifo:?}"
     );
     assert!(
@@ -510,14 +510,14 @@ check("edit own file", lambda: open("/work/sub/test_a.py", "a").write("x"))
         .copy_dir_in(host.path(), "/assets/../etc", Owner::Root, true)
         .await;
     assert!(
-        matches!(refused, Err(SandboxError::Invalid(ref m)) if m.contains("'..'")),
+        matches!(refused, Err(SandboxError::Refused(ref m)) if m.contains("'..'")),
         "{refused:?}"
     );
     let refused = sandbox
         .copy_dir_in(host.path(), "/grader/x", Owner::Student, true)
         .await;
     assert!(
-        matches!(refused, Err(SandboxError::Invalid(ref m)) if m.contains("outside")),
+        matches!(refused, Err(SandboxError::Refused(ref m)) if m.contains("outside")),
         "{refused:?}"
     );
     fixture.finish().await;

@@ -1,0 +1,498 @@
+//! Policy: what a grader may have, the intersection of what it asks for
+//! and what the operator's [`Config`] grants. A request above a ceiling is
+//! clamped or refused as the config says, never widened, and zero never
+//! means unlimited.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, OnExcess, SourceLocation};
+use crate::sandbox::{Limits, Longest, Owner, check_sandbox_path};
+
+/// What a grader itself may spend on one call of `describe` or `grade`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Budget {
+    /// Fuel: about one WebAssembly instruction each. Time spent waiting on
+    /// the sandbox costs none.
+    pub fuel: u64,
+    /// Wall time of the whole call: its commands and any time asleep too.
+    #[serde(with = "crate::sandbox::limits::humantime_serde_compat")]
+    pub wall_time: Duration,
+}
+
+impl Budget {
+    /// What a grader built against contract 0.1.0, which cannot declare a
+    /// budget, gets: the fuel 0.1.0 promised, and five minutes.
+    pub const CONTRACT_0_1: Budget = Budget {
+        fuel: 2_000_000_000,
+        wall_time: Duration::from_secs(300),
+    };
+    /// The operator's ceiling unless the config says otherwise: room for an
+    /// interpreted grader to compare several megabytes of output, and ten
+    /// minutes per submission.
+    pub const CEILING: Budget = Budget {
+        fuel: 200_000_000_000,
+        wall_time: Duration::from_secs(600),
+    };
+
+    /// What `describe` may spend: it runs before the grader has declared a
+    /// budget, and describing costs little.
+    #[must_use]
+    pub fn for_describe(ceiling: Budget) -> Budget {
+        Budget {
+            fuel: ceiling.fuel.min(10_000_000_000),
+            wall_time: ceiling.wall_time.min(Duration::from_secs(60)),
+        }
+    }
+
+    /// Checks that both bounds are positive.
+    ///
+    /// # Errors
+    /// A phrase naming the zero bound, to follow "the grader asks for".
+    pub fn validate(&self) -> Result<(), String> {
+        if self.fuel == 0 {
+            return Err("fuel of 0; 0 never means unlimited, give a positive value".into());
+        }
+        if self.wall_time.is_zero() {
+            return Err(
+                "a grader wall time of 0; 0 never means unlimited, give a positive value".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self::CEILING
+    }
+}
+
+/// What a grader asked for, in host terms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// Image reference.
+    pub image: String,
+    /// Limits asked for.
+    pub limits: Limits,
+    /// What it asks to spend itself per call.
+    pub budget: Budget,
+    /// Assets: name, `SOURCE:PATH`, target.
+    pub assets: Vec<(String, String, String)>,
+}
+
+/// An asset the policy allows, resolved to its source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GrantedAsset {
+    /// The name the grader uses.
+    pub name: String,
+    /// The source name.
+    pub source: String,
+    /// Path inside the source.
+    pub path: String,
+    /// Where the source is.
+    pub location: SourceLocation,
+    /// Target inside the sandbox.
+    pub target: String,
+    /// Who will own it in the sandbox.
+    pub owner: Owner,
+}
+
+/// What the policy allows: the intersection of request and grant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Effective {
+    /// The image.
+    pub image: String,
+    /// Effective limits.
+    pub limits: Limits,
+    /// How long one command may ask to run: the operator's ceilings.
+    pub longest: Longest,
+    /// What the grader may spend itself per call.
+    pub budget: Budget,
+    /// Granted assets.
+    pub assets: Vec<GrantedAsset>,
+    /// Requests lowered to a ceiling, one sentence each.
+    pub clamped: Vec<String>,
+}
+
+/// Intersects a grader's request with the operator's grant.
+///
+/// # Errors
+/// Every refusal at once, one sentence each saying what was asked and what
+/// is allowed.
+pub fn intersect(request: &Request, config: &Config) -> Result<Effective, Vec<String>> {
+    let mut refusals = Vec::new();
+    let mut clamped = Vec::new();
+    if !config.grants_image(&request.image) {
+        refusals.push(format!(
+            "image {:?} is not granted; the config allows {}",
+            request.image,
+            config.images.join(", ")
+        ));
+    }
+    if let Err(why) = request.limits.validate() {
+        refusals.push(format!("the grader asks for {why}"));
+    }
+    if let Err(why) = request.budget.validate() {
+        refusals.push(format!("the grader asks for {why}"));
+    }
+    let budget = clamp_budget(
+        request.budget,
+        config.grader,
+        config.on_excess,
+        &mut clamped,
+        &mut refusals,
+    );
+    let limits = clamp_limits(
+        &request.limits,
+        &config.ceilings,
+        config.on_excess,
+        &mut clamped,
+        &mut refusals,
+    );
+    let mut assets = Vec::new();
+    for (name, spec, target) in &request.assets {
+        match grant_asset(name, spec, target, config) {
+            Ok(asset) => assets.push(asset),
+            Err(why) => refusals.push(why),
+        }
+    }
+    let mut names: Vec<&str> = assets.iter().map(|a| a.name.as_str()).collect();
+    names.sort_unstable();
+    if names.windows(2).any(|w| w[0] == w[1]) {
+        refusals.push("two assets share a name".into());
+    }
+    if refusals.is_empty() {
+        Ok(Effective {
+            image: request.image.clone(),
+            longest: Longest {
+                wall_time: config.ceilings.wall_time.max(limits.wall_time),
+                cpu_time: config.ceilings.cpu_time.max(limits.cpu_time),
+            },
+            budget,
+            limits,
+            assets,
+            clamped,
+        })
+    } else {
+        Err(refusals)
+    }
+}
+
+/// Bounds one asked-for value by its ceiling, noting a clamp or a refusal
+/// in words ("memory of 8.0 GiB is above the ceiling of 2.0 GiB").
+struct Ceiling<'a> {
+    on_excess: OnExcess,
+    clamped: &'a mut Vec<String>,
+    refusals: &'a mut Vec<String>,
+}
+
+impl Ceiling<'_> {
+    fn check(&mut self, what: &str, asked: u64, max: u64, show: &dyn Fn(u64) -> String) -> u64 {
+        if asked <= max {
+            return asked;
+        }
+        let sentence = format!(
+            "{what} of {} is above the ceiling of {}",
+            show(asked),
+            show(max)
+        );
+        match self.on_excess {
+            OnExcess::Clamp => self
+                .clamped
+                .push(format!("{sentence}; lowered to {}", show(max))),
+            OnExcess::Refuse => self.refusals.push(sentence),
+        }
+        max
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn duration(ms: u64) -> String {
+    humantime::format_duration(Duration::from_millis(ms)).to_string()
+}
+
+fn clamp_budget(
+    asked: Budget,
+    ceiling: Budget,
+    on_excess: OnExcess,
+    clamped: &mut Vec<String>,
+    refusals: &mut Vec<String>,
+) -> Budget {
+    let mut bound = Ceiling {
+        on_excess,
+        clamped,
+        refusals,
+    };
+    let fuel = |f: u64| format!("{:.1} billion", f as f64 / 1e9);
+    Budget {
+        fuel: bound.check("grader fuel", asked.fuel, ceiling.fuel, &fuel),
+        wall_time: Duration::from_millis(bound.check(
+            "a grader wall time",
+            ms(asked.wall_time),
+            ms(ceiling.wall_time),
+            &duration,
+        )),
+    }
+}
+
+fn clamp_limits(
+    asked: &Limits,
+    ceiling: &Limits,
+    on_excess: OnExcess,
+    clamped: &mut Vec<String>,
+    refusals: &mut Vec<String>,
+) -> Limits {
+    let mut out = asked.clone();
+    let mut bound = Ceiling {
+        on_excess,
+        clamped,
+        refusals,
+    };
+    let mut check = |what: &str, asked: u64, max: u64, show: &dyn Fn(u64) -> String| {
+        bound.check(what, asked, max, show)
+    };
+    let size = |bytes: u64| bytesize::ByteSize(bytes).to_string();
+    let count = |n: u64| n.to_string();
+    let cores = |m: u64| format!("{:.2} cores", m as f64 / 1000.0);
+    out.wall_time = Duration::from_millis(check(
+        "a wall time",
+        ms(asked.wall_time),
+        ms(ceiling.wall_time),
+        &duration,
+    ));
+    // Graders cannot ask for CPU time (their commands get as much as their
+    // wall time); the operator's ceiling bounds it without a word.
+    out.cpu_time = asked.cpu_time.min(ceiling.cpu_time);
+    out.memory_bytes = check("memory", asked.memory_bytes, ceiling.memory_bytes, &size);
+    out.processes = u32::try_from(check(
+        "a process limit",
+        asked.processes.into(),
+        ceiling.processes.into(),
+        &count,
+    ))
+    .unwrap_or(u32::MAX);
+    out.millicpus = u32::try_from(check(
+        "a CPU share",
+        asked.millicpus.into(),
+        ceiling.millicpus.into(),
+        &cores,
+    ))
+    .unwrap_or(u32::MAX);
+    out.output_bytes = check(
+        "an output cap",
+        asked.output_bytes,
+        ceiling.output_bytes,
+        &size,
+    );
+    out.file_size_bytes = check(
+        "a file size limit",
+        asked.file_size_bytes,
+        ceiling.file_size_bytes,
+        &size,
+    );
+    out.tmpfs_bytes = check(
+        "writable places",
+        asked.tmpfs_bytes,
+        ceiling.tmpfs_bytes,
+        &size,
+    );
+    out
+}
+
+fn grant_asset(
+    name: &str,
+    spec: &str,
+    target: &str,
+    config: &Config,
+) -> Result<GrantedAsset, String> {
+    let Some((source, path)) = spec.split_once(':') else {
+        return Err(format!(
+            "asset {name:?}: source {spec:?} is not SOURCE:PATH"
+        ));
+    };
+    let Some(granted) = config.sources.get(source) else {
+        let known: Vec<&str> = config.sources.keys().map(String::as_str).collect();
+        return Err(format!(
+            "asset {name:?}: source {source:?} is not granted; the config grants {}",
+            if known.is_empty() {
+                "no sources".to_string()
+            } else {
+                known.join(", ")
+            }
+        ));
+    };
+    let clean = !path.is_empty()
+        && Path::new(path)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !clean {
+        return Err(format!(
+            "asset {name:?}: path {path:?} must be relative, without '..'"
+        ));
+    }
+    let owner = if target.starts_with("/grader") {
+        Owner::Grader
+    } else {
+        Owner::Root
+    };
+    check_sandbox_path(target, owner).map_err(|e| format!("asset {name:?}: {e}"))?;
+    let location = match (&granted.local, &granted.s3) {
+        (Some(local), _) => SourceLocation::Local(local.clone()),
+        (None, Some(s3)) => SourceLocation::S3(s3.clone()),
+        (None, None) => return Err(format!("asset {name:?}: source {source:?} names no place")),
+    };
+    Ok(GrantedAsset {
+        name: name.into(),
+        source: source.into(),
+        path: path.into(),
+        location,
+        target: target.into(),
+        owner,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::config::SourceConfig;
+
+    fn config_with(images: &[&str], sources: &[&str]) -> Config {
+        Config {
+            images: images.iter().map(|s| s.to_string()).collect(),
+            sources: sources
+                .iter()
+                .map(|s| {
+                    (
+                        s.to_string(),
+                        SourceConfig {
+                            local: Some(PathBuf::from("/srv/course")),
+                            s3: None,
+                        },
+                    )
+                })
+                .collect(),
+            ..Config::default()
+        }
+    }
+
+    fn request(image: &str, assets: &[(&str, &str, &str)]) -> Request {
+        Request {
+            image: image.into(),
+            limits: Limits::default(),
+            budget: Budget::CONTRACT_0_1,
+            assets: assets
+                .iter()
+                .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn no_grant_refuses_everything_with_reasons() {
+        let config = config_with(&[], &[]);
+        let refusals = intersect(
+            &request("agh/python-c:1", &[("t", "course:tests", "/assets/t")]),
+            &config,
+        )
+        .unwrap_err();
+        assert_eq!(refusals.len(), 2, "{refusals:?}");
+        assert!(refusals[0].contains("image \"agh/python-c:1\" is not granted"));
+        assert!(refusals[1].contains("grants no sources"));
+    }
+
+    #[test]
+    fn exact_grant_allows_exactly_that() {
+        let config = config_with(&["agh/python-c:1"], &["course"]);
+        let ok = intersect(
+            &request("agh/python-c:1", &[("t", "course:tests", "/assets/t")]),
+            &config,
+        )
+        .unwrap();
+        assert_eq!(ok.assets[0].owner, Owner::Root);
+        assert!(intersect(&request("agh/python-c:2", &[]), &config).is_err());
+        let other = intersect(
+            &request("agh/python-c:1", &[("t", "other:x", "/assets/t")]),
+            &config,
+        )
+        .unwrap_err();
+        assert!(
+            other[0].contains("source \"other\" is not granted; the config grants course"),
+            "{other:?}"
+        );
+    }
+
+    #[test]
+    fn wildcard_grant_allows_a_prefix_only() {
+        let config = config_with(&["agh/*"], &[]);
+        assert!(intersect(&request("agh/anything:3", &[]), &config).is_ok());
+        assert!(intersect(&request("evil/agh:1", &[]), &config).is_err());
+    }
+
+    #[test]
+    fn requests_above_ceilings_are_clamped_or_refused_never_widened() {
+        let mut config = config_with(&["agh/*"], &[]);
+        let mut req = request("agh/x:1", &[]);
+        req.limits.memory_bytes = config.ceilings.memory_bytes * 4;
+        let ok = intersect(&req, &config).unwrap();
+        assert_eq!(ok.limits.memory_bytes, config.ceilings.memory_bytes);
+        assert_eq!(
+            ok.clamped,
+            ["memory of 8.0 GiB is above the ceiling of 2.0 GiB; lowered to 2.0 GiB"],
+            "in words, with human sizes"
+        );
+        config.on_excess = OnExcess::Refuse;
+        let refused = intersect(&req, &config).unwrap_err();
+        assert!(refused[0].contains("above the ceiling"), "{refused:?}");
+    }
+
+    #[test]
+    fn zero_limits_and_bad_asset_paths_are_refused() {
+        let config = config_with(&["agh/*"], &["course"]);
+        let mut req = request(
+            "agh/x:1",
+            &[
+                ("a", "course:../etc", "/assets/a"),
+                ("b", "course:ok", "/etc/b"),
+            ],
+        );
+        req.limits.processes = 0;
+        let refusals = intersect(&req, &config).unwrap_err();
+        assert!(
+            refusals.iter().any(|r| r.contains("a process limit of 0")),
+            "{refusals:?}"
+        );
+        assert!(
+            refusals.iter().any(|r| r.contains("without '..'")),
+            "{refusals:?}"
+        );
+        assert!(
+            refusals.iter().any(|r| r.contains("outside the places")),
+            "{refusals:?}"
+        );
+    }
+
+    #[test]
+    fn a_grader_budget_above_the_ceiling_is_clamped() {
+        let config = config_with(&["agh/*"], &[]);
+        let mut req = request("agh/x:1", &[]);
+        req.budget.wall_time = Duration::from_secs(3600);
+        let ok = intersect(&req, &config).unwrap();
+        assert_eq!(ok.budget.wall_time, config.grader.wall_time);
+        assert_eq!(
+            ok.clamped,
+            ["a grader wall time of 1h is above the ceiling of 10m; lowered to 10m"]
+        );
+        req.budget.fuel = 0;
+        let refused = intersect(&req, &config).unwrap_err();
+        assert!(refused[0].contains("fuel of 0"), "{refused:?}");
+    }
+}
