@@ -9,6 +9,7 @@ pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod doctor;
+pub mod layout;
 pub mod names;
 pub mod plugin;
 pub mod policy;
@@ -18,15 +19,3 @@ pub mod sandbox;
 
 /// The version of agh, recorded in every result.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// Lower-case hex of `bytes`, as digests are shown and stored.
-#[must_use]
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut text, b| {
-            let _ = write!(text, "{b:02x}");
-            text
-        })
-}

@@ -84,7 +84,7 @@ pub fn child(dir: &Path, name: &str) -> Result<PathBuf, NameError> {
 pub fn stand_in_name(raw: &OsStr) -> String {
     use std::os::unix::ffi::OsStrExt;
     let digest = Sha256::digest(raw.as_bytes());
-    format!("unnamed-{}", crate::hex(&digest[..6]))
+    format!("unnamed-{}", crate::layout::hex(&digest[..6]))
 }
 
 /// `name` for showing on a terminal: control characters (escape sequences

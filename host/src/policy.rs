@@ -337,10 +337,10 @@ fn grant_asset(
             "asset {name:?}: path {path:?} must be relative, without '..'"
         ));
     }
-    let owner = if target.starts_with("/grader") {
-        Owner::Grader
-    } else {
-        Owner::Root
+    // Assets are root's under /assets, or the grader user's under /grader.
+    let owner = match Owner::of_path(target) {
+        Some(Owner::Grader) => Owner::Grader,
+        _ => Owner::Root,
     };
     check_sandbox_path(target, owner).map_err(|e| format!("asset {name:?}: {e}"))?;
     let location = match (&granted.local, &granted.s3) {

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use crate::report::write_atomic;
+use crate::layout::write_atomic;
 
 /// Folder name of this cache layout.
 pub const CACHE_LAYOUT: &str = "assets-v1";
@@ -153,7 +153,7 @@ impl AssetCache {
             .and_then(|mut file| {
                 let mut hasher = Sha256::new();
                 let size = std::io::copy(&mut file, &mut hasher).map_err(|e| e.to_string())?;
-                Ok((crate::hex(&hasher.finalize()), size))
+                Ok((crate::layout::hex(&hasher.finalize()), size))
             });
         match hashed {
             Ok((sha256, size)) if sha256 == entry.sha256 && size == entry.size => {
@@ -219,7 +219,7 @@ impl AssetCache {
         }
         file.sync_all().await?;
         drop(file);
-        let sha256: String = crate::hex(&hasher.finalize());
+        let sha256: String = crate::layout::hex(&hasher.finalize());
         lock(&self.verified).insert(sha256.clone());
         temp_path
             .persist(self.object_path(&sha256))
@@ -447,6 +447,26 @@ mod tests {
             cache.read_small("f", &file).unwrap().as_slice(),
             b"12345",
             "served from memory"
+        );
+        // Files of the largest size kept, twice the cap's worth in all: the
+        // layer never holds more than its cap, and the oldest go first.
+        let big = vec![7u8; MEMORY_FILE_BYTES];
+        let path = dir.path().join("big");
+        std::fs::write(&path, &big).unwrap();
+        let count = 2 * MEMORY_BYTES / MEMORY_FILE_BYTES;
+        for i in 0..count {
+            cache.read_small(&format!("big-{i}"), &path).unwrap();
+            let held = lock(&cache.memory).bytes;
+            assert!(held <= MEMORY_BYTES, "{held} bytes held after {i} files");
+        }
+        let memory = lock(&cache.memory);
+        assert!(!memory.files.contains_key("f"), "the oldest entry was kept");
+        assert!(!memory.files.contains_key("big-0"));
+        assert!(memory.files.contains_key(&format!("big-{}", count - 1)));
+        assert_eq!(
+            memory.bytes,
+            memory.files.values().map(|b| b.len()).sum::<usize>(),
+            "the count matches what is held"
         );
     }
 }

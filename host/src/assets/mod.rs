@@ -86,7 +86,7 @@ impl ResolvedAsset {
             hasher.update([0]);
             hasher.update(file.sha256.as_bytes());
         }
-        crate::hex(&hasher.finalize())
+        crate::layout::hex(&hasher.finalize())
     }
 
     /// The files as entries to copy into the sandbox, with the folder to
@@ -135,7 +135,7 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut file = open_regular_file(path)?;
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher)?;
-    Ok(crate::hex(&hasher.finalize()))
+    Ok(crate::layout::hex(&hasher.finalize()))
 }
 
 /// Resolves a local asset: the real path must stay inside the source folder,

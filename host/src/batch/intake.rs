@@ -25,7 +25,14 @@ pub struct Submission {
     pub dir: PathBuf,
     /// Why it cannot be graded, when its archive was refused.
     pub refused: Option<String>,
+    /// Its content's sha256, once computed (see [`super::submission_digest`]).
+    pub digest: Option<String>,
 }
+
+/// Submissions that cannot be taken in: what is wrong, and with which.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct IntakeError(String);
 
 const ARCHIVE_SUFFIXES: [&str; 4] = [".zip", ".tar.gz", ".tgz", ".tar"];
 
@@ -78,6 +85,7 @@ impl Found {
                 name: self.name,
                 dir: PathBuf::new(),
                 refused: Some(why),
+                digest: None,
             };
         }
         if !self.archive {
@@ -85,6 +93,7 @@ impl Found {
                 name: self.name,
                 dir: self.source,
                 refused: None,
+                digest: None,
             };
         }
         // The name is checked, so the target is a direct child of staging.
@@ -97,6 +106,7 @@ impl Found {
             name: self.name,
             dir: target,
             refused,
+            digest: None,
         }
     }
 }
@@ -124,7 +134,11 @@ fn refuse_duplicates(found: &[Found]) -> Result<(), String> {
 /// # Errors
 /// When `dir` cannot be read, holds no submissions, or holds two that
 /// would be graded under one name (`alice/` and `alice.zip`).
-pub fn discover(dir: &Path, staging: &Path) -> Result<Vec<Submission>, String> {
+pub fn discover(dir: &Path, staging: &Path) -> Result<Vec<Submission>, IntakeError> {
+    discover_in(dir, staging).map_err(IntakeError)
+}
+
+fn discover_in(dir: &Path, staging: &Path) -> Result<Vec<Submission>, String> {
     let read = std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     let mut found = Vec::new();
     for entry in read.filter_map(Result::ok) {
@@ -157,7 +171,11 @@ pub fn discover(dir: &Path, staging: &Path) -> Result<Vec<Submission>, String> {
 ///
 /// # Errors
 /// When `path` is neither a folder nor a zip or tarball.
-pub fn single(path: &Path, staging: &Path) -> Result<Submission, String> {
+pub fn single(path: &Path, staging: &Path) -> Result<Submission, IntakeError> {
+    single_in(path, staging).map_err(IntakeError)
+}
+
+fn single_in(path: &Path, staging: &Path) -> Result<Submission, String> {
     let file_name = path.file_name().unwrap_or_default();
     let found = if path.is_dir() {
         Found::new(file_name, path.to_path_buf(), false)
@@ -190,7 +208,11 @@ pub fn shard(submissions: Vec<Submission>, k: u32, n: u32) -> Vec<Submission> {
 ///
 /// # Errors
 /// What is wrong with the text.
-pub fn parse_shard(text: &str) -> Result<(u32, u32), String> {
+pub fn parse_shard(text: &str) -> Result<(u32, u32), IntakeError> {
+    parse_shard_in(text).map_err(IntakeError)
+}
+
+fn parse_shard_in(text: &str) -> Result<(u32, u32), String> {
     let parsed = text
         .split_once('/')
         .and_then(|(k, n)| Some((k.parse::<u32>().ok()?, n.parse::<u32>().ok()?)));
@@ -405,7 +427,9 @@ mod tests {
         let staging = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("alice")).unwrap();
         zip_with(&dir.path().join("alice.zip"), &[("main.c", b"x")]);
-        let err = discover(dir.path(), staging.path()).unwrap_err();
+        let err = discover(dir.path(), staging.path())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("alice.zip") && err.contains("both be graded as \"alice\""),
             "{err}"
@@ -420,6 +444,7 @@ mod tests {
         assert!(
             discover(dir.path(), staging.path())
                 .unwrap_err()
+                .to_string()
                 .contains("bob")
         );
     }
@@ -483,6 +508,7 @@ mod tests {
                 name: format!("s{i}"),
                 dir: PathBuf::new(),
                 refused: None,
+                digest: None,
             })
             .collect();
         let mut seen: Vec<String> = (1..=3)

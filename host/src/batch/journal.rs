@@ -26,7 +26,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::{Status, SubmissionResult, write_atomic};
+use crate::layout::write_atomic;
+use crate::report::{Status, SubmissionResult};
 
 /// Name of the journal file.
 pub const JOURNAL_FILE: &str = "journal.jsonl";

@@ -5,6 +5,7 @@
 pub mod intake;
 pub mod journal;
 pub mod merge;
+pub mod run;
 
 pub use intake::Submission;
 pub use journal::{
@@ -371,7 +372,7 @@ impl Batch {
             ));
         }
         let prepared = self
-            .prepare_submission(&submission.name, &submission.dir)
+            .prepare_submission(&submission.name, &submission.dir, submission.digest)
             .await;
         let _slot = grading.acquire().await.ok()?;
         if self.stopped() || self.interrupted() {
@@ -448,7 +449,7 @@ impl Batch {
 
     /// Grades one submission folder in a fresh sandbox.
     pub async fn grade_named(&self, name: &str, dir: &Path) -> SubmissionResult {
-        match self.prepare_submission(name, dir).await {
+        match self.prepare_submission(name, dir, None).await {
             Ok(prepared) => self.grade_prepared(prepared).await,
             Err(failed) => failed,
         }
@@ -463,13 +464,28 @@ impl Batch {
         &self,
         name: &str,
         dir: &Path,
+        digest: Option<String>,
     ) -> Result<Prepared, SubmissionResult> {
         let name = name.to_string();
-        let hashed = dir.to_path_buf();
-        let submission_sha256 = tokio::task::spawn_blocking(move || submission_digest(&hashed))
-            .await
-            .map_err(|err| SubmissionResult::failed(&name, Status::InfraError, err.to_string()))?
-            .map_err(|err| SubmissionResult::failed(&name, Status::InvalidSubmission, err))?;
+        let submission_sha256 = match digest {
+            Some(digest) => digest,
+            None => {
+                let hashed = dir.to_path_buf();
+                tokio::task::spawn_blocking(move || submission_digest(&hashed))
+                    .await
+                    .map_err(|err| {
+                        SubmissionResult::failed(&name, Status::InfraError, err.to_string())
+                    })?
+                    .map_err(|err| {
+                        let status = if err.is_infra() {
+                            Status::InfraError
+                        } else {
+                            Status::InvalidSubmission
+                        };
+                        SubmissionResult::failed(&name, status, err.to_string())
+                    })?
+            }
+        };
         let started = Instant::now();
         let effective = &self.plan.effective;
         let spec = SandboxSpec {
@@ -670,22 +686,23 @@ fn test_record(test: plugin::TestResult) -> TestRecord {
 ///
 /// # Errors
 /// Why the submission cannot be accepted.
-pub fn submission_digest(dir: &Path) -> Result<String, String> {
-    let entries =
-        host_tree_entries(dir, sandbox::MAX_SUBMISSION_BYTES).map_err(|e| e.to_string())?;
+pub fn submission_digest(dir: &Path) -> Result<String, sandbox::SandboxError> {
+    let entries = host_tree_entries(dir, sandbox::MAX_SUBMISSION_BYTES)?;
     let mut hasher = Sha256::new();
     for entry in entries {
         hasher.update(entry.path.as_bytes());
         hasher.update([0]);
         if let Some(sandbox::EntrySource::HostFile(path)) = &entry.source {
-            let mut file =
-                open_regular_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            std::io::copy(&mut file, &mut hasher)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let io = |source| sandbox::SandboxError::Io {
+                context: format!("hashing {}", path.display()),
+                source,
+            };
+            let mut file = open_regular_file(path).map_err(io)?;
+            std::io::copy(&mut file, &mut hasher).map_err(io)?;
         }
         hasher.update([0]);
     }
-    Ok(crate::hex(&hasher.finalize()))
+    Ok(crate::layout::hex(&hasher.finalize()))
 }
 
 /// The default number of submissions graded at once: two per core (a

@@ -1,6 +1,7 @@
 //! `agh plan`, `agh grade`, `agh export` and `agh merge`.
 
 use super::*;
+use crate::batch::run::{Ending, Event, RunError, RunRequest, Submissions};
 use crate::names::for_terminal;
 
 #[derive(Debug, Args)]
@@ -90,7 +91,7 @@ pub(super) struct MergeArgs {
     inputs: Vec<PathBuf>,
 }
 
-pub(super) async fn plan_command(args: PlanArgs) -> ExitCode {
+pub(super) async fn plan_command(args: PlanArgs) -> Outcome {
     let config = match load_config(args.config.as_ref()) {
         Ok(config) => config,
         Err(code) => return code,
@@ -148,7 +149,7 @@ pub(super) async fn plan_command(args: PlanArgs) -> ExitCode {
             "{}",
             serde_json::to_string_pretty(&printed).unwrap_or_default()
         );
-        return ExitCode::SUCCESS;
+        return Outcome::Success;
     }
     println!(
         "grader   {} {} (sha256 {})",
@@ -220,7 +221,7 @@ pub(super) async fn plan_command(args: PlanArgs) -> ExitCode {
             a.name, a.source, a.path, a.target, a.owner
         );
     }
-    ExitCode::SUCCESS
+    Outcome::Success
 }
 
 /// One submission per line: name, status, score, tests passed (of those
@@ -258,45 +259,6 @@ fn print_table(results: &[SubmissionResult]) {
                 "",
                 for_terminal(error.lines().next().unwrap_or_default())
             );
-        }
-    }
-}
-
-/// Exit code after Ctrl-C, as shells report death by SIGINT.
-pub const EXIT_INTERRUPTED: u8 = 130;
-/// How long in-flight submissions may finish after Ctrl-C before they are
-/// abandoned and their containers removed.
-const INTERRUPT_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// The submissions a grade command names, after sharding.
-fn submissions_of(args: &GradeArgs, staging: &std::path::Path) -> Result<Vec<Submission>, String> {
-    let mut found = match (&args.submission, &args.submissions) {
-        (Some(one), _) => vec![batch::intake::single(one, staging)?],
-        (None, Some(many)) => batch::intake::discover(many, staging)?,
-        (None, None) => return Err("give --submission DIR or --submissions DIR".into()),
-    };
-    if let Some(shard) = &args.shard {
-        let (k, n) = batch::intake::parse_shard(shard)?;
-        found = batch::intake::shard(found, k, n);
-    }
-    Ok(found)
-}
-
-/// Where archives are unpacked: a folder of agh's own inside the output
-/// folder (whose lock is held), or a fresh private temporary folder. The
-/// former is removed explicitly while the lock is still held (a batch that
-/// stops early leaves it to the next run, which clears it under its lock);
-/// removing it after the lock is released could delete another run's.
-enum Staging {
-    InOutput(std::path::PathBuf),
-    Temporary(tempfile::TempDir),
-}
-
-impl Staging {
-    fn path(&self) -> &std::path::Path {
-        match self {
-            Staging::InOutput(path) => path,
-            Staging::Temporary(dir) => dir.path(),
         }
     }
 }
@@ -393,10 +355,10 @@ fn print_pass_rates(results: &[SubmissionResult]) {
     }
 }
 
-pub(super) async fn grade_command(args: GradeArgs) -> ExitCode {
+pub(super) async fn grade_command(args: GradeArgs) -> Outcome {
     let mut config = match load_config(args.config.as_ref()) {
         Ok(config) => config,
-        Err(code) => return code,
+        Err(outcome) => return outcome,
     };
     if args.insecure_runc {
         config.runtime = Runtime::RuncInsecure;
@@ -406,203 +368,144 @@ pub(super) async fn grade_command(args: GradeArgs) -> ExitCode {
             "agh: WARNING: sandboxes run under plain runc, WITHOUT gVisor; every result records \"insecure\": true"
         );
     }
-    // The output folder's lock comes first: a second agh pointed at a
-    // folder a running batch holds must touch nothing in it.
-    let lock = match &args.out {
-        Some(out) => match OutputLock::acquire(out) {
-            Ok(lock) => Some(lock),
-            Err(err) => return output_error_exit(&err),
-        },
-        None => None,
-    };
-    let staging = match &lock {
-        Some(lock) => {
-            let path = lock.path().join(".staging");
-            let _ = std::fs::remove_dir_all(&path);
-            Staging::InOutput(path)
-        }
-        None => match tempfile::Builder::new().prefix("agh-staging-").tempdir() {
-            Ok(dir) => Staging::Temporary(dir),
-            Err(err) => {
-                eprintln!("agh: cannot create a staging folder: {err}");
-                return ExitCode::from(EXIT_INFRA);
-            }
-        },
-    };
-    let submissions = match submissions_of(&args, staging.path()) {
-        Ok(found) => found,
+    let shard = match args
+        .shard
+        .as_deref()
+        .map(batch::intake::parse_shard)
+        .transpose()
+    {
+        Ok(shard) => shard,
         Err(err) => {
             eprintln!("agh: {err}");
-            return ExitCode::from(EXIT_USAGE);
+            return Outcome::Usage;
         }
     };
-    let new_id = args.batch_id.clone().unwrap_or_else(|| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        format!("{}-{now}", std::process::id())
-    });
-    let plugin_sha = match crate::plugin::component_sha256(&args.plugin) {
-        Ok(sha) => sha,
-        Err(err) => return batch_error_exit(&BatchError::Plugin(err)),
+    let submissions = match (args.submission, args.submissions) {
+        (Some(one), _) => Submissions::One(one),
+        (None, Some(many)) => Submissions::Folder(many),
+        (None, None) => {
+            eprintln!("agh: give --submission DIR or --submissions DIR");
+            return Outcome::Usage;
+        }
     };
-    let mode = match (args.resume, args.regrade) {
-        (true, _) => OpenMode::Resume,
-        (false, true) => OpenMode::Regrade,
-        (false, false) => OpenMode::New,
-    };
-    let mut output = match lock {
-        Some(lock) => match OutputDir::open(lock, &new_id, &plugin_sha, mode) {
-            Ok(output) => Some(output),
-            Err(err) => return output_error_exit(&err),
+    let request = RunRequest {
+        plugin: args.plugin,
+        config,
+        submissions,
+        shard,
+        out: args.out,
+        mode: match (args.resume, args.regrade) {
+            (true, _) => OpenMode::Resume,
+            (false, true) => OpenMode::Regrade,
+            (false, false) => OpenMode::New,
         },
-        None => None,
+        batch_id: args.batch_id,
+        jobs: args.jobs.unwrap_or_else(batch::default_jobs),
+        formats: args.formats,
     };
-    let batch_id = output.as_ref().map_or(new_id, |o| o.identity().id.clone());
-    let batch = match Batch::prepare(&args.plugin, config, batch_id).await {
-        Ok(batch) => batch,
-        Err(err) => return batch_error_exit(&err),
-    };
-    if let Ok(removed) = batch.remove_leftovers().await
-        && removed > 0
-    {
-        eprintln!("agh: removed {removed} container(s) left by an earlier run of this batch");
-    }
-    if output.as_ref().is_some_and(OutputDir::graded_any) {
-        batch.grader_worked_before();
-    }
-    let total = submissions.len();
-    let todo: Vec<Submission> = submissions
-        .into_iter()
-        .filter(|s| {
-            let done = output.as_ref().is_some_and(|o| {
-                s.refused.is_none()
-                    && batch::submission_digest(&s.dir).is_ok_and(|sha| o.is_done(&s.name, &sha))
-            });
-            !done
-        })
-        .collect();
-    if todo.len() < total {
-        eprintln!(
-            "agh: {} of {total} submission(s) already graded in this output folder; grading the other {}",
-            total - todo.len(),
-            todo.len()
-        );
-    }
-    let jobs = args.jobs.unwrap_or_else(batch::default_jobs);
-    let mut progress = Progress::new(todo.len(), args.json);
-    let mut results = Vec::new();
-    let mut write_error: Option<String> = None;
-    let interrupted = {
-        let grading = batch.grade_all(todo, jobs, |result| {
-            if let Some(out) = output.as_mut()
-                && let Err(err) = out.record(result)
-            {
-                if write_error.is_none() {
-                    eprintln!("agh: {err}; stopping the batch (results already written are whole)");
-                    write_error = Some(err.to_string());
+    let json = args.json;
+    let mut progress: Option<Progress> = None;
+    let ran = batch::run::run(
+        request,
+        || async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+        |event| match event {
+            Event::Starting { total, todo } => {
+                if todo < total {
+                    eprintln!(
+                        "agh: {} of {total} submission(s) already graded in this output folder; grading the other {todo}",
+                        total - todo
+                    );
                 }
-                batch.interrupt();
+                progress = Some(Progress::new(todo, json));
             }
-            progress.record(result, args.json);
-            // With an output folder the summary is read back from it (the
-            // whole batch, earlier runs included), so nothing is held here.
-            if output.is_none() {
-                results.push(result.clone());
-            }
-        });
-        tokio::pin!(grading);
-        let mut interrupted = false;
-        tokio::select! {
-            () = &mut grading => {}
-            _ = tokio::signal::ctrl_c() => {
-                interrupted = true;
-                batch.interrupt();
-                eprintln!("agh: interrupted; letting submissions in flight finish (up to {}s; Ctrl-C again to stop now)", INTERRUPT_GRACE.as_secs());
-                tokio::select! {
-                    () = &mut grading => {}
-                    () = tokio::time::sleep(INTERRUPT_GRACE) => {}
-                    _ = tokio::signal::ctrl_c() => {}
+            Event::LeftoversRemoved(removed) => eprintln!(
+                "agh: removed {removed} container(s) left by an earlier run of this batch"
+            ),
+            Event::Graded(result) => {
+                if let Some(progress) = progress.as_mut() {
+                    progress.record(result, json);
                 }
             }
+            Event::WriteFailed(why) => {
+                eprintln!("agh: {why}; stopping the batch (results already written are whole)");
+            }
+            Event::Interrupted => eprintln!(
+                "agh: interrupted; letting submissions in flight finish (up to {}s; Ctrl-C again to stop now)",
+                batch::run::INTERRUPT_GRACE.as_secs()
+            ),
+            Event::Warning(warning) => eprintln!("agh: {warning}"),
+        },
+    )
+    .await;
+    if let Some(progress) = &progress {
+        progress.finish();
+    }
+    let report = match ran {
+        Ok(report) => report,
+        Err(RunError::Output(err)) => return output_error_exit(&err),
+        Err(RunError::Batch(err)) => return batch_error_exit(&err),
+        Err(RunError::Submissions(err)) => {
+            eprintln!("agh: {err}");
+            return Outcome::Usage;
         }
-        interrupted
+        Err(RunError::Host(err)) => {
+            eprintln!("agh: {err}");
+            return Outcome::Infra;
+        }
     };
-    progress.finish();
-    // Containers a failed teardown left (a daemon restart, an interrupt
-    // that abandoned submissions mid-way) go now, not at the next run.
-    if let Err(err) = batch.remove_leftovers().await {
-        eprintln!(
-            "agh: could not remove this batch's leftover containers ({err}); `agh sandbox clean` will"
-        );
-    }
-    if let Staging::InOutput(path) = &staging {
-        let _ = std::fs::remove_dir_all(path);
-    }
-    if let Some(out) = &args.out
-        && write_error.is_none()
-    {
-        match export::load_results(out) {
-            Ok(all) => results = all,
-            Err(err) => eprintln!("agh: reading the batch's results back: {err}"),
-        }
-    }
-    results.sort_by(|a, b| a.submission.cmp(&b.submission));
-    if args.json {
+    let results = &report.results;
+    if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&results).unwrap_or_default()
+            serde_json::to_string_pretty(results).unwrap_or_default()
         );
     } else {
-        print_table(&results);
-        print_pass_rates(&results);
+        print_table(results);
+        print_pass_rates(results);
     }
-    if let Some(out) = &args.out
-        && !args.formats.is_empty()
-        && write_error.is_none()
-    {
-        for format in &args.formats {
-            if let Err(err) = export::export(&results, *format, out) {
-                eprintln!("agh: exporting {format:?}: {err}");
-                write_error = Some(err.to_string());
-            }
+    match report.ending {
+        Ending::Interrupted => {
+            eprintln!("agh: stopped by Ctrl-C; run the same command with --resume to continue");
+            Outcome::Interrupted
         }
+        Ending::GraderBroken => {
+            eprintln!(
+                "agh: stopped after {} plugin errors and no submission graded: the grader looks broken; fix it and grade again",
+                batch::MAX_CONSECUTIVE_PLUGIN_ERRORS
+            );
+            Outcome::Grader
+        }
+        Ending::WriteFailed(why) => {
+            eprintln!("agh: {why}");
+            Outcome::Infra
+        }
+        Ending::Finished if results.iter().any(|r| r.status == Status::InfraError) => {
+            Outcome::Infra
+        }
+        Ending::Finished if results.iter().any(|r| r.status == Status::PluginError) => {
+            Outcome::Grader
+        }
+        Ending::Finished => Outcome::Success,
     }
-    if interrupted {
-        eprintln!("agh: stopped by Ctrl-C; run the same command with --resume to continue");
-        return ExitCode::from(EXIT_INTERRUPTED);
-    }
-    if batch.stopped() {
-        eprintln!(
-            "agh: stopped after {} plugin errors and no submission graded: the grader looks broken; fix it and grade again",
-            batch::MAX_CONSECUTIVE_PLUGIN_ERRORS
-        );
-        return ExitCode::from(EXIT_PLUGIN);
-    }
-    if write_error.is_some() || results.iter().any(|r| r.status == Status::InfraError) {
-        return ExitCode::from(EXIT_INFRA);
-    }
-    if results.iter().any(|r| r.status == Status::PluginError) {
-        return ExitCode::from(EXIT_PLUGIN);
-    }
-    ExitCode::SUCCESS
 }
 
-fn output_error_exit(err: &OutputError) -> ExitCode {
+fn output_error_exit(err: &OutputError) -> Outcome {
     eprintln!("agh: {err}");
-    ExitCode::from(if matches!(err, OutputError::Io { .. }) {
-        EXIT_INFRA
+    if matches!(err, OutputError::Io { .. }) {
+        Outcome::Infra
     } else {
-        EXIT_USAGE
-    })
+        Outcome::Usage
+    }
 }
 
-pub(super) async fn export_command(args: ExportArgs) -> ExitCode {
+pub(super) async fn export_command(args: ExportArgs) -> Outcome {
     let results = match export::load_results(&args.from) {
         Ok(results) => results,
         Err(err) => {
             eprintln!("agh: {err}");
-            return ExitCode::from(EXIT_USAGE);
+            return Outcome::Usage;
         }
     };
     let to = args.to.as_ref().unwrap_or(&args.from);
@@ -618,14 +521,14 @@ pub(super) async fn export_command(args: ExportArgs) -> ExitCode {
             ),
             Err(err) => {
                 eprintln!("agh: exporting {format:?} to {}: {err}", to.display());
-                return ExitCode::from(EXIT_INFRA);
+                return Outcome::Infra;
             }
         }
     }
-    ExitCode::SUCCESS
+    Outcome::Success
 }
 
-pub(super) async fn merge_command(args: MergeArgs) -> ExitCode {
+pub(super) async fn merge_command(args: MergeArgs) -> Outcome {
     match batch::merge::merge_folders(&args.inputs, &args.out) {
         Ok(count) => {
             println!(
@@ -633,7 +536,7 @@ pub(super) async fn merge_command(args: MergeArgs) -> ExitCode {
                 args.inputs.len(),
                 args.out.display()
             );
-            ExitCode::SUCCESS
+            Outcome::Success
         }
         Err(err) => {
             eprintln!("agh: {err}");
@@ -641,7 +544,11 @@ pub(super) async fn merge_command(args: MergeArgs) -> ExitCode {
                 err,
                 batch::merge::MergeError::Output(OutputError::Io { .. })
             );
-            ExitCode::from(if infra { EXIT_INFRA } else { EXIT_USAGE })
+            if infra {
+                Outcome::Infra
+            } else {
+                Outcome::Usage
+            }
         }
     }
 }

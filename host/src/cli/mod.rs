@@ -10,7 +10,7 @@ use grade_commands::{
     ExportArgs, GradeArgs, MergeArgs, PlanArgs, export_command, grade_command, merge_command,
     plan_command,
 };
-use sandbox_commands::{SandboxCommand, doctor_command, sandbox_clean, sandbox_run};
+use sandbox_commands::{SandboxCommand, doctor_command, sandbox_clean, sandbox_run, sandbox_users};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,9 +21,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 use crate::assets::{self, S3Timeouts};
-use crate::batch::{
-    self, Batch, BatchError, OpenMode, OutputDir, OutputError, OutputLock, Submission,
-};
+use crate::batch::{self, BatchError, OpenMode, OutputError};
 use crate::config::Config;
 use crate::doctor;
 use crate::report::Verdict;
@@ -42,6 +40,40 @@ pub const EXIT_PLUGIN: u8 = 3;
 pub const EXIT_INFRA: u8 = 4;
 /// Exit code when `agh doctor` found a problem.
 pub const EXIT_UNHEALTHY: u8 = 5;
+/// Exit code after Ctrl-C, as shells report death by SIGINT.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// How a command ended. Commands print and return one; [`main`] alone
+/// turns it into the process's exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done as asked.
+    Success,
+    /// A bad command line, configuration or input.
+    Usage,
+    /// The grader failed or the operator's policy refused it.
+    Grader,
+    /// Docker, the disk or another part of the host failed.
+    Infra,
+    /// `agh doctor` found a problem.
+    Unhealthy,
+    /// Stopped by Ctrl-C.
+    Interrupted,
+}
+
+impl Outcome {
+    /// The one map from outcomes to exit codes.
+    fn exit_code(self) -> ExitCode {
+        match self {
+            Outcome::Success => ExitCode::SUCCESS,
+            Outcome::Usage => ExitCode::from(EXIT_USAGE),
+            Outcome::Grader => ExitCode::from(EXIT_PLUGIN),
+            Outcome::Infra => ExitCode::from(EXIT_INFRA),
+            Outcome::Unhealthy => ExitCode::from(EXIT_UNHEALTHY),
+            Outcome::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
+        }
+    }
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -90,37 +122,39 @@ pub fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("agh: cannot start the async runtime: {err}");
-            return ExitCode::from(EXIT_INFRA);
+            return Outcome::Infra.exit_code();
         }
     };
-    runtime.block_on(async {
+    let outcome = runtime.block_on(async {
         match cli.command {
             Commands::Doctor { images } => doctor_command(images).await,
             Commands::Sandbox(SandboxCommand::Run(args)) => sandbox_run(args).await,
             Commands::Sandbox(SandboxCommand::Clean { all }) => sandbox_clean(all).await,
+            Commands::Sandbox(SandboxCommand::Users) => sandbox_users(),
             Commands::Grade(args) => grade_command(args).await,
             Commands::Plan(args) => plan_command(args).await,
             Commands::Export(args) => export_command(args).await,
             Commands::Merge(args) => merge_command(args).await,
         }
-    })
+    });
+    outcome.exit_code()
 }
 
-pub(super) fn load_config(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
+pub(super) fn load_config(path: Option<&PathBuf>) -> Result<Config, Outcome> {
     match path {
         Some(path) => Config::load(path).map_err(|err| {
             eprintln!("agh: {err}");
-            ExitCode::from(EXIT_USAGE)
+            Outcome::Usage
         }),
         None => Ok(Config::default()),
     }
 }
 
-pub(super) fn batch_error_exit(err: &BatchError) -> ExitCode {
+pub(super) fn batch_error_exit(err: &BatchError) -> Outcome {
     eprintln!("agh: {err}");
-    ExitCode::from(if err.is_infra() {
-        EXIT_INFRA
+    if err.is_infra() {
+        Outcome::Infra
     } else {
-        EXIT_PLUGIN
-    })
+        Outcome::Grader
+    }
 }

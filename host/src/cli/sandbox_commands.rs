@@ -15,6 +15,17 @@ pub(super) enum SandboxCommand {
         #[arg(long)]
         all: bool,
     },
+    /// Print the sandbox users' ids as shell assignments, for the image
+    /// recipes (scripts/setup), so the images and agh agree by construction.
+    #[command(hide = true)]
+    Users,
+}
+
+/// `agh sandbox users`: the ids images must give the sandbox users.
+pub(super) fn sandbox_users() -> Outcome {
+    println!("STUDENT_UID={}", crate::layout::STUDENT_UID);
+    println!("GRADER_UID={}", crate::layout::GRADER_UID);
+    Outcome::Success
 }
 
 #[derive(Debug, Args)]
@@ -100,7 +111,7 @@ impl LimitArgs {
     }
 }
 
-pub(super) async fn doctor_command(images: Vec<String>) -> ExitCode {
+pub(super) async fn doctor_command(images: Vec<String>) -> Outcome {
     let images = if images.is_empty() {
         doctor::DEFAULT_IMAGES.map(String::from).to_vec()
     } else {
@@ -116,22 +127,22 @@ pub(super) async fn doctor_command(images: Vec<String>) -> ExitCode {
     }
     if checks.iter().all(|c| c.ok) {
         println!("agh can grade on this machine.");
-        ExitCode::SUCCESS
+        Outcome::Success
     } else {
-        ExitCode::from(EXIT_UNHEALTHY)
+        Outcome::Unhealthy
     }
 }
 
-pub(super) fn sandbox_error_exit(err: &SandboxError) -> ExitCode {
+pub(super) fn sandbox_error_exit(err: &SandboxError) -> Outcome {
     eprintln!("agh: {err}");
-    ExitCode::from(if err.is_infra() {
-        EXIT_INFRA
+    if err.is_infra() {
+        Outcome::Infra
     } else {
-        EXIT_USAGE
-    })
+        Outcome::Usage
+    }
 }
 
-pub(super) async fn sandbox_run(args: SandboxRunArgs) -> ExitCode {
+pub(super) async fn sandbox_run(args: SandboxRunArgs) -> Outcome {
     let limits = args.limits.apply(Limits::default());
     let runtime = if args.insecure_runc {
         Runtime::RuncInsecure
@@ -148,7 +159,7 @@ pub(super) async fn sandbox_run(args: SandboxRunArgs) -> ExitCode {
             Ok(bytes) => bytes,
             Err(err) => {
                 eprintln!("agh: cannot read --stdin-file {}: {err}", path.display());
-                return ExitCode::from(EXIT_USAGE);
+                return Outcome::Usage;
             }
         },
         None => Vec::new(),
@@ -208,7 +219,7 @@ pub(super) async fn sandbox_run(args: SandboxRunArgs) -> ExitCode {
         "{}",
         serde_json::to_string_pretty(&printed).unwrap_or_default()
     );
-    ExitCode::SUCCESS
+    Outcome::Success
 }
 
 /// Copies `HOST=SANDBOX_DIR` into the sandbox, timing it.
@@ -252,7 +263,7 @@ async fn put_into(sandbox: &Sandbox, put: &str) -> Result<serde_json::Value, San
     )
 }
 
-pub(super) async fn sandbox_clean(all: bool) -> ExitCode {
+pub(super) async fn sandbox_clean(all: bool) -> Outcome {
     let docker = match sandbox::connect().await {
         Ok(docker) => docker,
         Err(err) => return sandbox_error_exit(&err),
@@ -271,7 +282,7 @@ pub(super) async fn sandbox_clean(all: bool) -> ExitCode {
                     cleaned.kept
                 );
             }
-            ExitCode::SUCCESS
+            Outcome::Success
         }
         Err(err) => sandbox_error_exit(&err),
     }

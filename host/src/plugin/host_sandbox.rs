@@ -35,16 +35,6 @@ fn handle<T>(err: SandboxError) -> wasmtime::Result<Result<T, Error>> {
     }
 }
 
-fn owner_of(path: &str) -> Option<Owner> {
-    let place = path.split('/').nth(1)?;
-    match place {
-        "work" | "tmp" => Some(Owner::Student),
-        "grader" => Some(Owner::Grader),
-        "assets" => Some(Owner::Root),
-        _ => None,
-    }
-}
-
 pub(crate) fn verdict_to_wit(verdict: Verdict) -> types::Verdict {
     match verdict {
         Verdict::Accepted => types::Verdict::Accepted,
@@ -177,7 +167,7 @@ impl Host for GraderState {
         read_only: bool,
     ) -> wasmtime::Result<Result<(), Error>> {
         self.count_call()?;
-        let Some(owner) = owner_of(&path) else {
+        let Some(owner) = Owner::of_path(&path) else {
             return Ok(Err(Error::Refused(format!(
                 "{path:?}: files may be written below /work, /tmp, /grader or /assets"
             ))));

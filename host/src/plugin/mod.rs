@@ -171,7 +171,7 @@ impl PluginHost {
             return Err(fail(format!("{size} bytes; at most {MAX_COMPONENT_BYTES}")));
         }
         let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
-        let sha256 = crate::hex(&Sha256::digest(&bytes));
+        let sha256 = crate::layout::hex(&Sha256::digest(&bytes));
         let started = Instant::now();
         let (component, cached) = self.compile_cached(&bytes, &sha256).map_err(|e| {
             match e.downcast_ref::<private_dir::PrivateError>() {
@@ -246,7 +246,7 @@ impl PluginHost {
         };
         let mut hasher = Sha256Hasher(Sha256::new());
         std::hash::Hash::hash(&self.engine.precompile_compatibility_hash(), &mut hasher);
-        let engine_key = crate::hex(&hasher.0.finalize()[..8]);
+        let engine_key = crate::layout::hex(&hasher.0.finalize()[..8]);
         let cache_dir = private_dir::open_dir(cache_dir)?;
         let dir = private_dir::open_dir(&cache_dir.join(COMPILED_CACHE_DIR))?;
         let key = SigningKey::open(&cache_dir)?;
@@ -265,7 +265,7 @@ impl PluginHost {
         let serialized = component.serialize()?;
         let mut signed = key.sign(&serialized).to_vec();
         signed.extend_from_slice(&serialized);
-        if let Err(err) = crate::report::write_atomic(&dir, &file, &signed) {
+        if let Err(err) = crate::layout::write_atomic(&dir, &file, &signed) {
             tracing::warn!(file = %file.display(), %err, "could not cache the compiled component");
         }
         Ok((component, false))
@@ -323,7 +323,7 @@ pub fn component_sha256(path: &Path) -> Result<String, PluginError> {
         path: path.into(),
         message: format!("cannot read it: {e}"),
     })?;
-    Ok(crate::hex(&hasher.finalize()))
+    Ok(crate::layout::hex(&hasher.finalize()))
 }
 
 /// Loads a compiled component whose signature [`read_signed`] checked.

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::{Status, SubmissionResult, TestStatus, write_atomic};
+use super::{Status, SubmissionResult, TestStatus};
+use crate::layout::write_atomic;
 
 /// An export format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

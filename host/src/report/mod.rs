@@ -6,6 +6,6 @@ mod verdict;
 
 pub use result::{
     AssetDigest, Provenance, Retry, Status, SubmissionResult, TestRecord, TestStatus,
-    TestVisibility, Timings, write_atomic,
+    TestVisibility, Timings,
 };
 pub use verdict::{Limit, Verdict};

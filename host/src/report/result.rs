@@ -1,8 +1,5 @@
 //! The result of grading one submission, as written to `<out>/<name>.json`.
 
-use std::io::Write;
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
 
 use super::Verdict;
@@ -210,19 +207,4 @@ impl SubmissionResult {
             retries: Vec::new(),
         }
     }
-}
-
-/// Writes `bytes` to `file` inside `dir` atomically: a temporary file in the
-/// same folder, fsync'd, then renamed over the target, then the folder
-/// fsync'd. A crash leaves the old file or the new one, never a part.
-///
-/// # Errors
-/// The I/O error of the step that failed.
-pub fn write_atomic(dir: &Path, file: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
-    temp.write_all(bytes)?;
-    temp.as_file().sync_all()?;
-    temp.persist(file).map_err(|e| e.error)?;
-    std::fs::File::open(dir)?.sync_all()
 }

@@ -58,7 +58,7 @@ fn place_agent() -> Result<PathBuf, Box<dyn std::error::Error>> {
     use sha2::Digest;
     use std::io::{Read, Write};
     use std::os::unix::fs::PermissionsExt;
-    let digest = crate::hex(&sha2::Sha256::digest(AGENT_BINARY));
+    let digest = crate::layout::hex(&sha2::Sha256::digest(AGENT_BINARY));
     let dir =
         crate::private_dir::open_dir(&crate::private_dir::default_cache_dir()?.join("agent"))?;
     let path = dir.join(format!("agh-agent-{}", &digest[..16]));

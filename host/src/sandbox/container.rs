@@ -21,6 +21,7 @@ use super::{
     DOCKER_CALL_TIMEOUT, DOCKER_START_TIMEOUT, LABEL_MANAGED, LABEL_OWNER, SandboxError,
     SandboxSpec, docker_call,
 };
+use crate::layout::Place;
 
 /// How long, after the agent's stream ends, agh waits for Docker's account
 /// of why (the events that say who stopped the container).
@@ -471,25 +472,16 @@ fn watch_events(docker: &Docker, id: &str, events: Arc<Events>) {
 fn container_body(spec: &SandboxSpec, agent: &str) -> ContainerCreateBody {
     let limits = &spec.limits;
     let tmpfs_size = limits.tmpfs_bytes;
-    let (student, grader) = (super::User::Student.uid(), super::User::Grader.uid());
-    let tmpfs = HashMap::from([
-        (
-            "/work".to_string(),
-            format!("rw,exec,nosuid,nodev,size={tmpfs_size},mode=0755,uid={student},gid={student}"),
-        ),
-        (
-            "/assets".to_string(),
-            format!("rw,exec,nosuid,nodev,size={tmpfs_size},mode=0755,uid=0,gid=0"),
-        ),
-        (
-            "/grader".to_string(),
-            format!("rw,exec,nosuid,nodev,size={tmpfs_size},mode=0700,uid={grader},gid={grader}"),
-        ),
-        (
-            "/tmp".to_string(),
-            format!("rw,exec,nosuid,nodev,size={tmpfs_size},mode=1777"),
-        ),
-    ]);
+    let tmpfs: HashMap<String, String> = Place::ALL
+        .into_iter()
+        .map(|place| {
+            let (uid, mode) = place.owner_and_mode();
+            (
+                place.path().to_string(),
+                format!("rw,exec,nosuid,nodev,size={tmpfs_size},mode={mode},uid={uid},gid={uid}"),
+            )
+        })
+        .collect();
     // Commands get their own limits from the agent; the container's only
     // bound the agent's own file work, up to the size of a writable place.
     let file_size =

@@ -14,7 +14,6 @@ use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use tokio_util::io::SyncIoBridge;
 
 use agh_protocol::{ProcessLimits, Request, RunReport, RunSpec};
@@ -22,6 +21,7 @@ use agh_protocol::{ProcessLimits, Request, RunReport, RunSpec};
 use super::agent::{AGENT_IN_SANDBOX, Stdin};
 use super::limits::{OPEN_FILES, STACK_BYTES};
 use super::{AGENT_GRACE, DOCKER_CALL_TIMEOUT, KILL_MARGIN, Sandbox, SandboxError, User};
+use crate::layout::{Owner, check_sandbox_path};
 
 /// Most bytes one read-back may return; graders read outputs, not datasets.
 pub const MAX_READ_BYTES: u64 = 64 * 1024 * 1024;
@@ -41,37 +41,6 @@ const TAR_PIPE_BYTES: usize = 256 * 1024;
 /// runsc takes seconds, so this only catches a stuck daemon.
 const COPY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Who owns files placed in the sandbox, and so where they may go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Owner {
-    /// Root: course files under `/assets` that students read but cannot change.
-    Root,
-    /// The student: files under `/work` (the submission, scratch inputs).
-    Student,
-    /// The grader user: files under `/grader` that students cannot read.
-    Grader,
-}
-
-impl Owner {
-    fn uid(self) -> u32 {
-        match self {
-            Owner::Root => 0,
-            Owner::Student => User::Student.uid(),
-            Owner::Grader => User::Grader.uid(),
-        }
-    }
-
-    /// The writable places this owner may put files in.
-    fn places(self) -> &'static [&'static str] {
-        match self {
-            Owner::Root => &["/assets"],
-            Owner::Student => &["/work", "/tmp"],
-            Owner::Grader => &["/grader", "/tmp"],
-        }
-    }
-}
-
 /// One file or directory to put into the sandbox, relative to a destination.
 #[derive(Debug)]
 pub struct FileEntry {
@@ -90,43 +59,6 @@ pub enum EntrySource {
     Bytes(Vec<u8>),
     /// A host file, streamed.
     HostFile(PathBuf),
-}
-
-/// Checks a path inside the sandbox: absolute, no `.` or `..`, no empty or
-/// NUL parts, and inside one of `owner`'s places. Returns (place, rest).
-///
-/// # Errors
-/// [`SandboxError::Refused`] saying what is wrong and where files may go.
-pub fn check_sandbox_path(
-    path: &str,
-    owner: Owner,
-) -> Result<(&'static str, String), SandboxError> {
-    let refuse = |why: &str| {
-        Err(SandboxError::Refused(format!(
-            "sandbox path {path:?} {why}; {owner:?} files go below {}",
-            owner.places().join(" or ")
-        )))
-    };
-    if !path.starts_with('/') {
-        return refuse("is not absolute");
-    }
-    if path.contains('\0')
-        || path
-            .split('/')
-            .skip(1)
-            .any(|p| p.is_empty() || p == "." || p == "..")
-    {
-        return refuse("has an empty, '.', '..' or NUL part");
-    }
-    for place in owner.places() {
-        if path == *place {
-            return Ok((place, String::new()));
-        }
-        if let Some(rest) = path.strip_prefix(place).and_then(|r| r.strip_prefix('/')) {
-            return Ok((place, rest.to_string()));
-        }
-    }
-    refuse("is outside the places it may be written")
 }
 
 /// Checks a relative path from a host tree or a grader: no absolute, `..`,
@@ -567,32 +499,6 @@ impl Sandbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sandbox_paths_stay_in_their_owners_places() {
-        assert_eq!(
-            check_sandbox_path("/assets/tests/a.py", Owner::Root).unwrap(),
-            ("/assets", "tests/a.py".into())
-        );
-        assert_eq!(
-            check_sandbox_path("/work", Owner::Student).unwrap(),
-            ("/work", String::new())
-        );
-        for bad in [
-            "/assets/../etc/passwd",
-            "assets/a",
-            "/etc/passwd",
-            "/assets//a",
-            "/assetsx/a",
-            "/work/./a",
-        ] {
-            let err = check_sandbox_path(bad, Owner::Root)
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains("/assets"), "{bad}: {err}");
-        }
-        assert!(check_sandbox_path("/grader/x", Owner::Student).is_err());
-    }
 
     #[test]
     fn host_trees_refuse_links_and_fifos() {

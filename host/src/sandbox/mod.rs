@@ -44,12 +44,15 @@ use std::time::Duration;
 pub use bollard::Docker;
 use serde::{Deserialize, Serialize};
 
+use crate::layout::Place;
+
+pub use crate::layout::{Owner, check_sandbox_path};
 pub use agent::AGENT_IN_SANDBOX;
 pub use container::{Cleaned, Leftovers, Sandbox, remove_leftovers};
 pub use exec::{Command, CommandOutcome};
 pub use files::{
-    EntrySource, FileEntry, MAX_READ_BYTES, MAX_SUBMISSION_BYTES, Owner, check_sandbox_path,
-    host_tree_entries, open_regular_file,
+    EntrySource, FileEntry, MAX_READ_BYTES, MAX_SUBMISSION_BYTES, host_tree_entries,
+    open_regular_file,
 };
 pub use limits::{Limits, MIB};
 
@@ -113,8 +116,8 @@ impl User {
     #[must_use]
     pub fn uid(self) -> u32 {
         match self {
-            User::Student => 1000,
-            User::Grader => 1001,
+            User::Student => crate::layout::STUDENT_UID,
+            User::Grader => crate::layout::GRADER_UID,
         }
     }
 
@@ -124,8 +127,8 @@ impl User {
     #[must_use]
     pub fn default_cwd(self) -> &'static str {
         match self {
-            User::Student => "/work",
-            User::Grader => "/grader",
+            User::Student => Place::Work.path(),
+            User::Grader => Place::Grader.path(),
         }
     }
 
@@ -136,8 +139,8 @@ impl User {
     #[must_use]
     pub fn temp_dir(self) -> &'static str {
         match self {
-            User::Student => "/tmp",
-            User::Grader => "/grader",
+            User::Student => Place::Tmp.path(),
+            User::Grader => Place::Grader.path(),
         }
     }
 }
@@ -266,6 +269,12 @@ pub enum SandboxError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl From<crate::layout::PathRefused> for SandboxError {
+    fn from(refused: crate::layout::PathRefused) -> Self {
+        SandboxError::Refused(refused.to_string())
+    }
 }
 
 impl SandboxError {

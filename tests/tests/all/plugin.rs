@@ -100,6 +100,7 @@ async fn the_batch_stops_after_plugin_errors_in_a_row() {
             name: format!("{i}"),
             dir: submission(dir.path(), &format!("{i}"), "panic"),
             refused: None,
+            digest: None,
         })
         .collect();
     let id = support::batch_id("stop");
@@ -137,16 +138,19 @@ async fn hostile_submissions_in_a_row_do_not_stop_a_working_grader() {
         name: "00-honest".into(),
         dir: submission(dir.path(), "00-honest", "ok"),
         refused: None,
+        digest: None,
     }];
     dirs.extend((1..=hostile).map(|i| batch::Submission {
         name: format!("{i:02}-hostile"),
         dir: submission(dir.path(), &format!("{i:02}-hostile"), "panic"),
         refused: None,
+        digest: None,
     }));
     dirs.push(batch::Submission {
         name: "99-honest".into(),
         dir: submission(dir.path(), "99-honest", "ok"),
         refused: None,
+        digest: None,
     });
     let id = support::batch_id("no-stop");
     let batch = Batch::prepare(

@@ -1,0 +1,232 @@
+//! Where things are, in one place: the sandbox's writable places, the
+//! users that own them, the rules a path inside the sandbox must follow,
+//! and the host-side file helpers every part of agh writes through (atomic
+//! writes, hex digests). A leaf: it depends on nothing else in agh.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// Uid (and gid) of the student user, who owns `/work`.
+pub const STUDENT_UID: u32 = 1000;
+/// Uid (and gid) of the grader user, who owns `/grader`.
+pub const GRADER_UID: u32 = 1001;
+
+/// A writable place inside every sandbox, each its own tmpfs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// The submission and what it builds; the student's.
+    Work,
+    /// Course files students may read, not change; root's.
+    Assets,
+    /// Files only the grader user may read.
+    Grader,
+    /// Scratch for everyone (sticky).
+    Tmp,
+}
+
+impl Place {
+    /// Every place, in the order the sandbox mounts them.
+    pub const ALL: [Place; 4] = [Place::Work, Place::Assets, Place::Grader, Place::Tmp];
+
+    /// Its absolute path in the sandbox.
+    #[must_use]
+    pub fn path(self) -> &'static str {
+        match self {
+            Place::Work => "/work",
+            Place::Assets => "/assets",
+            Place::Grader => "/grader",
+            Place::Tmp => "/tmp",
+        }
+    }
+
+    /// Owner uid and mode of the place itself; `None` owner for the shared
+    /// `/tmp`, which is root's and sticky.
+    #[must_use]
+    pub fn owner_and_mode(self) -> (u32, &'static str) {
+        match self {
+            Place::Work => (STUDENT_UID, "0755"),
+            Place::Assets => (0, "0755"),
+            Place::Grader => (GRADER_UID, "0700"),
+            Place::Tmp => (0, "1777"),
+        }
+    }
+
+    /// The place `path` is in, if any.
+    #[must_use]
+    pub fn of(path: &str) -> Option<Place> {
+        Place::ALL.into_iter().find(|place| {
+            path == place.path()
+                || path
+                    .strip_prefix(place.path())
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+    }
+}
+
+/// Who owns files placed in the sandbox, and so where they may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Owner {
+    /// Root: course files under `/assets` that students read but cannot change.
+    Root,
+    /// The student: files under `/work` (the submission, scratch inputs).
+    Student,
+    /// The grader user: files under `/grader` that students cannot read.
+    Grader,
+}
+
+impl Owner {
+    /// Its uid, which is also its gid.
+    #[must_use]
+    pub fn uid(self) -> u32 {
+        match self {
+            Owner::Root => 0,
+            Owner::Student => STUDENT_UID,
+            Owner::Grader => GRADER_UID,
+        }
+    }
+
+    /// The places this owner may put files in.
+    #[must_use]
+    pub fn places(self) -> &'static [Place] {
+        match self {
+            Owner::Root => &[Place::Assets],
+            Owner::Student => &[Place::Work, Place::Tmp],
+            Owner::Grader => &[Place::Grader, Place::Tmp],
+        }
+    }
+
+    /// Who owns a file written at `path`: the owner of the place it is in
+    /// (`/tmp` files are the student's).
+    #[must_use]
+    pub fn of_path(path: &str) -> Option<Owner> {
+        Some(match Place::of(path)? {
+            Place::Work | Place::Tmp => Owner::Student,
+            Place::Grader => Owner::Grader,
+            Place::Assets => Owner::Root,
+        })
+    }
+}
+
+/// A sandbox path that breaks the rules, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("sandbox path {path:?} {why}; {owner:?} files go below {allowed}")]
+pub struct PathRefused {
+    path: String,
+    why: &'static str,
+    owner: Owner,
+    allowed: String,
+}
+
+/// Checks a path inside the sandbox: absolute, no `.` or `..`, no empty or
+/// NUL parts, and inside one of `owner`'s places. Returns the place's path
+/// and the rest below it.
+///
+/// # Errors
+/// [`PathRefused`] saying what is wrong and where `owner`'s files may go.
+pub fn check_sandbox_path(path: &str, owner: Owner) -> Result<(&'static str, String), PathRefused> {
+    let refuse = |why| PathRefused {
+        path: path.into(),
+        why,
+        owner,
+        allowed: owner
+            .places()
+            .iter()
+            .map(|p| p.path())
+            .collect::<Vec<_>>()
+            .join(" or "),
+    };
+    if !path.starts_with('/') {
+        return Err(refuse("is not absolute"));
+    }
+    if path.contains('\0')
+        || path
+            .split('/')
+            .skip(1)
+            .any(|p| p.is_empty() || p == "." || p == "..")
+    {
+        return Err(refuse("has an empty, '.', '..' or NUL part"));
+    }
+    match Place::of(path) {
+        Some(place) if owner.places().contains(&place) => {
+            let rest = path[place.path().len()..].trim_start_matches('/');
+            Ok((place.path(), rest.to_string()))
+        }
+        _ => Err(refuse("is outside the places it may be written")),
+    }
+}
+
+/// Writes `bytes` to `file` inside `dir` atomically: a temporary file in the
+/// same folder, fsync'd, then renamed over the target, then the folder
+/// fsync'd. A crash leaves the old file or the new one, never a part.
+///
+/// # Errors
+/// The I/O error of the step that failed.
+pub fn write_atomic(dir: &Path, file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    temp.write_all(bytes)?;
+    temp.as_file().sync_all()?;
+    temp.persist(file).map_err(|e| e.error)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Lower-case hex of `bytes`, as digests are shown and stored.
+#[must_use]
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut text, b| {
+            let _ = write!(text, "{b:02x}");
+            text
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_checked_against_the_owners_places() {
+        assert_eq!(
+            check_sandbox_path("/assets/tests/a.py", Owner::Root).unwrap(),
+            ("/assets", "tests/a.py".into())
+        );
+        assert_eq!(
+            check_sandbox_path("/work", Owner::Student).unwrap(),
+            ("/work", String::new())
+        );
+        for bad in [
+            "/assets/../etc/passwd",
+            "assets/a",
+            "/etc/passwd",
+            "/assets//a",
+            "/assetsx/a",
+            "/work/./a",
+        ] {
+            let err = check_sandbox_path(bad, Owner::Root)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("/assets"), "{bad}: {err}");
+        }
+        assert!(check_sandbox_path("/grader/x", Owner::Student).is_err());
+    }
+
+    #[test]
+    fn a_path_belongs_to_the_owner_of_its_place() {
+        assert_eq!(Owner::of_path("/work/a"), Some(Owner::Student));
+        assert_eq!(Owner::of_path("/tmp"), Some(Owner::Student));
+        assert_eq!(Owner::of_path("/grader/t/x"), Some(Owner::Grader));
+        assert_eq!(Owner::of_path("/assets/x"), Some(Owner::Root));
+        assert_eq!(Owner::of_path("/workshop/x"), None);
+        assert_eq!(Owner::of_path("/etc"), None);
+    }
+
+    #[test]
+    fn hex_is_lower_case_and_two_digits_a_byte() {
+        assert_eq!(hex(&[0, 15, 255]), "000fff");
+    }
+}
