@@ -6,12 +6,13 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// Guest crates and the artifact each produces.
-const GUESTS: [(&str, &str); 5] = [
+const GUESTS: [(&str, &str); 6] = [
     ("PYTHON_UNITTEST", "python_unittest.wasm"),
     ("C_IO", "c_io.wasm"),
     ("MISBEHAVING", "misbehaving.wasm"),
     ("NOT_A_GRADER", "not-a-grader.wasm"),
     ("CONTRACT_0_1", "contract_0_1.wasm"),
+    ("FOREIGN_IMPORT", "foreign_import.wasm"),
 ];
 
 fn main() {
@@ -25,6 +26,7 @@ fn main() {
         "graders/misbehaving",
         "graders/not-a-grader",
         "graders/contract-0.1",
+        "graders/foreign-import",
         "wit",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());

@@ -165,10 +165,22 @@ pub struct Plan {
 /// # Errors
 /// [`BatchError`] with every refusal listed.
 pub async fn plan(plugin_path: &Path, config: &Config) -> Result<Plan, BatchError> {
+    plan_noting(plugin_path, config, &mut |_| {}).await
+}
+
+/// [`plan`], telling `notice` when the grader must be compiled first.
+///
+/// # Errors
+/// As [`plan`].
+pub async fn plan_noting(
+    plugin_path: &Path,
+    config: &Config,
+    notice: &mut dyn FnMut(plugin::LoadNotice),
+) -> Result<Plan, BatchError> {
     let cache_dir =
         private_dir::default_cache_dir().map_err(|e| BatchError::Infra(e.to_string()))?;
     let host = PluginHost::new(Some(cache_dir))?;
-    let grader = host.load(plugin_path)?;
+    let grader = host.load_noting(plugin_path, notice)?;
     let settings: Vec<(String, String)> = config.settings.clone().into_iter().collect();
     let description = grader
         .describe(&settings, policy::Budget::for_describe(config.grader))
@@ -222,7 +234,21 @@ impl Batch {
         config: Config,
         batch_id: String,
     ) -> Result<Arc<Self>, BatchError> {
-        let plan = plan(plugin_path, &config).await?;
+        Self::prepare_noting(plugin_path, config, batch_id, &mut |_| {}).await
+    }
+
+    /// [`Batch::prepare`], telling `notice` when the grader must be
+    /// compiled first.
+    ///
+    /// # Errors
+    /// As [`Batch::prepare`].
+    pub async fn prepare_noting(
+        plugin_path: &Path,
+        config: Config,
+        batch_id: String,
+        notice: &mut dyn FnMut(plugin::LoadNotice),
+    ) -> Result<Arc<Self>, BatchError> {
+        let plan = plan_noting(plugin_path, &config, notice).await?;
         let cache = open_asset_cache(&config)?;
         let assets =
             assets::resolve_all(&plan.effective.assets, Some(&cache), S3Timeouts::default())

@@ -59,6 +59,8 @@ pub enum Event<'a> {
         /// Of those, not yet graded in the output folder.
         todo: usize,
     },
+    /// The grader is being compiled (its first use), or was.
+    Loading(crate::plugin::LoadNotice),
     /// Containers an earlier run of this batch left were removed.
     LeftoversRemoved(usize),
     /// One submission's result, already on disk when there is an output folder.
@@ -180,7 +182,10 @@ pub async fn run<F: Future<Output = ()>>(
         .map(|lock| OutputDir::open(lock, &new_id, &plugin_sha, request.mode))
         .transpose()?;
     let batch_id = output.as_ref().map_or(new_id, |o| o.identity().id.clone());
-    let batch = Batch::prepare(&request.plugin, request.config, batch_id).await?;
+    let batch = Batch::prepare_noting(&request.plugin, request.config, batch_id, &mut |notice| {
+        on_event(Event::Loading(notice));
+    })
+    .await?;
     if let Ok(removed) = batch.remove_leftovers().await
         && removed > 0
     {

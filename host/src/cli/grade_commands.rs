@@ -96,7 +96,7 @@ pub(super) async fn plan_command(args: PlanArgs) -> Outcome {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let plan = match batch::plan(&args.plugin, &config).await {
+    let plan = match batch::plan_noting(&args.plugin, &config, &mut print_load_notice).await {
         Ok(plan) => plan,
         Err(err) => return batch_error_exit(&err),
     };
@@ -355,6 +355,21 @@ fn print_pass_rates(results: &[SubmissionResult]) {
     }
 }
 
+/// Says that a grader is being compiled (its first use takes seconds) and
+/// how long it took.
+fn print_load_notice(notice: crate::plugin::LoadNotice) {
+    match notice {
+        crate::plugin::LoadNotice::Compiling => {
+            eprintln!(
+                "agh: compiling the grader (its first use; later runs load it from the cache)..."
+            );
+        }
+        crate::plugin::LoadNotice::Compiled(took) => {
+            eprintln!("agh: compiled the grader in {:.1}s", took.as_secs_f64());
+        }
+    }
+}
+
 pub(super) async fn grade_command(args: GradeArgs) -> Outcome {
     let mut config = match load_config(args.config.as_ref()) {
         Ok(config) => config,
@@ -420,6 +435,7 @@ pub(super) async fn grade_command(args: GradeArgs) -> Outcome {
                 }
                 progress = Some(Progress::new(todo, json));
             }
+            Event::Loading(notice) => print_load_notice(notice),
             Event::LeftoversRemoved(removed) => eprintln!(
                 "agh: removed {removed} container(s) left by an earlier run of this batch"
             ),

@@ -80,6 +80,15 @@ pub struct PluginHost {
     cache_dir: Option<PathBuf>,
 }
 
+/// What [`PluginHost::load_noting`] tells while it loads.
+#[derive(Debug, Clone, Copy)]
+pub enum LoadNotice {
+    /// The component is not in the compiled cache: compiling it now.
+    Compiling,
+    /// Compiling took this long; the result is cached for next time.
+    Compiled(Duration),
+}
+
 /// How a component was loaded, for the report and benchmarks.
 #[derive(Debug, Clone, Copy)]
 pub struct LoadStats {
@@ -160,6 +169,20 @@ impl PluginHost {
     /// # Errors
     /// [`PluginError::Load`] saying what is wrong and what to do.
     pub fn load(&self, path: &Path) -> Result<Grader, PluginError> {
+        self.load_noting(path, &mut |_| {})
+    }
+
+    /// [`PluginHost::load`], telling `notice` when the component must be
+    /// compiled (the first load of a component takes seconds and hundreds of
+    /// megabytes for an interpreted grader) and how long that took.
+    ///
+    /// # Errors
+    /// As [`PluginHost::load`].
+    pub fn load_noting(
+        &self,
+        path: &Path,
+        notice: &mut dyn FnMut(LoadNotice),
+    ) -> Result<Grader, PluginError> {
         let fail = |message: String| PluginError::Load {
             path: path.into(),
             message,
@@ -173,7 +196,7 @@ impl PluginHost {
         let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
         let sha256 = crate::layout::hex(&Sha256::digest(&bytes));
         let started = Instant::now();
-        let (component, cached) = self.compile_cached(&bytes, &sha256).map_err(|e| {
+        let (component, cached) = self.compile_cached(&bytes, &sha256, notice).map_err(|e| {
             match e.downcast_ref::<private_dir::PrivateError>() {
                 Some(cache) => fail(format!("its compiled cache is unusable: {cache}")),
                 None => fail(format!("not a valid WebAssembly component ({e:#}); build it with `cargo build --target wasm32-wasip2`")),
@@ -193,6 +216,13 @@ impl PluginHost {
             v0_1::GraderPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
         };
         linked.map_err(|e| fail(format!("linking agh: {e}")))?;
+        // Imports agh does not grant (such as `wasi:http`, which some
+        // toolchains add by default) trap when called instead of refusing
+        // the grader: the trap names the import, the submission is a
+        // plugin-error, and nothing of the host is reached.
+        linker
+            .define_unknown_imports_as_traps(&component)
+            .map_err(|e| fail(format!("it imports what agh cannot stand in for: {e:#}")))?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| fail(format!("it needs imports agh does not provide: {e:#}")))?;
@@ -240,9 +270,21 @@ impl PluginHost {
             })
     }
 
-    fn compile_cached(&self, bytes: &[u8], sha256: &str) -> wasmtime::Result<(Component, bool)> {
+    fn compile_cached(
+        &self,
+        bytes: &[u8],
+        sha256: &str,
+        notice: &mut dyn FnMut(LoadNotice),
+    ) -> wasmtime::Result<(Component, bool)> {
+        let mut compile = |bytes: &[u8]| {
+            notice(LoadNotice::Compiling);
+            let started = Instant::now();
+            let component = Component::new(&self.engine, bytes);
+            notice(LoadNotice::Compiled(started.elapsed()));
+            component
+        };
         let Some(cache_dir) = &self.cache_dir else {
-            return Ok((Component::new(&self.engine, bytes)?, false));
+            return Ok((compile(bytes)?, false));
         };
         let mut hasher = Sha256Hasher(Sha256::new());
         std::hash::Hash::hash(&self.engine.precompile_compatibility_hash(), &mut hasher);
@@ -261,7 +303,7 @@ impl PluginHost {
                 tracing::warn!(file = %file.display(), %err, "refusing a cached component; compiling afresh");
             }
         }
-        let component = Component::new(&self.engine, bytes)?;
+        let component = compile(bytes)?;
         let serialized = component.serialize()?;
         let mut signed = key.sign(&serialized).to_vec();
         signed.extend_from_slice(&serialized);
@@ -530,7 +572,15 @@ fn failure(err: &wasmtime::Error, stdio: &str) -> PluginError {
         };
         return PluginError::Failed(format!("{what}{printed}"));
     }
-    PluginError::Failed(format!("{err:#}{printed}"))
+    let text = format!("{err:#}");
+    if text.contains("unknown import") {
+        return PluginError::Failed(format!(
+            "{text}: agh grants a grader only its own interfaces and WASI's basics (no network, \
+             no files); drop the import from the build (componentize-js: --disable http \
+             --disable fetch-event){printed}"
+        ));
+    }
+    PluginError::Failed(format!("{text}{printed}"))
 }
 
 fn last_chars(text: &str, n: usize) -> String {

@@ -29,6 +29,11 @@ fn settings() -> insta::Settings {
         "loaded   in [time]",
     );
     settings.add_filter(r"[0-9]+\.[0-9]s\n", "[secs]\n");
+    // Whether this run compiled the grader depends on the tests before it.
+    settings.add_filter(
+        r"agh: compiling the grader \(its first use; later runs load it from the cache\)\.\.\.\nagh: compiled the grader in \[secs\]\n",
+        "",
+    );
     settings.add_filter(
         &regex_escape(&support::repo_root().display().to_string()),
         "[repo]",
@@ -121,4 +126,29 @@ fn plan_refuses_a_missing_image_or_asset_before_grading() {
          [settings]\nasset = \"course:nowhere=/assets/x\"\n",
     );
     assert!(printed.contains("nowhere does not exist"), "{printed}");
+}
+
+/// The first use of a grader says that it compiles and how long it took;
+/// a cached load says nothing.
+#[test]
+fn the_first_load_of_a_grader_says_it_is_compiling() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let plan = || {
+        Command::new(support::agh_binary())
+            .env("AGH_CACHE_DIR", cache.path())
+            .args(["plan", "--plugin", agh_tests::graders::C_IO, "--config"])
+            .arg(support::repo_root().join("examples/c-course/agh.toml"))
+            .output()
+            .expect("agh plan")
+    };
+    let first = plan();
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("compiling the grader") && stderr.contains("compiled the grader in"),
+        "{stderr}"
+    );
+    let second = plan();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!stderr.contains("compiling"), "{stderr}");
 }

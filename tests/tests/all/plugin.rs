@@ -484,3 +484,30 @@ async fn a_grader_built_against_contract_0_1_0_still_grades() {
     }
     support::assert_no_leftovers(&support::docker().await, &id).await;
 }
+
+/// A grader importing an interface agh does not grant (as componentize-js
+/// adds `wasi:http` by default) loads; calling the import ends its call as
+/// a plugin error that names the import and what to do.
+#[tokio::test]
+async fn a_grader_importing_what_agh_does_not_grant_fails_only_when_it_calls_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let id = support::batch_id("foreign-import");
+    let batch = Batch::prepare(
+        Path::new(graders::FOREIGN_IMPORT),
+        Config::default(),
+        id.clone(),
+    )
+    .await
+    .expect("a grader with an ungranted import loads");
+    let submission = dir.path().join("any");
+    std::fs::create_dir_all(&submission).expect("mkdir");
+    std::fs::write(submission.join("x"), "x").expect("write");
+    let result = batch.grade_submission(&submission).await;
+    assert_eq!(result.status, Status::PluginError);
+    let error = result.error.unwrap_or_default();
+    assert!(
+        error.contains("example:net/fetch") && error.contains("--disable http"),
+        "{error}"
+    );
+    support::assert_no_leftovers(&support::docker().await, &id).await;
+}
