@@ -1,8 +1,10 @@
-//! Builds the sandbox agent (`agent/`) as a static musl binary and leaves it
-//! in OUT_DIR, where `sandbox::agent` embeds it: one `agh` binary carries
-//! the exact agent it speaks with, so the two can never disagree.
+//! Builds the sandbox agent (`agent/`) as a static musl binary and the
+//! graders agh ships (the no-code grader, `graders/io-cases`) as
+//! WebAssembly components, and leaves them in OUT_DIR, where agh embeds
+//! them: one `agh` binary carries the exact agent it speaks with, and a
+//! course needs no toolchain to use a built-in grader.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The target the agent is built for: static, so it needs nothing from
@@ -12,23 +14,52 @@ const AGENT_TARGET: &str = "x86_64-unknown-linux-musl";
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("manifest dir"));
     let root = manifest.join("..");
-    for watched in ["agent", "protocol", "Cargo.lock"] {
+    for watched in [
+        "agent",
+        "protocol",
+        "Cargo.lock",
+        "graders/io-cases",
+        "graders/sdk",
+        "graders/Cargo.lock",
+        "wit",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("out dir"));
+
     let target_dir = root.join("target").join("agent");
+    cargo_build(&root, &target_dir, "agh-agent", AGENT_TARGET, &["--locked"]);
+    let built = target_dir
+        .join(AGENT_TARGET)
+        .join("release")
+        .join("agh-agent");
+    std::fs::copy(&built, out.join("agh-agent")).expect("copying the agent into OUT_DIR");
+
+    // The graders' own workspace and target folder, shared with the
+    // tests' build of the same graders.
+    let graders = root.join("graders");
+    let target_dir = graders.join("target");
+    cargo_build(&graders, &target_dir, "io-cases", GRADER_TARGET, &[]);
+    let built = target_dir
+        .join(GRADER_TARGET)
+        .join("release")
+        .join("io_cases.wasm");
+    std::fs::copy(&built, out.join("io-cases.wasm")).expect("copying io-cases into OUT_DIR");
+}
+
+/// The target graders are built for.
+const GRADER_TARGET: &str = "wasm32-wasip2";
+
+/// `cargo build --release -p PACKAGE --target TARGET` in `dir`, with the
+/// outer build's settings (meant for the host) removed.
+fn cargo_build(dir: &Path, target_dir: &Path, package: &str, target: &str, extra: &[&str]) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(cargo);
-    build.current_dir(&root).args([
-        "build",
-        "--release",
-        "--locked",
-        "-p",
-        "agh-agent",
-        "--target",
-        AGENT_TARGET,
-    ]);
-    build.env("CARGO_TARGET_DIR", &target_dir);
-    // The outer build's settings are for the host, not for the agent.
+    build
+        .current_dir(dir)
+        .args(["build", "--release", "-p", package, "--target", target])
+        .args(extra)
+        .env("CARGO_TARGET_DIR", target_dir);
     for var in [
         "RUSTFLAGS",
         "CARGO_ENCODED_RUSTFLAGS",
@@ -40,16 +71,12 @@ fn main() {
     ] {
         build.env_remove(var);
     }
-    let status = build.status().expect("running cargo for the sandbox agent");
+    let status = build
+        .status()
+        .unwrap_or_else(|e| panic!("running cargo for {package}: {e}"));
     assert!(
         status.success(),
-        "building the sandbox agent for {AGENT_TARGET} failed; is the target installed? \
-         (`rustup target add {AGENT_TARGET}`, or scripts/setup)"
+        "building {package} for {target} failed; is the target installed? \
+         (`rustup target add {target}`, or scripts/setup)"
     );
-    let built = target_dir
-        .join(AGENT_TARGET)
-        .join("release")
-        .join("agh-agent");
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("out dir")).join("agh-agent");
-    std::fs::copy(&built, &out).expect("copying the agent into OUT_DIR");
 }

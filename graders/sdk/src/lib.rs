@@ -423,6 +423,73 @@ pub mod compare {
     }
 }
 
+/// Line-based comparisons and feedback, for outputs judged line by line.
+pub mod lines {
+    /// The lines of `text` without trailing whitespace, and without the
+    /// blank lines at its end.
+    fn trimmed(text: &str) -> Vec<&str> {
+        let mut lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+        while lines.last().is_some_and(|l| l.is_empty()) {
+            lines.pop();
+        }
+        lines
+    }
+
+    /// Equal line by line, ignoring trailing whitespace and blank last lines.
+    #[must_use]
+    pub fn same(expected: &str, got: &str) -> bool {
+        trimmed(expected) == trimmed(got)
+    }
+
+    /// The same lines in any order (each as many times).
+    #[must_use]
+    pub fn same_unordered(expected: &str, got: &str) -> bool {
+        let mut want = trimmed(expected);
+        let mut have = trimmed(got);
+        want.sort_unstable();
+        have.sort_unstable();
+        want == have
+    }
+
+    /// A short description of the first line where `got` differs from
+    /// `expected`, for feedback: `line 3: expected "6 3", got "6 4"`.
+    #[must_use]
+    pub fn first_difference(expected: &str, got: &str) -> String {
+        const SHOWN: usize = 80;
+        let clip = |line: &str| -> String {
+            let mut shown: String = line.chars().take(SHOWN).collect();
+            if line.chars().count() > SHOWN {
+                shown.push('…');
+            }
+            shown
+        };
+        let (want, have) = (trimmed(expected), trimmed(got));
+        for (i, pair) in want.iter().zip(have.iter()).enumerate() {
+            if pair.0 != pair.1 {
+                return format!(
+                    "line {}: expected {:?}, got {:?}",
+                    i + 1,
+                    clip(pair.0),
+                    clip(pair.1)
+                );
+            }
+        }
+        match want.len().cmp(&have.len()) {
+            std::cmp::Ordering::Greater => format!(
+                "line {}: expected {:?}, got the end of the output",
+                have.len() + 1,
+                clip(want[have.len()])
+            ),
+            std::cmp::Ordering::Less => format!(
+                "line {}: expected the end of the output, got {:?}",
+                want.len() + 1,
+                clip(have[want.len()])
+            ),
+            std::cmp::Ordering::Equal => "the output differs only in spacing".into(),
+        }
+    }
+}
+
 /// Building one [`TestResult`].
 #[derive(Debug, Clone)]
 pub struct Test {
@@ -486,6 +553,27 @@ impl Test {
 #[cfg(test)]
 mod tests {
     use super::compare;
+
+    #[test]
+    fn line_comparisons_and_their_feedback() {
+        use super::lines;
+        assert!(lines::same("a\nb\n", "a  \nb\n\n"));
+        assert!(!lines::same("a\nb", "b\na"));
+        assert!(lines::same_unordered("a\nb\nb", "b\na\nb\n"));
+        assert!(!lines::same_unordered("a\nb", "a\na"));
+        assert_eq!(
+            lines::first_difference("1\n2\n3\n", "1\n2\n4\n"),
+            "line 3: expected \"3\", got \"4\""
+        );
+        assert_eq!(
+            lines::first_difference("1\n2\n", "1\n"),
+            "line 2: expected \"2\", got the end of the output"
+        );
+        assert_eq!(
+            lines::first_difference("1\n", "1\nextra\n"),
+            "line 2: expected the end of the output, got \"extra\""
+        );
+    }
 
     #[test]
     fn comparisons() {

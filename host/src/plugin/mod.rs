@@ -187,13 +187,7 @@ impl PluginHost {
             path: path.into(),
             message,
         };
-        let size = std::fs::metadata(path)
-            .map_err(|e| fail(format!("cannot read it: {e}")))?
-            .len();
-        if size > MAX_COMPONENT_BYTES {
-            return Err(fail(format!("{size} bytes; at most {MAX_COMPONENT_BYTES}")));
-        }
-        let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
+        let bytes = read_component(path)?;
         let sha256 = crate::layout::hex(&Sha256::digest(&bytes));
         let started = Instant::now();
         let (component, cached) = self.compile_cached(&bytes, &sha256, notice).map_err(|e| {
@@ -351,21 +345,55 @@ fn read_signed(key: &SigningKey, file: &Path) -> Result<Option<Vec<u8>>, CachedC
     Ok(Some(signed))
 }
 
-/// The sha256 of a component file, as results record it.
+/// Graders built into agh, named `builtin:NAME` where a component file goes.
+pub const BUILTINS: [(&str, &[u8]); 1] = [(
+    "io-cases",
+    include_bytes!(concat!(env!("OUT_DIR"), "/io-cases.wasm")),
+)];
+
+/// The bytes of the component at `path`, or of the built-in grader it names
+/// (`builtin:io-cases`).
 ///
 /// # Errors
-/// [`PluginError::Load`] when the file cannot be read.
+/// [`PluginError::Load`] when the file cannot be read, is too large, or
+/// names no built-in grader.
+pub fn read_component(path: &Path) -> Result<Vec<u8>, PluginError> {
+    let fail = |message: String| PluginError::Load {
+        path: path.into(),
+        message,
+    };
+    if let Some(name) = path.to_str().and_then(|p| p.strip_prefix("builtin:")) {
+        return BUILTINS
+            .iter()
+            .find(|(builtin, _)| *builtin == name)
+            .map(|(_, bytes)| bytes.to_vec())
+            .ok_or_else(|| {
+                let names: Vec<String> = BUILTINS
+                    .iter()
+                    .map(|(n, _)| format!("builtin:{n}"))
+                    .collect();
+                fail(format!(
+                    "no such built-in grader; agh has {}",
+                    names.join(", ")
+                ))
+            });
+    }
+    let size = std::fs::metadata(path)
+        .map_err(|e| fail(format!("cannot read it: {e}")))?
+        .len();
+    if size > MAX_COMPONENT_BYTES {
+        return Err(fail(format!("{size} bytes; at most {MAX_COMPONENT_BYTES}")));
+    }
+    std::fs::read(path).map_err(|e| fail(format!("cannot read it: {e}")))
+}
+
+/// The sha256 of a component (a file or a built-in grader), as results
+/// record it.
+///
+/// # Errors
+/// As [`read_component`].
 pub fn component_sha256(path: &Path) -> Result<String, PluginError> {
-    let mut file = std::fs::File::open(path).map_err(|e| PluginError::Load {
-        path: path.into(),
-        message: format!("cannot read it: {e}"),
-    })?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(|e| PluginError::Load {
-        path: path.into(),
-        message: format!("cannot read it: {e}"),
-    })?;
-    Ok(crate::layout::hex(&hasher.finalize()))
+    Ok(crate::layout::hex(&Sha256::digest(read_component(path)?)))
 }
 
 /// Loads a compiled component whose signature [`read_signed`] checked.

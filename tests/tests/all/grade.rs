@@ -233,6 +233,77 @@ async fn c_course_gets_its_expected_scores() {
     grade_course("c-course", graders::C_IO).await;
 }
 
+/// The course graded by agh's no-code grader alone: a `cases.toml` beside
+/// the `.in`/`.out` files, no grader code.
+#[tokio::test]
+async fn io_course_graded_without_code_gets_its_expected_scores() {
+    let results = grade_course("io-course", "builtin:io-cases").await;
+    // A visible case says where the output went wrong; the hidden case
+    // never shows its expected output.
+    let test_of = |submission: &str, name: &str| {
+        results
+            .iter()
+            .find(|r| r["submission"] == submission)
+            .and_then(|r| r["tests"].as_array())
+            .and_then(|tests| tests.iter().find(|t| t["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("{submission} has no test {name}"))
+    };
+    assert_eq!(
+        test_of("02-partial", "03")["output"],
+        "wrong output: line 1: expected \"-11 -1\", got \"-11 0\""
+    );
+    let hidden = test_of("10-wrong-when-empty", "empty-list");
+    assert_eq!(hidden["visibility"], "hidden");
+    assert_eq!(hidden["output"], "wrong output");
+}
+
+/// A mistake in `cases.toml` is the grader's failure, named by line: no
+/// student is charged for it.
+#[test]
+fn a_broken_cases_toml_is_a_plugin_error_naming_the_line() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let cases = root.path().join("assets/cases");
+    std::fs::create_dir_all(&cases).expect("mkdir");
+    std::fs::write(
+        cases.join("cases.toml"),
+        "[run]\nargv = [\"/bin/cat\"]\n\n[[case]]\nname = \"echo\"\nstdin = \"x\"\n",
+    )
+    .expect("cases.toml");
+    let config = root.path().join("agh.toml");
+    std::fs::write(
+        &config,
+        "images = [\"agh/*\"]\n\n[sources.course]\nlocal = \"assets\"\n\n[settings]\nimage = \"agh/busybox:1\"\n",
+    )
+    .expect("agh.toml");
+    let submission = root.path().join("alice");
+    std::fs::create_dir_all(&submission).expect("mkdir");
+    std::fs::write(submission.join("answer.txt"), "x").expect("write");
+    let output = std::process::Command::new(support::agh_binary())
+        .args([
+            "grade",
+            "--plugin",
+            "builtin:io-cases",
+            "--json",
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--submission")
+        .arg(&submission)
+        .output()
+        .expect("agh grade");
+    let results: Vec<serde_json::Value> =
+        serde_json::from_slice(&output.stdout).expect("results JSON");
+    assert_eq!(results[0]["status"], "plugin-error");
+    let error = results[0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(
+            "cases.toml line 5: case \"echo\": give exactly one of expected and expected_file"
+        ),
+        "{error}"
+    );
+}
+
 /// A case that brings the sandbox down costs only that case: the C grader
 /// asks for a fresh sandbox, builds again, and the later cases run. A
 /// folder where the program is built is the student's compile error.
