@@ -210,12 +210,7 @@ impl PluginHost {
             v0_1::GraderPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
         };
         linked.map_err(|e| fail(format!("linking agh: {e}")))?;
-        // Imports agh does not grant (such as `wasi:http`, which some
-        // toolchains add by default) trap when called instead of refusing
-        // the grader: the trap names the import, the submission is a
-        // plugin-error, and nothing of the host is reached.
-        linker
-            .define_unknown_imports_as_traps(&component)
+        stub_foreign_imports(&mut linker, &component, &self.engine)
             .map_err(|e| fail(format!("it imports what agh cannot stand in for: {e:#}")))?;
         let pre = linker
             .instantiate_pre(&component)
@@ -307,6 +302,75 @@ impl PluginHost {
         Ok((component, false))
     }
 }
+
+/// Interface packages agh links: its own contract and WASI's basics (any
+/// version of which wasmtime matches by semver).
+const GRANTED_PACKAGES: [&str; 7] = [
+    "agh:grader/",
+    "wasi:cli/",
+    "wasi:io/",
+    "wasi:clocks/",
+    "wasi:filesystem/",
+    "wasi:random/",
+    "wasi:sockets/",
+];
+
+/// Makes every function of an interface agh does not grant (such as
+/// `wasi:http`, which some toolchains import by default) trap when called,
+/// instead of refusing the grader: the trap names the function, the
+/// submission is a plugin-error, and nothing of the host is reached.
+/// Granted packages are left to the linker, which matches their versions.
+fn stub_foreign_imports(
+    linker: &mut Linker<GraderState>,
+    component: &Component,
+    engine: &Engine,
+) -> wasmtime::Result<()> {
+    use wasmtime::component::types::ComponentItem;
+    let ty = component.component_type();
+    for (name, import) in ty.imports(engine) {
+        if GRANTED_PACKAGES.iter().any(|p| name.starts_with(p)) {
+            continue;
+        }
+        let ComponentItem::ComponentInstance(instance) = import.ty else {
+            wasmtime::bail!("import {name} is not an interface");
+        };
+        let mut stub = linker.instance(name)?;
+        for (item, export) in instance.exports(engine) {
+            match export.ty {
+                ComponentItem::ComponentFunc(_) => {
+                    let called = format!("{name}#{item}");
+                    stub.func_new(item, move |_, _, _, _| {
+                        wasmtime::bail!("unknown import: `{called}` has not been defined")
+                    })?;
+                }
+                ComponentItem::Resource(_) => {
+                    stub.resource(item, shared_resource(item), |_, _| Ok(()))?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The type a foreign interface's resource must have: WASI's own for the
+/// stream, pollable and error types such interfaces use from `wasi:io`
+/// (as `wasi:http` does), a type of its own for anything else.
+fn shared_resource(name: &str) -> wasmtime::component::ResourceType {
+    use wasmtime::component::ResourceType;
+    use wasmtime_wasi::p2;
+    match name {
+        "input-stream" => ResourceType::host::<p2::DynInputStream>(),
+        "output-stream" => ResourceType::host::<p2::DynOutputStream>(),
+        "pollable" => ResourceType::host::<p2::DynPollable>(),
+        "io-error" => ResourceType::host::<p2::IoError>(),
+        _ => ResourceType::host::<ForeignResource>(),
+    }
+}
+
+/// Stands in for a resource of an interface agh does not grant; none is
+/// ever made, since every function that could make one traps.
+struct ForeignResource;
 
 /// Why a cached compiled component was refused.
 #[derive(Debug, thiserror::Error)]

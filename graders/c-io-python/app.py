@@ -1,0 +1,71 @@
+"""Grades the C course by input and output: the Python twin of graders/c-io.
+
+The submission's main.c is compiled in the sandbox; each case NAME.in of
+the course files is fed to the program and its output compared, inside the
+grader, with NAME.out, ignoring whitespace. Expected outputs never enter
+the sandbox. A case that brings the sandbox down costs only itself.
+"""
+
+import agh_grader as agh
+
+CASES = "cases"
+BUILD = ["gcc", "-O2", "-std=c11", "-Wall", "-o", "/work/prog", "/work/main.c", "-lm"]
+
+
+def build():
+    return agh.Cmd(BUILD).timeout_ms(30_000).run()
+
+
+def why(run):
+    if run.signal:
+        return "killed by " + run.signal
+    return "exit code %s" % run.exit_code
+
+
+class Grader(agh.Grader):
+    def describe(self, settings):
+        return agh.info(
+            "c-io-python",
+            "1.0.0",
+            "agh/python-c:1",
+            wall_time_ms=3_000,
+            memory_bytes=256 * 1024 * 1024,
+            # Read by the grader only; declared with a grader-only target.
+            assets=[agh.asset(CASES, "course:cases", "/grader/cases")],
+        )
+
+    def grade(self, context):
+        names = sorted(f[: -len(".in")] for f in agh.asset_files(CASES) if f.endswith(".in"))
+        if not names:
+            raise ValueError("the cases asset holds no NAME.in files")
+        compiled = build()
+        if not compiled.succeeded:
+            feedback = compiled.stderr_text[-2000:]
+            return agh.Report(
+                [agh.Test(name).failed(agh.Verdict.COMPILE_ERROR, feedback) for name in names],
+                "The program does not compile.",
+            )
+        tests = []
+        for name in names:
+            test = agh.Test(name)
+            given = agh.asset_file(CASES, name + ".in")
+            expected = agh.asset_file(CASES, name + ".out").decode()
+            try:
+                run = agh.Cmd(["/work/prog"]).stdin(given).run()
+            except agh.HostError as err:
+                if err.kind != "sandbox-lost":
+                    raise
+                tests.append(test.failed(agh.Verdict.RESOURCE_LIMIT, "not run: " + err.message))
+                agh.reset_sandbox()
+                build()
+                continue
+            if not run.succeeded:
+                tests.append(test.failed_with(run, why(run)))
+            elif agh.compare.ignoring_whitespace(expected, run.stdout_text):
+                tests.append(test.passed())
+            else:
+                tests.append(test.failed(agh.Verdict.WRONG, "wrong output"))
+            if run.sandbox_lost:
+                agh.reset_sandbox()
+                build()
+        return tests
