@@ -16,6 +16,7 @@ pub mod policy;
 pub mod private_dir;
 pub mod report;
 pub mod sandbox;
+pub mod scaffold;
 
 /// The version of agh, recorded in every result.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

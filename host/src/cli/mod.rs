@@ -10,6 +10,9 @@ use grade_commands::{
     ExportArgs, GradeArgs, MergeArgs, PlanArgs, export_command, grade_command, merge_command,
     plan_command,
 };
+mod project_commands;
+
+use project_commands::{BuildArgs, NewCommand, build_command, new_command};
 use sandbox_commands::{SandboxCommand, doctor_command, sandbox_clean, sandbox_run, sandbox_users};
 
 use std::path::PathBuf;
@@ -105,6 +108,12 @@ enum Commands {
     Export(ExportArgs),
     /// Join the output folders of shards into one.
     Merge(MergeArgs),
+    /// Make a new project: `agh new grader --lang rust|python|javascript DIR`.
+    #[command(subcommand)]
+    New(NewCommand),
+    /// Build a grader project with its language's toolchain, then load it
+    /// the way `agh grade` will and leave it compiled in the cache.
+    Build(BuildArgs),
 }
 
 /// Parses the command line, runs it, and maps the outcome to an exit code.
@@ -135,6 +144,8 @@ pub fn main() -> ExitCode {
             Commands::Plan(args) => plan_command(args).await,
             Commands::Export(args) => export_command(args).await,
             Commands::Merge(args) => merge_command(args).await,
+            Commands::New(command) => new_command(command),
+            Commands::Build(args) => build_command(args).await,
         }
     });
     outcome.exit_code()

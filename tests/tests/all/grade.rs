@@ -233,6 +233,33 @@ async fn c_course_gets_its_expected_scores() {
     grade_course("c-course", graders::C_IO).await;
 }
 
+/// The C course graded by its Python and JavaScript graders, each built
+/// from source with `agh build`, to the same scores as the Rust one.
+#[tokio::test]
+async fn c_course_gets_its_expected_scores_from_python_and_javascript_graders() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let graders = support::repo_root().join("graders");
+    for (dir, wasm) in [
+        ("c-io-python", "c-io-python.wasm"),
+        ("c-io-js", "c-io-js.wasm"),
+    ] {
+        let built = crate::project::build_grader(&graders.join(dir), &out.path().join(wasm));
+        grade_course("c-course", built.to_str().expect("utf-8 path")).await;
+    }
+}
+
+/// The Python course graded by its JavaScript grader, built from source.
+#[tokio::test]
+async fn python_course_gets_its_expected_scores_from_a_javascript_grader() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let graders = support::repo_root().join("graders");
+    let built = crate::project::build_grader(
+        &graders.join("python-unittest-js"),
+        &out.path().join("python-unittest-js.wasm"),
+    );
+    grade_course("python-course", built.to_str().expect("utf-8 path")).await;
+}
+
 /// The course graded by agh's no-code grader alone: a `cases.toml` beside
 /// the `.in`/`.out` files, no grader code.
 #[tokio::test]

@@ -7,5 +7,6 @@ mod batch;
 mod cli;
 mod grade;
 mod plugin;
+mod project;
 mod sandbox;
 mod support;

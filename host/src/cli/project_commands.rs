@@ -1,0 +1,84 @@
+//! `agh new` and `agh build`.
+
+use super::*;
+use crate::scaffold::{self, Language, ScaffoldError};
+
+#[derive(Debug, Subcommand)]
+pub(super) enum NewCommand {
+    /// A grader project: a working grader of a small exercise, the
+    /// contract, the SDK, a sample course and two submissions.
+    Grader {
+        /// The language to write it in.
+        #[arg(long, value_enum)]
+        lang: Language,
+        /// The folder to make (new, or empty).
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(super) struct BuildArgs {
+    /// The grader project (default: this folder).
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// Where to write the component (default: DIR/grader.wasm).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub(super) fn new_command(command: NewCommand) -> Outcome {
+    let NewCommand::Grader { lang, dir } = command;
+    match scaffold::new_project(&dir, lang) {
+        Ok(files) => {
+            println!(
+                "made a {lang:?} grader project in {} ({} files)",
+                dir.display(),
+                files.len()
+            );
+            println!(
+                "next:\n  cd {}\n  agh build\n  agh grade --plugin grader.wasm --config agh.toml --submissions submissions",
+                dir.display()
+            );
+            Outcome::Success
+        }
+        Err(err) => {
+            eprintln!("agh: {err}");
+            match err {
+                ScaffoldError::Io { .. } => Outcome::Infra,
+                _ => Outcome::Usage,
+            }
+        }
+    }
+}
+
+pub(super) async fn build_command(args: BuildArgs) -> Outcome {
+    let mut notice = |n: crate::plugin::LoadNotice| match n {
+        crate::plugin::LoadNotice::Compiling => {
+            eprintln!("agh: checking it loads: compiling the component (cached for agh grade)...");
+        }
+        crate::plugin::LoadNotice::Compiled(took) => {
+            eprintln!("agh: compiled in {:.1}s", took.as_secs_f64());
+        }
+    };
+    match scaffold::build(&args.dir, args.out.as_deref(), &mut notice).await {
+        Ok(built) => {
+            println!(
+                "built {} ({:?}, {:.1} MB): {}, contract agh:grader@{}",
+                built.wasm.display(),
+                built.language,
+                built.bytes as f64 / 1e6,
+                built.grader,
+                built.contract
+            );
+            Outcome::Success
+        }
+        Err(err) => {
+            eprintln!("agh: {err}");
+            match err {
+                ScaffoldError::Missing { .. } | ScaffoldError::Io { .. } => Outcome::Infra,
+                ScaffoldError::Plugin(_) | ScaffoldError::Failed { .. } => Outcome::Grader,
+                ScaffoldError::NotEmpty(_) | ScaffoldError::Unknown(_) => Outcome::Usage,
+            }
+        }
+    }
+}
