@@ -9,9 +9,6 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
 /// Why a cache folder or file cannot be trusted.
 #[derive(Debug, thiserror::Error)]
 pub enum PrivateError {
@@ -206,25 +203,19 @@ impl SigningKey {
         Ok(Self(key))
     }
 
-    fn mac(&self) -> Hmac<Sha256> {
-        <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes a key of any length")
-    }
-
-    /// The signature of `data`.
+    /// The signature of `data`: BLAKE3 in its keyed mode, a MAC fast
+    /// enough to check a 40 MB compiled grader in milliseconds.
     #[must_use]
     pub fn sign(&self, data: &[u8]) -> [u8; SIGNATURE_BYTES] {
-        let mut mac = self.mac();
-        mac.update(data);
-        mac.finalize().into_bytes().into()
+        *blake3::keyed_hash(&self.0, data).as_bytes()
     }
 
     /// True when `signature` is this key's signature of `data` (compared in
     /// constant time).
     #[must_use]
     pub fn verify(&self, data: &[u8], signature: &[u8]) -> bool {
-        let mut mac = self.mac();
-        mac.update(data);
-        mac.verify_slice(signature).is_ok()
+        <[u8; SIGNATURE_BYTES]>::try_from(signature)
+            .is_ok_and(|given| blake3::keyed_hash(&self.0, data) == blake3::Hash::from(given))
     }
 }
 

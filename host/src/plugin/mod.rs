@@ -47,7 +47,7 @@ const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
 /// Folder name of the compiled-component cache; bump on a layout change.
 /// An entry is the key's signature ([`SIGNATURE_BYTES`]) followed by the
 /// serialized component.
-const COMPILED_CACHE_DIR: &str = "compiled-v2";
+const COMPILED_CACHE_DIR: &str = "compiled-v3";
 /// Largest component file agh will load.
 pub const MAX_COMPONENT_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -283,8 +283,9 @@ impl PluginHost {
         let key = SigningKey::open(&cache_dir)?;
         let file = dir.join(format!("{sha256}-{engine_key}.cwasm"));
         match read_signed(&key, &file) {
-            Ok(Some(serialized)) => {
-                return Ok((deserialize_signed(&self.engine, &serialized)?, true));
+            Ok(Some(signed)) => {
+                let component = deserialize_signed(&self.engine, &signed[SIGNATURE_BYTES..])?;
+                return Ok((component, true));
             }
             Ok(None) => {}
             Err(err) => {
@@ -382,7 +383,9 @@ enum CachedComponentError {
 }
 
 /// Reads a cached component and checks its signature; `None` when there is
-/// none. The file is opened without following links and checked as opened.
+/// none. The bytes returned still start with the signature (not shifted out:
+/// a compiled interpreted grader is tens of megabytes). The file is opened
+/// without following links and checked as opened.
 fn read_signed(key: &SigningKey, file: &Path) -> Result<Option<Vec<u8>>, CachedComponentError> {
     let mut opened = match private_dir::open_file(file) {
         Ok(opened) => opened,
@@ -393,19 +396,18 @@ fn read_signed(key: &SigningKey, file: &Path) -> Result<Option<Vec<u8>>, CachedC
         }
         Err(err) => return Err(err.into()),
     };
-    let mut signed = Vec::new();
-    std::io::Read::read_to_end(&mut opened, &mut signed).map_err(|source| {
-        private_dir::PrivateError::Io {
-            path: file.into(),
-            source,
-        }
-    })?;
+    let io = |source| private_dir::PrivateError::Io {
+        path: file.into(),
+        source,
+    };
+    let size = opened.metadata().map_err(io)?.len();
+    let mut signed = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    std::io::Read::read_to_end(&mut opened, &mut signed).map_err(io)?;
     if signed.len() < SIGNATURE_BYTES
         || !key.verify(&signed[SIGNATURE_BYTES..], &signed[..SIGNATURE_BYTES])
     {
         return Err(CachedComponentError::BadSignature(file.into()));
     }
-    signed.drain(..SIGNATURE_BYTES);
     Ok(Some(signed))
 }
 
