@@ -29,15 +29,8 @@ const ASSET: &str = "cases";
 
 struct IoCases;
 
-fn setting<'a>(settings: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    settings
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-}
-
 fn number(settings: &[(String, String)], key: &str) -> Option<u64> {
-    setting(settings, key).and_then(|v| v.trim().parse().ok())
+    agh_grader::setting(settings, key).and_then(|v| v.trim().parse().ok())
 }
 
 fn tail(text: &str) -> String {
@@ -168,7 +161,7 @@ fn run_case(cases: &Cases, case: &Case) -> Result<(TestResult, bool), GradeError
 
 impl Grader for IoCases {
     fn describe(settings: Vec<(String, String)>) -> GraderInfo {
-        let image = setting(&settings, "image").unwrap_or("agh/python-c:1");
+        let image = agh_grader::setting(&settings, "image").unwrap_or("agh/python-c:1");
         let mut info = agh_grader::info("io-cases", env!("CARGO_PKG_VERSION"), image);
         if let Some(ms) = number(&settings, "wall_time_ms") {
             info.limits.wall_time_ms = ms;
@@ -179,7 +172,7 @@ impl Grader for IoCases {
         if let Some(n) = number(&settings, "processes") {
             info.limits.processes = u32::try_from(n).unwrap_or(u32::MAX);
         }
-        let source = setting(&settings, "cases").unwrap_or("course:cases");
+        let source = agh_grader::setting(&settings, "cases").unwrap_or("course:cases");
         // Read by the grader only; declared with a grader-only target.
         info.assets
             .push(agh_grader::asset(ASSET, source, "/grader/cases"));

@@ -10,13 +10,6 @@ use agh_grader::{
 
 struct Misbehaving;
 
-fn setting<'a>(settings: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    settings
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-}
-
 fn test(name: &str, score: f64, max: f64) -> TestResult {
     Test::new(name, max).scored(score, Verdict::Accepted, "")
 }
@@ -31,7 +24,7 @@ impl Grader for Misbehaving {
         let mut info = agh_grader::info("misbehaving", "0.1.0", "agh/busybox:1");
         // Its endless loops end after a second or so, not the default's ten.
         info.budget.fuel = 2_000_000_000;
-        match setting(&settings, "mode") {
+        match agh_grader::setting(&settings, "mode") {
             Some("wrong-api-version") => info.api_version = "9.0.0".into(),
             Some("above-ceilings") => {
                 info.limits.memory_bytes = 64 * 1024 * 1024 * 1024;
@@ -51,14 +44,19 @@ impl Grader for Misbehaving {
             _ => {}
         }
         // Numbers for the tests of deadlines and the grader's budget.
-        if let Some(ms) = setting(&settings, "wall_time_ms").and_then(|v| v.parse().ok()) {
+        if let Some(ms) =
+            agh_grader::setting(&settings, "wall_time_ms").and_then(|v| v.parse().ok())
+        {
             info.limits.wall_time_ms = ms;
         }
-        if let Some(ms) = setting(&settings, "grader_wall_ms").and_then(|v| v.parse().ok()) {
+        if let Some(ms) =
+            agh_grader::setting(&settings, "grader_wall_ms").and_then(|v| v.parse().ok())
+        {
             info.budget.wall_time_ms = ms;
         }
         // `asset = SOURCE:PATH=TARGET` declares one extra asset, for placement tests.
-        if let Some((source, target)) = setting(&settings, "asset").and_then(|a| a.split_once('='))
+        if let Some((source, target)) =
+            agh_grader::setting(&settings, "asset").and_then(|a| a.split_once('='))
         {
             info.assets.push(agh_grader::asset("extra", source, target));
             info.limits.memory_bytes = 1536 * 1024 * 1024;

@@ -116,14 +116,20 @@ pub fn asset(name: &str, source: &str, target: &str) -> Asset {
     }
 }
 
+/// The course setting `name` among `settings`, as `describe` receives them.
+#[must_use]
+pub fn setting<'a>(settings: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    settings
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.as_str())
+}
+
 impl GradeContext {
     /// The course setting `name` from the operator's configuration.
     #[must_use]
     pub fn setting(&self, name: &str) -> Option<&str> {
-        self.settings
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+        setting(&self.settings, name)
     }
 
     /// The course setting `name`, or `default` when the operator set none.
