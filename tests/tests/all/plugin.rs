@@ -459,30 +459,46 @@ async fn the_students_state_is_charged_to_the_student_not_the_grader() {
     );
 }
 
+/// Grades one submission per `(name, file, contents)` with the grader at
+/// `plugin` under the default config, in one batch.
+async fn grade_files(
+    plugin: &str,
+    files: &[(&str, &str, &str)],
+) -> Vec<agh::report::SubmissionResult> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let id = support::batch_id("files");
+    let batch = Batch::prepare(Path::new(plugin), Config::default(), id.clone())
+        .await
+        .expect("the grader loads");
+    let mut results = Vec::new();
+    for (name, file, contents) in files {
+        let submission = dir.path().join(name);
+        std::fs::create_dir_all(&submission).expect("mkdir");
+        std::fs::write(submission.join(file), contents).expect("write");
+        results.push(batch.grade_submission(&submission).await);
+    }
+    support::assert_no_leftovers(&support::docker().await, &id).await;
+    results
+}
+
 /// A grader built against the frozen contract 0.1.0 still loads and
 /// grades, and the result says which contract it spoke.
 #[tokio::test]
 async fn a_grader_built_against_contract_0_1_0_still_grades() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let id = support::batch_id("contract-0-1");
-    let batch = Batch::prepare(
-        Path::new(graders::CONTRACT_0_1),
-        Config::default(),
-        id.clone(),
+    let results = grade_files(
+        graders::CONTRACT_0_1,
+        &[
+            ("right", "answer.txt", "42\n"),
+            ("wrong", "answer.txt", "41\n"),
+        ],
     )
-    .await
-    .expect("prepare");
-    for (answer, score) in [("42\n", 1.0), ("41\n", 0.0)] {
-        let submission = dir.path().join(answer.trim());
-        std::fs::create_dir_all(&submission).expect("mkdir");
-        std::fs::write(submission.join("answer.txt"), answer).expect("write");
-        let result = batch.grade_submission(&submission).await;
+    .await;
+    for (result, score) in results.into_iter().zip([1.0, 0.0]) {
         assert_eq!(result.status, Status::Graded, "{:?}", result.error);
-        assert_eq!(result.score, score, "answer {answer:?}");
+        assert_eq!(result.score, score, "{}", result.submission);
         let provenance = result.provenance.expect("provenance");
         assert_eq!(provenance.wit_version, "0.1.0");
     }
-    support::assert_no_leftovers(&support::docker().await, &id).await;
 }
 
 /// A grader importing an interface agh does not grant (as componentize-js
@@ -490,24 +506,11 @@ async fn a_grader_built_against_contract_0_1_0_still_grades() {
 /// a plugin error that names the import and what to do.
 #[tokio::test]
 async fn a_grader_importing_what_agh_does_not_grant_fails_only_when_it_calls_it() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let id = support::batch_id("foreign-import");
-    let batch = Batch::prepare(
-        Path::new(graders::FOREIGN_IMPORT),
-        Config::default(),
-        id.clone(),
-    )
-    .await
-    .expect("a grader with an ungranted import loads");
-    let submission = dir.path().join("any");
-    std::fs::create_dir_all(&submission).expect("mkdir");
-    std::fs::write(submission.join("x"), "x").expect("write");
-    let result = batch.grade_submission(&submission).await;
-    assert_eq!(result.status, Status::PluginError);
-    let error = result.error.unwrap_or_default();
+    let results = grade_files(graders::FOREIGN_IMPORT, &[("any", "x", "x")]).await;
+    assert_eq!(results[0].status, Status::PluginError);
+    let error = results[0].error.clone().unwrap_or_default();
     assert!(
         error.contains("example:net/fetch") && error.contains("--disable http"),
         "{error}"
     );
-    support::assert_no_leftovers(&support::docker().await, &id).await;
 }
