@@ -11,6 +11,9 @@ use crate::support;
 
 #[derive(Debug, Deserialize)]
 struct Expected {
+    /// Where the submissions are, relative to the course; `submissions`
+    /// when not given (a course graded two ways shares one set).
+    submissions: Option<String>,
     scores: BTreeMap<String, f64>,
     verdicts: BTreeMap<String, String>,
 }
@@ -21,8 +24,9 @@ async fn grade_course(course: &str, plugin: &str) -> Vec<serde_json::Value> {
     grade_folder(course, &root, &root.join("agh.toml"), plugin).await
 }
 
-/// Grades `root/submissions` under `config` and checks every score and
-/// verdict against `root/expected.toml`; returns the results.
+/// Grades the submissions `root/expected.toml` names (`root/submissions`
+/// by default) under `config` and checks every score and verdict against
+/// it; returns the results.
 async fn grade_folder(
     course: &str,
     root: &std::path::Path,
@@ -40,7 +44,7 @@ async fn grade_folder(
         .arg("--config")
         .arg(config)
         .arg("--submissions")
-        .arg(root.join("submissions"))
+        .arg(root.join(expected.submissions.as_deref().unwrap_or("submissions")))
         .arg("--out")
         .arg(out.path())
         .output()
