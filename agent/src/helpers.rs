@@ -24,6 +24,10 @@ pub const READ_FAILED: u8 = 6;
 const WRITABLE_PLACES: [&str; 4] = ["/work", "/tmp", "/dev/shm", "/grader"];
 /// Most entries the file-size search looks at.
 const PROBE_ENTRIES: usize = 100_000;
+/// Longest the file-size search may take: it runs inside the kill margin
+/// agh allows past a command's end, and a tree the student built
+/// thousands of levels deep must not stretch it into a silent agent.
+pub const PROBE_TIME: std::time::Duration = std::time::Duration::from_millis(1_000);
 
 pub fn run(helper: &str, args: &[String]) -> ExitCode {
     let result = match (helper, args) {
@@ -36,6 +40,7 @@ pub fn run(helper: &str, args: &[String]) -> ExitCode {
                 ExitCode::from(1)
             };
         }
+        ("threads", []) => return threads(),
         _ => Err(io::Error::other(format!(
             "agh-agent: unknown helper {helper:?}; the agent itself takes no arguments"
         ))),
@@ -147,6 +152,7 @@ fn open_checked(dir: &OwnedFd, name: &str, flags: libc::c_int) -> io::Result<Own
 /// and exited with an ordinary error.
 fn probe(size: u64, since: i64) -> bool {
     use std::os::unix::fs::MetadataExt;
+    let deadline = std::time::Instant::now() + PROBE_TIME;
     let mut budget = PROBE_ENTRIES;
     let mut stack: Vec<std::path::PathBuf> = WRITABLE_PLACES
         .iter()
@@ -157,7 +163,7 @@ fn probe(size: u64, since: i64) -> bool {
             continue;
         };
         for entry in entries.flatten() {
-            if budget == 0 {
+            if budget == 0 || std::time::Instant::now() >= deadline {
                 return false;
             }
             budget -= 1;
@@ -170,4 +176,46 @@ fn probe(size: u64, since: i64) -> bool {
         }
     }
     false
+}
+
+/// Exit status of `threads` when no thread can start.
+pub const THREADS_REFUSED: u8 = 2;
+/// Exit status of `threads` when a user namespace could be made.
+pub const USER_NAMESPACE_ALLOWED: u8 = 3;
+
+/// Checks, as the user it runs as, what `agh doctor` must know of this
+/// sandbox's seccomp profile: a thread can start (glibc's `clone3` works
+/// or answers ENOSYS, on which glibc falls back to `clone`), and no user
+/// namespace can be made, neither through `clone3` nor through `unshare`.
+/// Prints what it saw on one line.
+fn threads() -> ExitCode {
+    let plain = match sys::clone3_fork(0) {
+        Ok(0) => sys::exit_now(0),
+        Ok(pid) => {
+            sys::wait_child(pid);
+            "clone3 works".to_string()
+        }
+        Err(err) if err.raw_os_error() == Some(libc::ENOSYS) => {
+            "clone3 answers ENOSYS, so glibc falls back to clone".to_string()
+        }
+        Err(err) => {
+            println!("clone3 answers {err}: glibc gives up and no thread can start");
+            return ExitCode::from(THREADS_REFUSED);
+        }
+    };
+    match sys::clone3_fork(libc::CLONE_NEWUSER as u64) {
+        Ok(0) => sys::exit_now(0),
+        Ok(pid) => {
+            sys::wait_child(pid);
+            println!("{plain}; clone3 made a user namespace");
+            return ExitCode::from(USER_NAMESPACE_ALLOWED);
+        }
+        Err(_) => {}
+    }
+    if sys::unshare_user_namespace().is_ok() {
+        println!("{plain}; unshare made a user namespace");
+        return ExitCode::from(USER_NAMESPACE_ALLOWED);
+    }
+    println!("{plain}; user namespaces are refused");
+    ExitCode::SUCCESS
 }

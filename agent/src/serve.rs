@@ -30,6 +30,9 @@ const PLACES: [&str; 5] = ["/work", "/tmp", "/grader", "/assets", "/dev/shm"];
 const PROCESS_SLACK: u64 = 2;
 /// How often the processes of a forking command are counted.
 const SAMPLE_EVERY: Duration = Duration::from_millis(10);
+/// How far below its CPU limit a process killed for it may be accounted:
+/// the kernel's tick and gVisor's accounting round.
+const CPU_ACCOUNTING_SLACK: Duration = Duration::from_millis(100);
 /// A place with less than 1/200 of its room free is full.
 const FULL_FRACTION: u64 = 200;
 
@@ -591,12 +594,22 @@ impl Proc {
             self.read_stream(Channel::Stdout, link)?;
             self.read_stream(Channel::Stderr, link)?;
         }
+        // The agent's own words on why the program could not start, held to
+        // the same cap as anything the program could print: agh reads
+        // bytes past a cap as a broken agent. A name long enough to be cut
+        // is the student's choice; exit 127 or 126 says what happened.
         if let Some((_, message)) = &self.spawn_error {
-            link.send(&Frame::data(
-                Channel::Stderr,
-                self.side,
-                message.clone().into_bytes(),
-            ))?;
+            let room = self.spec.output_cap.saturating_sub(self.stderr_bytes);
+            let keep = usize::try_from(room)
+                .unwrap_or(usize::MAX)
+                .min(message.len());
+            if keep > 0 {
+                link.send(&Frame::data(
+                    Channel::Stderr,
+                    self.side,
+                    message.as_bytes()[..keep].to_vec(),
+                ))?;
+            }
         }
         Ok(())
     }
@@ -642,11 +655,15 @@ impl Proc {
             report.exit_code = None;
         }
         // RLIMIT_CPU is per process: SIGXCPU at the limit, or the kernel's
-        // SIGKILL a second later for a process that ignored it.
+        // SIGKILL a second later for a process that ignored it. Either
+        // counts only with the CPU time spent: a SIGXCPU a program sends
+        // itself is a signal, not the limit.
         let killed_by_kernel =
             report.signal == Some(libc::SIGKILL) && !killed_at_deadline && !self.overran;
-        report.cpu_time_exceeded = report.signal == Some(libc::SIGXCPU)
-            || (killed_by_kernel && self.usage.cpu.as_secs() >= self.spec.limits.cpu_seconds);
+        let cpu_at_limit = self.usage.cpu + CPU_ACCOUNTING_SLACK
+            >= Duration::from_secs(self.spec.limits.cpu_seconds);
+        report.cpu_time_exceeded =
+            cpu_at_limit && (report.signal == Some(libc::SIGXCPU) || killed_by_kernel);
         report.processes_at_end = end.processes;
         report.peak_processes = self.peak_processes;
         report.orphans = end.orphans_reaped;
@@ -739,7 +756,22 @@ fn file_at_limit(spec: &RunSpec, size: u64, since: std::time::SystemTime) -> boo
         .stderr(Stdio::null());
     std::os::unix::process::CommandExt::uid(&mut probe, spec.uid);
     std::os::unix::process::CommandExt::gid(&mut probe, spec.gid);
-    probe.status().is_ok_and(|s| s.success())
+    let Ok(mut child) = probe.spawn() else {
+        return false;
+    };
+    // The probe keeps its own time; this bounds a probe stuck in one call.
+    let deadline = Instant::now() + 2 * crate::helpers::PROBE_TIME;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return status.success(),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(KILL_ROUND),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+        }
+    }
 }
 
 /// Whether some writable place has (almost) no room left.

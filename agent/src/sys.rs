@@ -203,3 +203,45 @@ pub fn before_exec(
         });
     }
 }
+
+/// `clone3` as a plain fork (no shared memory, SIGCHLD to the parent) with
+/// extra `flags`: the child's pid, 0 in the child, or the error.
+pub fn clone3_fork(flags: u64) -> io::Result<i32> {
+    // struct clone_args as of Linux 5.3: flags, pidfd, child_tid,
+    // parent_tid, exit_signal, stack, stack_size, tls.
+    let args: [u64; 8] = [flags, 0, 0, 0, libc::SIGCHLD as u64, 0, 0, 0];
+    // SAFETY: the structure is a local array of the size passed; with no
+    // CLONE_VM the child gets a copy of this process and only exits.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            args.as_ptr(),
+            std::mem::size_of_val(&args),
+        )
+    };
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(i32::try_from(ret).unwrap_or(-1))
+    }
+}
+
+/// Ends this process at once, running nothing (for a child of
+/// [`clone3_fork`], which shares the parent's buffers).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes an integer and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// Waits for child `pid` to end.
+pub fn wait_child(pid: i32) {
+    let mut status = 0;
+    // SAFETY: the status pointer is to a local.
+    unsafe { libc::waitpid(pid, &raw mut status, 0) };
+}
+
+/// `unshare(CLONE_NEWUSER)`: whether this process may make a user namespace.
+pub fn unshare_user_namespace() -> io::Result<()> {
+    // SAFETY: unshare takes an integer.
+    check(unsafe { libc::unshare(libc::CLONE_NEWUSER) }).map(drop)
+}

@@ -35,26 +35,31 @@ export const grader = agh.defineGrader({
       };
     }
     const tests = [];
+    let down = null;
     for (const name of names) {
       const test = new agh.Test(name);
-      const given = agh.assetFile(CASES, `${name}.in`);
-      const expected = agh.assetText(CASES, `${name}.out`);
-      let run;
-      try {
-        run = new agh.Cmd(['/work/prog']).stdin(given).run();
-      } catch (err) {
-        if (!(err instanceof agh.HostError) || err.kind !== 'sandbox-lost') throw err;
-        tests.push(test.failed(agh.Verdict.RESOURCE_LIMIT, `not run: ${err.detail}`));
-        agh.resetSandbox();
-        build();
+      if (down !== null) {
+        tests.push(test.notRun(down));
         continue;
       }
-      if (!run.succeeded) tests.push(test.failedWith(run, why(run)));
-      else if (agh.compare.ignoringWhitespace(expected, run.stdoutText)) tests.push(test.passed());
-      else tests.push(test.failed(agh.Verdict.WRONG, 'wrong output'));
-      if (run.sandboxLost) {
-        agh.resetSandbox();
-        build();
+      const given = agh.assetFile(CASES, `${name}.in`);
+      const expected = agh.assetText(CASES, `${name}.out`);
+      let lost;
+      try {
+        const run = new agh.Cmd(['/work/prog']).stdin(given).run();
+        if (!run.succeeded) tests.push(test.failedWith(run, why(run)));
+        else if (agh.compare.ignoringWhitespace(expected, run.stdoutText)) tests.push(test.passed());
+        else tests.push(test.failed(agh.Verdict.WRONG, 'wrong output'));
+        lost = run.sandboxLost;
+      } catch (err) {
+        if (!(err instanceof agh.HostError) || err.kind !== 'sandbox-lost') throw err;
+        tests.push(test.notRun(err.detail));
+        lost = true;
+      }
+      // A case that brought the sandbox down costs only itself.
+      if (lost) {
+        down = agh.resetAfterLoss();
+        if (down === null) build();
       }
     }
     return tests;

@@ -46,8 +46,12 @@ class Grader(agh.Grader):
                 "The program does not compile.",
             )
         tests = []
+        down = None
         for name in names:
             test = agh.Test(name)
+            if down is not None:
+                tests.append(test.not_run(down))
+                continue
             given = agh.asset_file(CASES, name + ".in")
             expected = agh.asset_file(CASES, name + ".out").decode()
             try:
@@ -55,17 +59,19 @@ class Grader(agh.Grader):
             except agh.HostError as err:
                 if err.kind != "sandbox-lost":
                     raise
-                tests.append(test.failed(agh.Verdict.RESOURCE_LIMIT, "not run: " + err.message))
-                agh.reset_sandbox()
-                build()
-                continue
-            if not run.succeeded:
-                tests.append(test.failed_with(run, why(run)))
-            elif agh.compare.ignoring_whitespace(expected, run.stdout_text):
-                tests.append(test.passed())
+                tests.append(test.not_run(err.message))
+                lost = True
             else:
-                tests.append(test.failed(agh.Verdict.WRONG, "wrong output"))
-            if run.sandbox_lost:
-                agh.reset_sandbox()
-                build()
+                if not run.succeeded:
+                    tests.append(test.failed_with(run, why(run)))
+                elif agh.compare.ignoring_whitespace(expected, run.stdout_text):
+                    tests.append(test.passed())
+                else:
+                    tests.append(test.failed(agh.Verdict.WRONG, "wrong output"))
+                lost = run.sandbox_lost
+            # A case that brought the sandbox down costs only itself.
+            if lost:
+                down = agh.reset_after_loss()
+                if down is None:
+                    build()
         return tests

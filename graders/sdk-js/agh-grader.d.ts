@@ -70,6 +70,7 @@ export function writeFile(path: string, contents: string | Uint8Array, readOnly?
 export function readFile(path: string, maxBytes?: number): Uint8Array;
 export function placeAsset(name: string): void;
 export function resetSandbox(...assets: string[]): void;
+export function resetAfterLoss(...assets: string[]): string | null;
 export function submissionFiles(): string[];
 export function submissionFile(path: string): Uint8Array;
 export function assetFiles(name: string): string[];
@@ -87,6 +88,7 @@ export class Test {
   scored(score: number, verdict: Verdict, output?: string): TestResult;
   passed(output?: string): TestResult;
   failed(verdict?: Verdict, output?: string): TestResult;
+  notRun(why: string): TestResult;
   failedWith(run: Result, output?: string): TestResult;
 }
 

@@ -261,6 +261,22 @@ export function resetSandbox(...names) {
   host(sandbox.reset, names);
 }
 
+/**
+ * After a test that brought the sandbox down: a fresh sandbox and null; or,
+ * once the submission's programs have brought it down more often than the
+ * host resets it, why, and the grader fails the tests it has not run with
+ * `test.notRun(why)`. Neither is the grader's failure.
+ */
+export function resetAfterLoss(...names) {
+  try {
+    resetSandbox(...names);
+    return null;
+  } catch (err) {
+    if (err instanceof HostError && err.kind === 'sandbox-lost') return err.detail;
+    throw err;
+  }
+}
+
 /** The submission's files, from the host's pristine copy. */
 export function submissionFiles() {
   return host(submission.listFiles);
@@ -332,29 +348,55 @@ export class Test {
     return this.scored(0, verdict, output);
   }
 
+  /** No marks: not run, since the submission kept bringing the sandbox down. */
+  notRun(why) {
+    return this.failed(Verdict.RESOURCE_LIMIT, `not run: ${why}`);
+  }
+
   /** No marks; the verdict comes from the run, or is wrong for a clean run. */
   failedWith(run, output = '') {
     return this.failed(run.verdict ?? Verdict.WRONG, output);
   }
 }
 
+// The comparisons follow graders/spec/comparators.md, which every agh SDK
+// shares; each runs in time linear in its input (no regular expression that
+// backtracks: a student's output cannot make a comparison slow).
+const SPACE = ' \t\n\f\r';
+const isSpace = (ch) => SPACE.includes(ch);
+
+/** The runs of characters that are not whitespace. */
+function tokens(text) {
+  return text.split(/[ \t\n\f\r]+/).filter(Boolean);
+}
+
+// Unambiguous, so it never backtracks.
+const NUMBER = /^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$/;
+
+/** The value of a token that is a number by the specification, else null. */
+function number(token) {
+  if (!NUMBER.test(token)) return null;
+  const value = Number(token);
+  return Number.isFinite(value) ? value : null;
+}
+
 /** Comparing a program's output with what was expected. */
 export const compare = Object.freeze({
   exact: (expected, got) => expected === got,
   ignoringWhitespace(expected, got) {
-    const a = expected.split(/\s+/).filter(Boolean);
-    const b = got.split(/\s+/).filter(Boolean);
+    const a = tokens(expected);
+    const b = tokens(got);
     return a.length === b.length && a.every((t, i) => t === b[i]);
   },
   numeric(expected, got, tolerance = 1e-6) {
-    const a = expected.split(/\s+/).filter(Boolean);
-    const b = got.split(/\s+/).filter(Boolean);
+    const a = tokens(expected);
+    const b = tokens(got);
     if (a.length !== b.length) return false;
     return a.every((w, i) => {
       const h = b[i];
-      const x = Number(w);
-      const y = Number(h);
-      if (w.trim() !== '' && h.trim() !== '' && Number.isFinite(x) && Number.isFinite(y)) {
+      const x = number(w);
+      const y = number(h);
+      if (x !== null && y !== null) {
         const d = Math.abs(x - y);
         return d <= tolerance || d <= tolerance * Math.abs(x);
       }
@@ -363,8 +405,14 @@ export const compare = Object.freeze({
   },
 });
 
+function trimEnd(line) {
+  let end = line.length;
+  while (end > 0 && isSpace(line[end - 1])) end--;
+  return line.slice(0, end);
+}
+
 function trimmedLines(text) {
-  const lines = text.split(/\r?\n/).map((l) => l.replace(/\s+$/, ''));
+  const lines = text.split('\n').map(trimEnd);
   while (lines.length && lines[lines.length - 1] === '') lines.pop();
   return lines;
 }

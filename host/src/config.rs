@@ -7,6 +7,7 @@
 //! runtime = "runsc"                  # or "runc-insecure", loudly recorded
 //! images = ["agh/python-c:1", "agh/*"]
 //! on_excess = "clamp"                # or "refuse"
+//! submission_time = "30m"            # all of one submission's commands together
 //!
 //! [ceilings]                          # any of Limits' fields
 //! wall_time = "30s"
@@ -15,7 +16,7 @@
 //!
 //! [grader]                            # what a grader itself may spend per call
 //! fuel = 200000000000                 # about one wasm instruction each
-//! wall_time = "10m"                   # its commands and any sleep included
+//! wall_time = "10m"                   # any sleep included; its commands not
 //!
 //! [sources.course]                    # a grader names it as "course:PATH"
 //! local = "assets"                    # relative to this file
@@ -102,7 +103,17 @@ pub struct Config {
     pub settings: BTreeMap<String, String>,
     /// Byte cap of the on-disk asset cache (least recently used go first).
     pub asset_cache_bytes: u64,
+    /// Most time all the commands of one submission may take together.
+    /// Their time is the student's, never the grader's budget; past this,
+    /// the commands still asked for end as time-limit without running, and
+    /// the grader scores them like any other.
+    #[serde(with = "crate::sandbox::limits::humantime_serde_compat")]
+    pub submission_time: Duration,
 }
+
+/// [`Config::submission_time`] unless the config says otherwise: a course
+/// of 32 cases at a 30 s deadline each, with room to spare.
+pub const DEFAULT_SUBMISSION_TIME: Duration = Duration::from_secs(30 * 60);
 
 impl Default for Config {
     fn default() -> Self {
@@ -124,6 +135,7 @@ impl Default for Config {
             sources: BTreeMap::new(),
             settings: BTreeMap::new(),
             asset_cache_bytes: crate::assets::cache::DEFAULT_DISK_BYTES,
+            submission_time: DEFAULT_SUBMISSION_TIME,
         }
     }
 }
@@ -173,6 +185,11 @@ impl Config {
             .grader
             .validate()
             .map_err(|m| invalid(format!("[grader] {m}")))?;
+        if config.submission_time.is_zero() {
+            return Err(invalid(
+                "submission_time must be more than 0 (0 never means unlimited)".into(),
+            ));
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         for (name, source) in &mut config.sources {
             match (&mut source.local, &source.s3) {

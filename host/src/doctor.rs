@@ -87,8 +87,46 @@ pub async fn run_checks(images: &[String]) -> Vec<Check> {
         && let Some(image) = present.first()
     {
         checks.push(check_gvisor(&docker, image, Runtime::Runsc).await);
+        checks.push(check_threads(&docker, image, Runtime::Runsc).await);
     }
     checks
+}
+
+/// Starts a real sandbox of `image` and asks the agent, run as the student,
+/// whether a thread can start and whether a user namespace can be made:
+/// the two things agh's seccomp profile decides (see `sandbox::seccomp`).
+/// The probe is agh's own binary, so the image cannot answer for it.
+pub async fn check_threads(docker: &Docker, image: &str, runtime: Runtime) -> Check {
+    let name = format!("threads start, user namespaces refused ({image})");
+    const FIX: &str = "run `sudo scripts/setup` to register runsc with --oci-seccomp; \
+                       a runsc that implements clone3 needs a newer agh";
+    let spec = SandboxSpec {
+        runtime,
+        ..SandboxSpec::new(image)
+    }
+    .labelled("doctor", "doctor");
+    let sandbox = match Sandbox::create(docker, spec).await {
+        Ok(sandbox) => sandbox,
+        Err(err) => return Check::fail(name, err.to_string(), FIX),
+    };
+    let outcome = sandbox
+        .run(&sandbox::Command::new([
+            sandbox::AGENT_IN_SANDBOX,
+            "threads",
+        ]))
+        .await;
+    sandbox.teardown().await;
+    match outcome {
+        Ok(outcome) => {
+            let seen = String::from_utf8_lossy(&outcome.stdout).trim().to_string();
+            if outcome.exit_code == Some(0) {
+                Check::pass(name, seen)
+            } else {
+                Check::fail(name, format!("{seen} ({outcome:?})"), FIX)
+            }
+        }
+        Err(err) => Check::fail(name, err.to_string(), FIX),
+    }
 }
 
 async fn check_runsc_registered(docker: &Docker) -> Check {

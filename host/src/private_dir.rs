@@ -40,6 +40,83 @@ pub enum PrivateError {
 
 const FIX_OWNER: &str =
     "remove it, or choose another folder with AGH_CACHE_DIR; agh recreates it empty";
+const FIX_OUTPUT: &str = "choose another output folder with --out (agh creates it, private to you), \
+     or remove this one if it is not yours";
+const FIX_ANCESTOR: &str = "keep agh's folders below folders only you (or root) can change: \
+     another user who can rename what is in a folder can swap what agh reads there";
+
+/// What a private folder is for: it decides what an error tells to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A cache of compiled graders, assets or the sandbox agent.
+    Cache,
+    /// An output folder: results, the journal, students' staged code.
+    Output,
+}
+
+impl Purpose {
+    fn fix(self) -> &'static str {
+        match self {
+            Purpose::Cache => FIX_OWNER,
+            Purpose::Output => FIX_OUTPUT,
+        }
+    }
+}
+
+/// Checks every folder above `path`, as written and as resolved: each
+/// belongs to root or the user running agh, and no one else may write in
+/// it unless it is sticky (as `/tmp` is, where only an entry's owner can
+/// rename or remove it). A folder above a cache or output that another
+/// user controls lets them swap everything below it mid-run.
+///
+/// # Errors
+/// [`PrivateError::NotPrivate`] naming the folder.
+pub fn check_ancestors(path: &Path) -> Result<(), PrivateError> {
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().map_err(io(path))?.join(path)
+    };
+    let mut seen: Vec<PathBuf> = absolute
+        .ancestors()
+        .skip(1)
+        .map(Path::to_path_buf)
+        .collect();
+    if let Some(resolved) = absolute
+        .parent()
+        .and_then(|p| std::fs::canonicalize(p).ok())
+    {
+        seen.extend(resolved.ancestors().map(Path::to_path_buf));
+    }
+    for folder in seen {
+        let meta = match std::fs::symlink_metadata(&folder) {
+            Ok(meta) => meta,
+            // Not made yet (the caller creates it), or a `..` resolved
+            // above: the resolved list covers what exists.
+            Err(_) => continue,
+        };
+        let not_private = |why: String| PrivateError::NotPrivate {
+            path: folder.clone(),
+            why,
+            fix: FIX_ANCESTOR,
+        };
+        if meta.uid() != 0 && meta.uid() != euid() {
+            return Err(not_private(format!(
+                "holds an agh folder but belongs to uid {}, not to root or uid {} that runs agh",
+                meta.uid(),
+                euid()
+            )));
+        }
+        let sticky = meta.mode() & 0o1000 != 0;
+        if !meta.file_type().is_symlink() && meta.mode() & 0o022 != 0 && !sticky {
+            return Err(not_private(format!(
+                "holds an agh folder and may be written by other users (mode {:o})",
+                meta.mode() & 0o777
+            )));
+        }
+    }
+    Ok(())
+}
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PrivateError + '_ {
     move |source| PrivateError::Io {
@@ -56,13 +133,27 @@ fn euid() -> u32 {
     }
 }
 
+/// Whether agh runs as root.
+#[must_use]
+pub fn running_as_root() -> bool {
+    euid() == 0
+}
+
 /// Checks the metadata of something agh is about to trust: owned by the
 /// user running agh, writable by nobody else.
 fn check_owner(path: &Path, meta: &std::fs::Metadata) -> Result<(), PrivateError> {
+    check_owner_for(path, meta, Purpose::Cache)
+}
+
+fn check_owner_for(
+    path: &Path,
+    meta: &std::fs::Metadata,
+    purpose: Purpose,
+) -> Result<(), PrivateError> {
     let not_private = |why: String| PrivateError::NotPrivate {
         path: path.into(),
         why,
-        fix: FIX_OWNER,
+        fix: purpose.fix(),
     };
     if meta.uid() != euid() {
         return Err(not_private(format!(
@@ -80,13 +171,23 @@ fn check_owner(path: &Path, meta: &std::fs::Metadata) -> Result<(), PrivateError
     Ok(())
 }
 
-/// Creates `path` (0700) or opens it, refusing a link, a non-folder, or a
-/// folder owned by someone else or writable by others. A private folder
-/// that others may only read is made 0700.
+/// Creates `path` (0700) or opens it, refusing a link, a non-folder, a
+/// folder owned by someone else or writable by others, and a folder below
+/// one another user controls ([`check_ancestors`]). A private folder that
+/// others may only read is made 0700.
 ///
 /// # Errors
 /// [`PrivateError`] saying what is wrong and what to do.
 pub fn open_dir(path: &Path) -> Result<PathBuf, PrivateError> {
+    open_dir_for(path, Purpose::Cache)
+}
+
+/// [`open_dir`] for `purpose`, whose errors say what to do for it.
+///
+/// # Errors
+/// As [`open_dir`].
+pub fn open_dir_for(path: &Path, purpose: Purpose) -> Result<PathBuf, PrivateError> {
+    check_ancestors(path)?;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -97,10 +198,10 @@ pub fn open_dir(path: &Path) -> Result<PathBuf, PrivateError> {
         return Err(PrivateError::NotPrivate {
             path: path.into(),
             why: "is a symbolic link or not a folder".into(),
-            fix: FIX_OWNER,
+            fix: purpose.fix(),
         });
     }
-    check_owner(path, &meta)?;
+    check_owner_for(path, &meta, purpose)?;
     if meta.mode() & 0o077 != 0 {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(io(path))?;
     }
@@ -203,19 +304,29 @@ impl SigningKey {
         Ok(Self(key))
     }
 
-    /// The signature of `data`: BLAKE3 in its keyed mode, a MAC fast
-    /// enough to check a 40 MB compiled grader in milliseconds.
+    /// The signature of `data` for what it stands for (`bound_to`: the
+    /// component's sha256 and the engine, say), so a signed file copied
+    /// over another's name does not verify: BLAKE3 in its keyed mode, a
+    /// MAC fast enough to check a 40 MB compiled grader in milliseconds.
+    /// Each part is length-prefixed, so no two lists of parts sign alike.
     #[must_use]
-    pub fn sign(&self, data: &[u8]) -> [u8; SIGNATURE_BYTES] {
-        *blake3::keyed_hash(&self.0, data).as_bytes()
+    pub fn sign(&self, bound_to: &[&[u8]], data: &[u8]) -> [u8; SIGNATURE_BYTES] {
+        let mut hasher = blake3::Hasher::new_keyed(&self.0);
+        for part in bound_to {
+            hasher.update(&(part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+        hasher.update(data);
+        *hasher.finalize().as_bytes()
     }
 
-    /// True when `signature` is this key's signature of `data` (compared in
-    /// constant time).
+    /// True when `signature` is this key's signature of `data` for
+    /// `bound_to` (compared in constant time).
     #[must_use]
-    pub fn verify(&self, data: &[u8], signature: &[u8]) -> bool {
-        <[u8; SIGNATURE_BYTES]>::try_from(signature)
-            .is_ok_and(|given| blake3::keyed_hash(&self.0, data) == blake3::Hash::from(given))
+    pub fn verify(&self, bound_to: &[&[u8]], data: &[u8], signature: &[u8]) -> bool {
+        <[u8; SIGNATURE_BYTES]>::try_from(signature).is_ok_and(|given| {
+            blake3::Hash::from(self.sign(bound_to, data)) == blake3::Hash::from(given)
+        })
     }
 }
 
@@ -254,18 +365,44 @@ mod tests {
     }
 
     #[test]
+    fn a_folder_below_one_others_can_change_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = open_dir(&shared.join("mine/cache"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("may be written by other users"), "{err}");
+        // A sticky folder anyone may write (like /tmp) is fine above.
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        open_dir(&shared.join("mine/cache")).unwrap();
+        let foreign = dir.path().join("foreign");
+        std::fs::create_dir(&foreign).unwrap();
+        std::os::unix::fs::chown(&foreign, Some(euid() + 1), None).unwrap();
+        let err = open_dir_for(&foreign.join("out"), Purpose::Output)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("belongs to uid"), "{err}");
+    }
+
+    #[test]
     fn signatures_catch_any_change() {
         let dir = tempfile::tempdir().unwrap();
         let key = SigningKey::open(dir.path()).unwrap();
         let again = SigningKey::open(dir.path()).unwrap();
-        let signature = key.sign(b"compiled code");
-        assert!(again.verify(b"compiled code", &signature));
-        assert!(!again.verify(b"compiled codf", &signature));
-        let other = tempfile::tempdir().unwrap();
+        let signature = key.sign(&[b"grader-a"], b"compiled code");
+        assert!(again.verify(&[b"grader-a"], b"compiled code", &signature));
+        assert!(!again.verify(&[b"grader-a"], b"compiled codf", &signature));
         assert!(
-            !SigningKey::open(other.path())
-                .unwrap()
-                .verify(b"compiled code", &signature)
+            !again.verify(&[b"grader-b"], b"compiled code", &signature),
+            "an entry signed for one grader stood in for another"
         );
+        let other = tempfile::tempdir().unwrap();
+        assert!(!SigningKey::open(other.path()).unwrap().verify(
+            &[b"grader-a"],
+            b"compiled code",
+            &signature
+        ));
     }
 }

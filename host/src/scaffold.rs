@@ -278,12 +278,83 @@ pub fn language_of(dir: &Path) -> Result<Language, ScaffoldError> {
     }
 }
 
-/// A tool on PATH, or `None`.
-fn on_path(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
+/// The folders of PATH a build may take tools from: absolute ones, and
+/// none inside the project (a `.` entry, or the project's own
+/// `node_modules/.bin`, would run the project's files as the operator).
+fn tool_path(project: &Path) -> Vec<PathBuf> {
+    std::env::var_os("PATH")
+        .map(|path| {
+            std::env::split_paths(&path)
+                .filter(|dir| dir.is_absolute() && !dir.starts_with(project))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A tool on the build's PATH ([`tool_path`]), or `None`.
+fn on_path(project: &Path, tool: &str) -> Option<PathBuf> {
+    tool_path(project)
+        .into_iter()
         .map(|dir| dir.join(tool))
         .find(|candidate| candidate.is_file())
+}
+
+/// Variables a build keeps from agh's environment: where the toolchains
+/// are and the locale. Nothing else (no `DOCKER_HOST`, no cloud
+/// credentials, no tokens) reaches the project's build scripts.
+const BUILD_ENVIRONMENT: [&str; 7] = [
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TMPDIR",
+    "RUSTUP_HOME",
+    "CARGO_HOME",
+    "RUSTUP_TOOLCHAIN",
+];
+
+/// A toolchain command for the project in `dir`: started in it, with a
+/// cleared environment ([`BUILD_ENVIRONMENT`] and the filtered PATH), and,
+/// when agh runs as root, as the user who owns the project. Building runs
+/// the project's own code (a `build.rs`, a package's install script);
+/// whoever could write the project could already run code as its owner,
+/// so that is all they get.
+fn build_command(tool: impl AsRef<std::ffi::OsStr>, dir: &Path) -> Command {
+    let mut command = Command::new(tool);
+    command.current_dir(dir).env_clear();
+    for name in BUILD_ENVIRONMENT {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
+    if let Ok(path) = std::env::join_paths(tool_path(dir)) {
+        command.env("PATH", path);
+    }
+    if let Some((uid, gid)) = project_owner_when_root(dir) {
+        use std::os::unix::process::CommandExt;
+        command.uid(uid).gid(gid);
+        // The owner's own home, not root's.
+        command.env(
+            "HOME",
+            home_of(uid).unwrap_or_else(|| PathBuf::from("/nonexistent")),
+        );
+    }
+    command
+}
+
+/// The owner of `dir` when agh runs as root and someone else owns it.
+fn project_owner_when_root(dir: &Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).ok()?;
+    (crate::private_dir::running_as_root() && meta.uid() != 0).then(|| (meta.uid(), meta.gid()))
+}
+
+/// `uid`'s home folder, from `/etc/passwd`.
+fn home_of(uid: u32) -> Option<PathBuf> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.len() >= 6 && fields[2] == uid.to_string()).then(|| PathBuf::from(fields[5]))
+    })
 }
 
 fn run(tool: &'static str, command: &mut Command) -> Result<(), ScaffoldError> {
@@ -322,6 +393,32 @@ impl Supplied {
         Ok(Self { dir })
     }
 
+    /// Gives what agh supplied to the user the build runs as (see
+    /// [`build_command`]), so a build dropped to the project's owner can
+    /// read it.
+    fn hand_to_builder(&self, project: &Path) -> Result<(), ScaffoldError> {
+        let Some((uid, gid)) = project_owner_when_root(project) else {
+            return Ok(());
+        };
+        let mut pending = vec![self.dir.path().to_path_buf()];
+        while let Some(path) = pending.pop() {
+            std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).map_err(|source| {
+                ScaffoldError::Io {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            if path.is_dir() && !path.is_symlink() {
+                let entries = std::fs::read_dir(&path).map_err(|source| ScaffoldError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                pending.extend(entries.filter_map(Result::ok).map(|e| e.path()));
+            }
+        }
+        Ok(())
+    }
+
     /// The project's own `wit/`, or agh's.
     fn wit(&self, project: &Path) -> PathBuf {
         let own = project.join("wit");
@@ -352,13 +449,13 @@ pub struct Built {
 
 fn build_rust(dir: &Path, out: &Path) -> Result<(), ScaffoldError> {
     const TARGET: &str = "wasm32-wasip2";
-    if on_path("cargo").is_none() {
+    if on_path(dir, "cargo").is_none() {
         return Err(ScaffoldError::Missing {
             tool: "cargo",
             install: "install Rust with rustup (https://rustup.rs), then `rustup target add wasm32-wasip2`".into(),
         });
     }
-    let targets = Command::new("rustc")
+    let targets = build_command("rustc", dir)
         .args(["--print", "sysroot"])
         .output()
         .ok()
@@ -373,8 +470,7 @@ fn build_rust(dir: &Path, out: &Path) -> Result<(), ScaffoldError> {
     let target_dir = dir.join("target");
     run(
         "cargo",
-        Command::new("cargo")
-            .current_dir(dir)
+        build_command("cargo", dir)
             .args(["build", "--release", "--target", TARGET])
             .env("CARGO_TARGET_DIR", &target_dir),
     )?;
@@ -402,37 +498,40 @@ fn build_rust(dir: &Path, out: &Path) -> Result<(), ScaffoldError> {
 fn build_python(dir: &Path, out: &Path, supplied: &Supplied) -> Result<(), ScaffoldError> {
     let tool = std::env::var_os("AGH_COMPONENTIZE_PY")
         .map(PathBuf::from)
-        .or_else(|| on_path("componentize-py"))
+        .or_else(|| on_path(dir, "componentize-py"))
         .ok_or_else(|| ScaffoldError::Missing {
             tool: "componentize-py",
             install: format!(
                 "`python3 -m venv ~/.agh-py && ~/.agh-py/bin/pip install {COMPONENTIZE_PY}`, then put ~/.agh-py/bin on PATH (or set AGH_COMPONENTIZE_PY)"
             ),
         })?;
-    let mut command = Command::new(tool);
-    command
-        .current_dir(dir)
-        .arg("-d")
-        .arg(supplied.wit(dir))
-        .args(["-w", "grader-plugin", "componentize", "app", "-p", "."]);
+    let mut command = build_command(tool, dir);
+    command.arg("-d").arg(supplied.wit(dir)).args([
+        "-w",
+        "grader-plugin",
+        "componentize",
+        "app",
+        "-p",
+        ".",
+    ]);
     if !dir.join("agh_grader").is_dir() {
         for (path, contents) in PYTHON_SDK {
             write(supplied.dir.path(), &format!("python/{path}"), contents)?;
         }
         command.arg("-p").arg(supplied.dir.path().join("python"));
     }
+    supplied.hand_to_builder(dir)?;
     run("componentize-py", command.arg("-o").arg(out))
 }
 
 fn build_javascript(dir: &Path, out: &Path, supplied: &Supplied) -> Result<(), ScaffoldError> {
     let tool = std::env::var_os("AGH_COMPONENTIZE_JS")
         .map(PathBuf::from)
-        .or_else(|| Some(dir.join("node_modules/.bin/componentize-js")).filter(|p| p.is_file()))
-        .or_else(|| on_path("componentize-js"))
+        .or_else(|| on_path(dir, "componentize-js"))
         .ok_or_else(|| ScaffoldError::Missing {
             tool: "componentize-js",
             install: format!(
-                "`npm install -g {COMPONENTIZE_JS}` (needs Node.js 18 or later), or install it in the project with npm (or set AGH_COMPONENTIZE_JS)"
+                "`npm install -g {COMPONENTIZE_JS}` (needs Node.js 18 or later), or set AGH_COMPONENTIZE_JS to it; agh never runs a tool from the project folder (its node_modules/.bin)"
             ),
         })?;
     // Built from a copy holding the SDK when the project has none.
@@ -443,9 +542,10 @@ fn build_javascript(dir: &Path, out: &Path, supplied: &Supplied) -> Result<(), S
             write(&source, path, contents)?;
         }
     }
+    supplied.hand_to_builder(dir)?;
     run(
         "componentize-js",
-        Command::new(tool)
+        build_command(tool, dir)
             .arg(source.join("app.js"))
             .arg("--wit")
             .arg(supplied.wit(dir))

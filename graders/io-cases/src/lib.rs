@@ -112,6 +112,8 @@ fn matches(case: &Case, expected: &str, got: &str) -> bool {
 /// Runs one case; the result and whether it brought the sandbox down.
 fn run_case(cases: &Cases, case: &Case) -> Result<(TestResult, bool), GradeError> {
     let test = Test::new(&case.name, case.points).visibility(visibility(case.visibility));
+    // Placed before every case: the student's program may have removed them.
+    place(&cases.run.files)?;
     place(&case.files)?;
     let mut cmd = command(&cases.run, &case.args);
     if let Some(ms) = case.timeout_ms {
@@ -204,12 +206,21 @@ impl Grader for IoCases {
             });
         }
         let mut tests = Vec::with_capacity(cases.cases.len());
+        let mut down: Option<String> = None;
         for case in &cases.cases {
+            if let Some(why) = &down {
+                let test =
+                    Test::new(&case.name, case.points).visibility(visibility(case.visibility));
+                tests.push(test.not_run(why));
+                continue;
+            }
             let (result, lost) = run_case(&cases, case)?;
             tests.push(result);
             if lost {
-                agh_grader::reset_sandbox(&[])?;
-                build(&cases)?;
+                down = agh_grader::reset_after_loss(&[])?;
+                if down.is_none() {
+                    build(&cases)?;
+                }
             }
         }
         Ok(Report {

@@ -230,7 +230,10 @@ class StudentModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 
 def message_of(text):
-    return text.strip()[:MAX_MESSAGE]
+    """A message for the verdict line: clipped, and valid UTF-8 whatever the
+    student's code raised (a lone surrogate such as "\\ud800" is kept as
+    that escape, not as a character no JSON decoder outside Python takes)."""
+    return text.strip()[:MAX_MESSAGE].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def outcome_of(result):
@@ -303,13 +306,18 @@ def main(argv):
             # standard library provides: the student did not hand it in (or
             # handed in something else under its name).
             missing = (err.name or "").split(".")[0]
-            if not missing or missing in sys.stdlib_module_names:
+            if from_student(err):
+                # Raised by the student's own code while the tests imported
+                # it (a module-level __getattr__, an import inside it).
+                verdict = {"outcome": "error", "message": message_of(describe(err)), "student_raised": True}
+            elif not missing or missing in sys.stdlib_module_names:
                 raise
-            verdict = {
-                "outcome": "error",
-                "message": "your submission does not provide the module %s" % missing,
-                "student_raised": True,
-            }
+            else:
+                verdict = {
+                    "outcome": "error",
+                    "message": message_of("your submission does not provide the module %s" % missing),
+                    "student_raised": True,
+                }
         except Exception as err:
             # A test module that fails to import after asking the student's
             # code anything failed on the student's answers.

@@ -73,6 +73,7 @@ __all__ = [
     "log_warn",
     "place_asset",
     "read_file",
+    "reset_after_loss",
     "reset_sandbox",
     "submission_file",
     "submission_files",
@@ -315,6 +316,20 @@ def reset_sandbox(*assets: str) -> None:
     _host(_sandbox.reset, list(assets))
 
 
+def reset_after_loss(*assets: str) -> Optional[str]:
+    """After a test that brought the sandbox down: a fresh sandbox and
+    ``None``; or, once the submission's programs have brought it down more
+    often than the host resets it, why, and the grader fails the tests it
+    has not run with :meth:`Test.not_run`. Neither is the grader's failure."""
+    try:
+        reset_sandbox(*assets)
+    except HostError as err:
+        if err.kind != "sandbox-lost":
+            raise
+        return err.message
+    return None
+
+
 def submission_files() -> List[str]:
     """The submission's files, from the host's pristine copy."""
     return _host(_submission.list_files)
@@ -379,6 +394,12 @@ class Test:
     def failed(self, verdict: "_types.Verdict" = _types.Verdict.WRONG, output: str = "") -> "_types.TestResult":
         """No marks, with the verdict given."""
         return self.scored(0.0, verdict, output)
+
+    def not_run(self, why: str) -> "_types.TestResult":
+        """No marks: the test could not run because the submission's
+        programs kept bringing the sandbox down (``why`` from
+        :func:`reset_after_loss`)."""
+        return self.failed(_types.Verdict.RESOURCE_LIMIT, "not run: " + why)
 
     def failed_with(self, run: Result, output: str = "") -> "_types.TestResult":
         """No marks; the verdict comes from the run (a crash, a timeout), or

@@ -1,10 +1,12 @@
 """Line-based comparisons and feedback, for outputs judged line by line."""
 
 _SHOWN = 80
+# The comparisons' whitespace (graders/spec/comparators.md).
+_SPACE = " \t\n\f\r"
 
 
 def _trimmed(text: str):
-    lines = [line.rstrip() for line in text.splitlines()]
+    lines = [line.rstrip(_SPACE) for line in text.split("\n")]
     while lines and not lines[-1]:
         lines.pop()
     return lines

@@ -339,6 +339,22 @@ pub fn reset_sandbox(assets: &[&str]) -> Result<(), Error> {
     sandbox::reset(&names)
 }
 
+/// After a test that brought the sandbox down: a fresh sandbox with the
+/// named assets, and `None`; or, once the submission's programs have
+/// brought it down more often than the host resets it, `Some(why)`, and
+/// the grader fails the tests it has not run with [`Verdict::ResourceLimit`]
+/// and `why` (see [`Test::not_run`]). Neither is the grader's failure.
+///
+/// # Errors
+/// When an asset was not declared, or the host fails.
+pub fn reset_after_loss(assets: &[&str]) -> Result<Option<String>, Error> {
+    match reset_sandbox(assets) {
+        Ok(()) => Ok(None),
+        Err(Error::SandboxLost(why)) => Ok(Some(why)),
+        Err(other) => Err(other),
+    }
+}
+
 /// Places a declared asset at its declared target.
 ///
 /// # Errors
@@ -389,32 +405,81 @@ pub fn log_warn(message: &str) {
     log::log(log::Level::Warn, message);
 }
 
-/// Comparing a program's output with what was expected.
+/// Comparing a program's output with what was expected, by the rules of
+/// `graders/spec/comparators.md` that every agh SDK shares.
 pub mod compare {
+    /// The whitespace of the comparisons: space, tab, line feed, form feed
+    /// and carriage return, and nothing else.
+    #[must_use]
+    pub fn is_space(c: char) -> bool {
+        matches!(c, ' ' | '\t' | '\n' | '\x0c' | '\r')
+    }
+
+    /// The tokens of `text`: its runs of characters that are not whitespace.
+    pub fn tokens(text: &str) -> impl Iterator<Item = &str> {
+        text.split(is_space).filter(|t| !t.is_empty())
+    }
+
     /// Byte-for-byte equal.
     #[must_use]
     pub fn exact(expected: &str, got: &str) -> bool {
         expected == got
     }
 
-    /// Equal after splitting both on any whitespace.
+    /// Equal token by token.
     #[must_use]
     pub fn ignoring_whitespace(expected: &str, got: &str) -> bool {
-        expected.split_whitespace().eq(got.split_whitespace())
+        tokens(expected).eq(tokens(got))
+    }
+
+    /// The value of `token` when it is a number by the specification:
+    /// decimal digits with an optional sign, point and exponent, finite.
+    #[must_use]
+    pub fn number(token: &str) -> Option<f64> {
+        let bytes = token.as_bytes();
+        let mut i = usize::from(matches!(bytes.first(), Some(b'+' | b'-')));
+        let digits = |i: &mut usize| {
+            let start = *i;
+            while bytes.get(*i).is_some_and(u8::is_ascii_digit) {
+                *i += 1;
+            }
+            *i - start
+        };
+        let mut mantissa = digits(&mut i);
+        if bytes.get(i) == Some(&b'.') {
+            i += 1;
+            mantissa += digits(&mut i);
+        }
+        if mantissa == 0 {
+            return None;
+        }
+        if matches!(bytes.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            if matches!(bytes.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            if digits(&mut i) == 0 {
+                return None;
+            }
+        }
+        if i != bytes.len() {
+            return None;
+        }
+        token.parse::<f64>().ok().filter(|v| v.is_finite())
     }
 
     /// Token by token: numbers within `tolerance` (absolute or relative),
     /// other tokens equal.
     #[must_use]
     pub fn numeric(expected: &str, got: &str, tolerance: f64) -> bool {
-        let mut want = expected.split_whitespace();
-        let mut have = got.split_whitespace();
+        let mut want = tokens(expected);
+        let mut have = tokens(got);
         loop {
             match (want.next(), have.next()) {
                 (None, None) => return true,
                 (Some(w), Some(h)) => {
-                    let close = match (w.parse::<f64>(), h.parse::<f64>()) {
-                        (Ok(a), Ok(b)) if a.is_finite() && b.is_finite() => {
+                    let close = match (number(w), number(h)) {
+                        (Some(a), Some(b)) => {
                             (a - b).abs() <= tolerance || (a - b).abs() <= tolerance * a.abs()
                         }
                         _ => w == h,
@@ -431,10 +496,13 @@ pub mod compare {
 
 /// Line-based comparisons and feedback, for outputs judged line by line.
 pub mod lines {
-    /// The lines of `text` without trailing whitespace, and without the
-    /// blank lines at its end.
+    /// The lines of `text` (split at line feeds) without trailing
+    /// whitespace, and without the empty lines at its end.
     fn trimmed(text: &str) -> Vec<&str> {
-        let mut lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+        let mut lines: Vec<&str> = text
+            .split('\n')
+            .map(|l| l.trim_end_matches(super::compare::is_space))
+            .collect();
         while lines.last().is_some_and(|l| l.is_empty()) {
             lines.pop();
         }
@@ -542,6 +610,13 @@ impl Test {
         self.failed(run.verdict.unwrap_or(Verdict::Wrong), output)
     }
 
+    /// No marks: the test could not run because the submission's programs
+    /// kept bringing the sandbox down (`why` from [`reset_after_loss`]).
+    #[must_use]
+    pub fn not_run(self, why: &str) -> TestResult {
+        self.failed(Verdict::ResourceLimit, &format!("not run: {why}"))
+    }
+
     /// `score` points with the verdict given.
     #[must_use]
     pub fn scored(self, score: f64, verdict: Verdict, output: &str) -> TestResult {
@@ -590,5 +665,36 @@ mod tests {
         assert!(compare::numeric("3.14159 ok", "3.1416 ok", 1e-3));
         assert!(!compare::numeric("3.14", "3.2", 1e-3));
         assert!(!compare::numeric("nan", "1", 1.0));
+    }
+
+    /// The vectors every SDK is tested against (graders/spec).
+    #[test]
+    fn the_shared_comparator_vectors() {
+        use super::lines;
+        let text = include_str!("../../spec/comparators.json");
+        let spec: serde_json::Value = serde_json::from_str(text).expect("vectors");
+        let vectors = spec["vectors"].as_array().expect("a vector list");
+        assert!(vectors.len() >= 30, "{} vectors", vectors.len());
+        let mut wrong = Vec::new();
+        for v in vectors {
+            let (e, g) = (
+                v["expected"].as_str().expect("expected"),
+                v["got"].as_str().expect("got"),
+            );
+            let tolerance = v["tolerance"].as_f64().unwrap_or(1e-6);
+            let name = v["comparator"].as_str().expect("comparator");
+            let got = match name {
+                "exact" => compare::exact(e, g),
+                "ignoring_whitespace" => compare::ignoring_whitespace(e, g),
+                "numeric" => compare::numeric(e, g, tolerance),
+                "lines_same" => lines::same(e, g),
+                "lines_same_unordered" => lines::same_unordered(e, g),
+                other => panic!("unknown comparator {other}"),
+            };
+            if got != v["equal"].as_bool().expect("equal") {
+                wrong.push(format!("{name}({e:.40?}, {g:.40?}) gave {got}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 }

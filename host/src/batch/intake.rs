@@ -15,6 +15,14 @@ use crate::names;
 pub const MAX_ARCHIVE_ENTRIES: usize = 10_000;
 /// Most bytes an archive may unpack to, all files together (a zip bomb stops here).
 pub const MAX_UNPACKED_BYTES: u64 = 256 * 1024 * 1024;
+/// Largest GNU long-name or PAX extension entry of a tarball. The tar
+/// crate reads such an entry whole before any entry or byte cap applies:
+/// a 2 MB `.tar.gz` holding a 2 GiB name made agh allocate 8 GB.
+pub const MAX_TAR_EXTENSION_BYTES: u64 = 64 * 1024;
+/// Most bytes a tarball's stream may decompress to, headers included: the
+/// files' cap and 64 MiB for the headers (a 512-byte header and up to 511
+/// bytes of padding an entry, and their long names).
+pub const MAX_TAR_STREAM_BYTES: u64 = MAX_UNPACKED_BYTES + 64 * 1024 * 1024;
 
 /// A submission to grade.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,6 +250,8 @@ fn safe_entry_path(path: &Path) -> Result<PathBuf, String> {
     if clean.as_os_str().is_empty() {
         return Err(format!("entry {:?} has no name", path.display()));
     }
+    crate::layout::check_path_shape(clean.components().count(), clean.as_os_str().len())
+        .map_err(|why| format!("entry {:.200} {why}", clean.display()))?;
     Ok(clean)
 }
 
@@ -323,14 +333,85 @@ fn unpack_zip(archive: &Path, target: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn unpack_tar(archive: &Path, target: &Path, name: &str) -> Result<(), String> {
+/// A tarball's decompressed stream, held to [`MAX_TAR_STREAM_BYTES`]: past
+/// it, reads fail with a message rather than end quietly.
+struct Budgeted<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Budgeted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            // One byte more than the budget tells a stream that ends here
+            // from one that goes on.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(std::io::Error::other(format!(
+                    "decompresses to more than {MAX_TAR_STREAM_BYTES} bytes (an archive bomb?)"
+                ))),
+            };
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// A tarball's stream from the start, decompressed if it is gzipped.
+fn tar_stream(archive: &Path, name: &str) -> Result<Budgeted<Box<dyn Read>>, String> {
     let file = std::fs::File::open(archive).map_err(|e| e.to_string())?;
-    let reader: Box<dyn Read> = if name.ends_with(".tar") {
-        Box::new(file)
+    let inner: Box<dyn Read> = if name.ends_with(".tar") {
+        Box::new(std::io::BufReader::new(file))
     } else {
-        Box::new(flate2::read::GzDecoder::new(file))
+        Box::new(flate2::read::GzDecoder::new(std::io::BufReader::new(file)))
     };
-    let mut tar = tar::Archive::new(reader);
+    Ok(Budgeted {
+        inner,
+        left: MAX_TAR_STREAM_BYTES,
+    })
+}
+
+/// Looks at the tarball's raw entries, reading none of them into memory:
+/// refuses an extension entry (GNU long name or link, PAX header) larger
+/// than [`MAX_TAR_EXTENSION_BYTES`] before the tar crate would read it
+/// whole, and more than [`MAX_ARCHIVE_ENTRIES`] entries.
+fn check_tar_headers(archive: &Path, name: &str) -> Result<(), String> {
+    let mut tar = tar::Archive::new(tar_stream(archive, name)?);
+    let entries = tar
+        .entries()
+        .map_err(|e| format!("not a readable tar: {e}"))?
+        .raw(true);
+    for (count, entry) in entries.enumerate() {
+        if count >= 2 * MAX_ARCHIVE_ENTRIES {
+            return Err(format!("more than {MAX_ARCHIVE_ENTRIES} entries"));
+        }
+        let entry = entry.map_err(|e| format!("not a readable tar: {e}"))?;
+        let header = entry.header();
+        let kind = header.entry_type();
+        let extension = kind.is_gnu_longname()
+            || kind.is_gnu_longlink()
+            || kind.is_pax_local_extensions()
+            || kind.is_pax_global_extensions();
+        let size = header
+            .entry_size()
+            .map_err(|e| format!("not a readable tar: {e}"))?;
+        if extension && size > MAX_TAR_EXTENSION_BYTES {
+            return Err(format!(
+                "an extension header of {size} bytes (a long name or PAX record); at most {MAX_TAR_EXTENSION_BYTES}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn unpack_tar(archive: &Path, target: &Path, name: &str) -> Result<(), String> {
+    check_tar_headers(archive, name)?;
+    let mut tar = tar::Archive::new(tar_stream(archive, name)?);
     let mut total = 0;
     for (count, entry) in tar
         .entries()
@@ -483,6 +564,46 @@ mod tests {
         );
         let err = unpack(&archive, &dir.path().join("out")).unwrap_err();
         assert!(err.contains("archive bomb"), "{err}");
+    }
+
+    /// A GNU long-name header that claims a 2 GiB name is refused from its
+    /// header, before anything reads it (it made agh allocate 8 GB).
+    #[test]
+    fn a_tar_extension_header_past_its_cap_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("long-name.tar.gz");
+        let mut gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&archive).unwrap(),
+            flate2::Compression::fast(),
+        );
+        let mut header = tar::Header::new_gnu();
+        header.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
+        header.set_entry_type(tar::EntryType::GNULongName);
+        header.set_size(2 << 30);
+        header.set_cksum();
+        gz.write_all(header.as_bytes()).unwrap();
+        gz.write_all(&vec![b'a'; 1 << 20]).unwrap();
+        gz.finish().unwrap();
+        let err = unpack(&archive, &dir.path().join("out")).unwrap_err();
+        assert!(
+            err.contains("extension header of 2147483648 bytes"),
+            "{err}"
+        );
+    }
+
+    /// A folder tree deeper than the bound is refused at intake.
+    #[test]
+    fn an_archive_nested_past_the_depth_bound_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = "d/".repeat(crate::layout::MAX_PATH_DEPTH) + "main.c";
+        let archive = dir.path().join("deep.zip");
+        zip_with(&archive, &[(deep.as_str(), b"int main(){}")]);
+        let err = unpack(&archive, &dir.path().join("out")).unwrap_err();
+        assert!(err.contains("folders deep; at most 64"), "{err}");
+        let shallow = dir.path().join("shallow.zip");
+        let ok = "d/".repeat(crate::layout::MAX_PATH_DEPTH - 1) + "main.c";
+        zip_with(&shallow, &[(ok.as_str(), b"int main(){}")]);
+        unpack(&shallow, &dir.path().join("out")).unwrap();
     }
 
     #[test]

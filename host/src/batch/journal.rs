@@ -22,6 +22,7 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -99,6 +100,9 @@ pub enum OutputError {
         /// The rule it breaks.
         why: crate::names::NameError,
     },
+    /// The folder, or one above it, is not private to the user running agh.
+    #[error(transparent)]
+    NotPrivate(#[from] crate::private_dir::PrivateError),
     /// Reading or writing failed (a full disk among others).
     #[error("{context}: {source}")]
     Io {
@@ -122,16 +126,23 @@ pub struct OutputLock {
 }
 
 impl OutputLock {
-    /// Creates `path` if needed and takes its lock, touching nothing else.
+    /// Creates `path` if needed (private: 0700) and takes its lock,
+    /// touching nothing else. The folder must be the user's own, with no
+    /// other user able to write in it or in any folder above it: it holds
+    /// students' code, every score, and files agh (often root) writes, so
+    /// links another user planted there would redirect those writes.
     ///
     /// # Errors
-    /// [`OutputError::Locked`] when another agh holds it; I/O errors.
+    /// [`OutputError::NotPrivate`] for a folder another user owns or can
+    /// write; [`OutputError::Locked`] when another agh holds it; I/O errors.
     pub fn acquire(path: &Path) -> Result<Self, OutputError> {
-        std::fs::create_dir_all(path).map_err(io(format!("creating {}", path.display())))?;
+        crate::private_dir::open_dir_for(path, crate::private_dir::Purpose::Output)?;
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path.join(LOCK_FILE))
             .map_err(io("opening the lock file"))?;
         if lock.try_lock().is_err() {
@@ -202,7 +213,14 @@ impl OutputDir {
         let done = if mode == OpenMode::Resume {
             read_journal(&journal_path)?
         } else {
-            File::create(&journal_path).map_err(io("starting the journal"))?;
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&journal_path)
+                .map_err(io("starting the journal"))?;
             HashMap::new()
         };
         let bytes = serde_json::to_vec_pretty(&identity)
@@ -212,6 +230,8 @@ impl OutputDir {
         let journal = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&journal_path)
             .map_err(io("opening the journal"))?;
         Ok(Self {

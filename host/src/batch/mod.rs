@@ -590,6 +590,7 @@ impl Batch {
             commands: Vec::new(),
             resets: 0,
             memory: self.cache.clone(),
+            command_time: self.config.submission_time,
         };
         let context = GradeContext {
             submission: name.clone(),

@@ -517,6 +517,15 @@ fn output_error_exit(err: &OutputError) -> Outcome {
 }
 
 pub(super) async fn export_command(args: ExportArgs) -> Outcome {
+    // Results are read from, and exports written to, folders no other user
+    // can change: a result swapped in there would be published as a grade.
+    for dir in [Some(&args.from), args.to.as_ref()].into_iter().flatten() {
+        if let Err(err) = crate::private_dir::open_dir_for(dir, crate::private_dir::Purpose::Output)
+        {
+            eprintln!("agh: {err}");
+            return Outcome::Usage;
+        }
+    }
     let results = match export::load_results(&args.from) {
         Ok(results) => results,
         Err(err) => {

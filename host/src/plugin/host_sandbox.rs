@@ -110,6 +110,43 @@ impl GraderState {
     fn add_host_time(&mut self, started: Instant) {
         self.host_time += started.elapsed();
     }
+
+    /// Fits `command` into what is left of the submission's command time:
+    /// its deadline is cut to what is left, or `None` when nothing is.
+    fn within_submission_time(
+        &mut self,
+        mut command: Command,
+    ) -> wasmtime::Result<Option<Command>> {
+        let spent = self.student_clock.spent();
+        let session = self.session()?;
+        let Some(left) = session
+            .command_time
+            .checked_sub(spent)
+            .filter(|left| !left.is_zero())
+        else {
+            return Ok(None);
+        };
+        let deadline = command
+            .wall_time
+            .unwrap_or(session.sandbox.spec().limits.wall_time);
+        command.wall_time = Some(deadline.min(left));
+        Ok(Some(command))
+    }
+}
+
+/// What a command gets once the submission's command time is used up: it
+/// does not run, and it ends as time-limit at once, for the grader to
+/// score like any other.
+fn out_of_submission_time(command: &Command) -> CommandOutcome {
+    let mut outcome = CommandOutcome {
+        argv: command.argv.clone(),
+        user: command.user,
+        timed_out: true,
+        stderr: b"agh: not run: the submission's commands used up the time the operator allows one submission\n".to_vec(),
+        ..CommandOutcome::default()
+    };
+    outcome.limit = Limit::of(&outcome);
+    outcome
 }
 
 impl Host for GraderState {
@@ -118,10 +155,18 @@ impl Host for GraderState {
         cmd: types::Command,
     ) -> wasmtime::Result<Result<types::CommandResult, Error>> {
         self.count_call()?;
-        let command = command_from_wit(cmd);
+        let asked = command_from_wit(cmd);
+        let Some(command) = self.within_submission_time(asked.clone())? else {
+            let mut outcome = out_of_submission_time(&asked);
+            let result = hand_over(&mut outcome);
+            self.session()?.commands.push(outcome);
+            return Ok(Ok(result));
+        };
         let sandbox = self.session()?.sandbox.clone();
         let started = Instant::now();
+        self.student_clock.start();
         let ran = sandbox.run(&command).await;
+        self.student_clock.stop();
         self.add_host_time(started);
         match ran {
             Ok(mut outcome) => {
@@ -139,11 +184,28 @@ impl Host for GraderState {
         student: types::Command,
     ) -> wasmtime::Result<Result<types::Conversation, Error>> {
         self.count_call()?;
-        let judge = command_from_wit(judge);
-        let student = command_from_wit(student);
+        let (judge, student) = (command_from_wit(judge), command_from_wit(student));
+        // Both sides share one deadline: the student's is cut to what is
+        // left of the submission's command time, and the judge's with it.
+        let Some(student) = self.within_submission_time(student.clone())? else {
+            let (mut judge, mut student) = (
+                out_of_submission_time(&judge),
+                out_of_submission_time(&student),
+            );
+            let conversation = types::Conversation {
+                judge: hand_over(&mut judge),
+                student: hand_over(&mut student),
+            };
+            let commands = &mut self.session()?.commands;
+            commands.push(judge);
+            commands.push(student);
+            return Ok(Ok(conversation));
+        };
         let sandbox = self.session()?.sandbox.clone();
         let started = Instant::now();
+        self.student_clock.start();
         let ran = sandbox.converse(&judge, &student).await;
+        self.student_clock.stop();
         self.add_host_time(started);
         match ran {
             Ok((mut judge, mut student)) => {
@@ -224,19 +286,27 @@ impl Host for GraderState {
             }
         }
         let session = self.session()?;
+        // Resets are asked for after a command brought the sandbox down, so
+        // running out of them is the submission's doing: the sandbox stays
+        // lost and the grader fails what is left with its verdict.
         if session.resets >= MAX_RESETS {
-            return Ok(Err(Error::Refused(format!(
-                "a grader may reset the sandbox at most {MAX_RESETS} times per submission"
+            return Ok(Err(Error::SandboxLost(format!(
+                "the submission's programs brought the sandbox down more than {MAX_RESETS} times; \
+                 it is not reset again"
             ))));
         }
         session.resets += 1;
         let old = session.sandbox.clone();
         let submission = session.submission_path.clone();
         let started = Instant::now();
+        // A reset follows a sandbox the student's program brought down: its
+        // time is the student's, like the command's.
+        self.student_clock.start();
         old.teardown().await;
         let fresh = match old.renew().await {
             Ok(fresh) => Arc::new(fresh),
             Err(err) => {
+                self.student_clock.stop();
                 self.add_host_time(started);
                 return handle(err);
             }
@@ -254,6 +324,7 @@ impl Host for GraderState {
             let (dest, entries) = asset.placement();
             done = fresh.copy_in(&dest, entries, asset.owner(), true).await;
         }
+        self.student_clock.stop();
         self.add_host_time(started);
         done.map_or_else(handle, |()| Ok(Ok(())))
     }

@@ -47,7 +47,7 @@ const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
 /// Folder name of the compiled-component cache; bump on a layout change.
 /// An entry is the key's signature ([`SIGNATURE_BYTES`]) followed by the
 /// serialized component.
-const COMPILED_CACHE_DIR: &str = "compiled-v3";
+const COMPILED_CACHE_DIR: &str = "compiled-v4";
 /// Largest component file agh will load.
 pub const MAX_COMPONENT_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -282,7 +282,11 @@ impl PluginHost {
         let dir = private_dir::open_dir(&cache_dir.join(COMPILED_CACHE_DIR))?;
         let key = SigningKey::open(&cache_dir)?;
         let file = dir.join(format!("{sha256}-{engine_key}.cwasm"));
-        match read_signed(&key, &file) {
+        // The signature covers what the entry is for, not only its bytes: an
+        // entry signed for another grader or engine, copied over this
+        // one's, does not verify.
+        let bound_to = [sha256.as_bytes(), engine_key.as_bytes()];
+        match read_signed(&key, &bound_to, &file) {
             Ok(Some(signed)) => {
                 let component = deserialize_signed(&self.engine, &signed[SIGNATURE_BYTES..])?;
                 return Ok((component, true));
@@ -295,7 +299,7 @@ impl PluginHost {
         }
         let component = compile(bytes)?;
         let serialized = component.serialize()?;
-        let mut signed = key.sign(&serialized).to_vec();
+        let mut signed = key.sign(&bound_to, &serialized).to_vec();
         signed.extend_from_slice(&serialized);
         if let Err(err) = crate::layout::write_atomic(&dir, &file, &signed) {
             tracing::warn!(file = %file.display(), %err, "could not cache the compiled component");
@@ -386,7 +390,11 @@ enum CachedComponentError {
 /// none. The bytes returned still start with the signature (not shifted out:
 /// a compiled interpreted grader is tens of megabytes). The file is opened
 /// without following links and checked as opened.
-fn read_signed(key: &SigningKey, file: &Path) -> Result<Option<Vec<u8>>, CachedComponentError> {
+fn read_signed(
+    key: &SigningKey,
+    bound_to: &[&[u8]],
+    file: &Path,
+) -> Result<Option<Vec<u8>>, CachedComponentError> {
     let mut opened = match private_dir::open_file(file) {
         Ok(opened) => opened,
         Err(private_dir::PrivateError::Io { source, .. })
@@ -404,7 +412,11 @@ fn read_signed(key: &SigningKey, file: &Path) -> Result<Option<Vec<u8>>, CachedC
     let mut signed = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     std::io::Read::read_to_end(&mut opened, &mut signed).map_err(io)?;
     if signed.len() < SIGNATURE_BYTES
-        || !key.verify(&signed[SIGNATURE_BYTES..], &signed[..SIGNATURE_BYTES])
+        || !key.verify(
+            bound_to,
+            &signed[SIGNATURE_BYTES..],
+            &signed[..SIGNATURE_BYTES],
+        )
     {
         return Err(CachedComponentError::BadSignature(file.into()));
     }
@@ -574,6 +586,7 @@ impl Grader {
             }
         };
         let mut instantiate_time = Duration::ZERO;
+        let student_clock = store.data().student_clock.clone();
         let call = async {
             match &self.pre {
                 Pre::Current(pre) => {
@@ -595,12 +608,12 @@ impl Grader {
                 }
             }
         };
-        let outcome = tokio::time::timeout(budget.wall_time, call).await;
+        let outcome = within_own_time(call, budget.wall_time, &student_clock).await;
         let clip = |message: String| -> String {
             message.chars().take(validate::MAX_OUTPUT_BYTES).collect()
         };
         let report = match outcome {
-            Ok(Ok(Ok(report))) => validate::report(&report)
+            Ok(Ok(Ok(mut report))) => validate::report(&mut report)
                 .map(|()| report)
                 .map_err(PluginError::Failed),
             Ok(Ok(Err(GradeError::Grader(message)))) => Err(PluginError::Failed(format!(
@@ -612,7 +625,7 @@ impl Grader {
             }
             Ok(Err(err)) => Err(failure(&err, &store.data().stdio_text())),
             Err(_) => Err(PluginError::Failed(format!(
-                "grade ran past the grader's wall time of {}",
+                "grade ran past the grader's wall time of {} (time in the student's commands not counted)",
                 humantime::format_duration(budget.wall_time)
             ))),
         };
@@ -634,6 +647,30 @@ impl Grader {
             instantiate_time,
             call_time,
             host_time: state.host_time,
+        }
+    }
+}
+
+/// Runs `call` until it ends or the grader's own time, all the time since
+/// the start less what the student's commands took (`student`), reaches
+/// `budget`: a grader that waits on programs which use every deadline is
+/// not out of time for it. `Err` when the budget ran out.
+async fn within_own_time<F: std::future::Future>(
+    call: F,
+    budget: Duration,
+    student: &state::StudentClock,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    let started = Instant::now();
+    let mut call = std::pin::pin!(call);
+    loop {
+        let own = started.elapsed().saturating_sub(student.spent());
+        let left = budget.saturating_sub(own);
+        // The last round is an ordinary timeout, so its error says so.
+        if left.is_zero() {
+            return tokio::time::timeout(Duration::ZERO, std::future::pending()).await;
+        }
+        if let Ok(done) = tokio::time::timeout(left, &mut call).await {
+            return Ok(done);
         }
     }
 }

@@ -33,6 +33,49 @@ pub struct PolicyViolation(pub String);
 #[error("{0}")]
 pub struct InfraFailure(pub String);
 
+/// Time the submission's commands have taken, watched while they run.
+///
+/// Time in the student's commands is the student's: it does not count
+/// against the grader's wall budget (`grade` reads this clock while the
+/// call is under way, a command still running included), and it is bounded
+/// per submission by the operator's `submission_time` instead.
+#[derive(Debug, Default)]
+pub struct StudentClock(std::sync::Mutex<ClockState>);
+
+#[derive(Debug, Default)]
+struct ClockState {
+    spent: Duration,
+    since: Option<std::time::Instant>,
+}
+
+impl StudentClock {
+    fn state(&self) -> std::sync::MutexGuard<'_, ClockState> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A command (or a reset the student's program made necessary) starts.
+    pub fn start(&self) {
+        self.state().since = Some(std::time::Instant::now());
+    }
+
+    /// It ended.
+    pub fn stop(&self) {
+        let mut state = self.state();
+        if let Some(since) = state.since.take() {
+            state.spent += since.elapsed();
+        }
+    }
+
+    /// All the time so far, the running command's included.
+    #[must_use]
+    pub fn spent(&self) -> Duration {
+        let state = self.state();
+        state.spent + state.since.map_or(Duration::ZERO, |s| s.elapsed())
+    }
+}
+
 /// The submission a grader is grading.
 pub struct Session {
     /// Its sandbox.
@@ -49,6 +92,10 @@ pub struct Session {
     pub resets: u32,
     /// Where small asset files are read through (the batch's cache).
     pub memory: Arc<crate::assets::AssetCache>,
+    /// Most time the submission's commands may take together (the
+    /// operator's `submission_time`); past it, commands end as time-limit
+    /// without running.
+    pub command_time: Duration,
 }
 
 /// The data of one grader store.
@@ -63,6 +110,8 @@ pub struct GraderState {
     pub(crate) log_dropped: u64,
     /// Time spent inside host calls, so the grader's own share is known.
     pub(crate) host_time: Duration,
+    /// Time spent in the student's commands (see [`StudentClock`]).
+    pub(crate) student_clock: Arc<StudentClock>,
 }
 
 /// Instances, tables and memories one store may have: what componentized
@@ -165,6 +214,7 @@ impl GraderState {
             log: Vec::new(),
             log_dropped: 0,
             host_time: Duration::ZERO,
+            student_clock: Arc::default(),
         }
     }
 

@@ -95,12 +95,34 @@ pub fn description(info: types::GraderInfo, api_version: &str) -> Result<Descrip
     })
 }
 
+/// Clips `feedback` to [`MAX_OUTPUT_BYTES`] at a character boundary, ending
+/// it with a line that says how much was cut. Feedback is often what a
+/// student printed, and its size is the student's choice: clipped and
+/// recorded, never a reason to refuse the grader's report.
+pub fn clip_feedback(feedback: &mut String) {
+    if feedback.len() <= MAX_OUTPUT_BYTES {
+        return;
+    }
+    let over = feedback.len() - MAX_OUTPUT_BYTES;
+    let note = format!(
+        "\n[agh: feedback clipped to {} KiB; {over} more bytes not shown]",
+        MAX_OUTPUT_BYTES / 1024
+    );
+    let mut keep = MAX_OUTPUT_BYTES - note.len();
+    while !feedback.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    feedback.truncate(keep);
+    feedback.push_str(&note);
+}
+
 /// Checks `grade`'s report: counts, lengths, unique names, finite scores
-/// with 0 <= score <= max.
+/// with 0 <= score <= max. Feedback longer than [`MAX_OUTPUT_BYTES`] is
+/// clipped ([`clip_feedback`]), not refused.
 ///
 /// # Errors
 /// The first problem found, for the plugin-error message.
-pub fn report(report: &types::Report) -> Result<(), String> {
+pub fn report(report: &mut types::Report) -> Result<(), String> {
     if report.tests.is_empty() {
         return Err("the report has no tests".into());
     }
@@ -110,11 +132,9 @@ pub fn report(report: &types::Report) -> Result<(), String> {
             report.tests.len()
         ));
     }
-    if report.output.len() > MAX_OUTPUT_BYTES {
-        return Err(format!(
-            "the report's output has {} bytes; at most {MAX_OUTPUT_BYTES}",
-            report.output.len()
-        ));
+    clip_feedback(&mut report.output);
+    for test in &mut report.tests {
+        clip_feedback(&mut test.output);
     }
     let mut names = HashSet::new();
     for test in &report.tests {
@@ -135,12 +155,25 @@ pub fn report(report: &types::Report) -> Result<(), String> {
                 test.score, test.max_score
             ));
         }
-        if test.output.len() > MAX_OUTPUT_BYTES {
-            return Err(format!(
-                "test {name:?}: output has {} bytes; at most {MAX_OUTPUT_BYTES}",
-                test.output.len()
-            ));
-        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feedback_past_the_cap_is_clipped_at_a_character_and_says_so() {
+        let mut feedback = "é".repeat(MAX_OUTPUT_BYTES);
+        clip_feedback(&mut feedback);
+        assert!(feedback.len() <= MAX_OUTPUT_BYTES, "{}", feedback.len());
+        assert!(
+            feedback.ends_with("more bytes not shown]"),
+            "{feedback:.80}"
+        );
+        let mut short = "all fine".to_string();
+        clip_feedback(&mut short);
+        assert_eq!(short, "all fine");
+    }
 }

@@ -8,7 +8,6 @@
 
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use agh_protocol::{Channel, Decoder, Frame, Reply, Request, RunReport, Side, VERSION};
@@ -37,21 +36,20 @@ const READ_QUEUE: usize = 64;
 /// Most bytes of the agent's own stderr kept for the log.
 const AGENT_STDERR_BYTES: usize = 4096;
 
-/// The agent binary on the host: written once into the private cache,
-/// named by its digest, checked against the embedded bytes once per
-/// process, then bind-mounted read-only into every sandbox.
+/// The agent binary on the host: written into the private cache, named by
+/// its digest, and checked against the embedded bytes each time a sandbox
+/// is made (a millisecond), in a folder that it and every folder above
+/// belong to this user or root, then bind-mounted read-only. The agent is
+/// init of the sandbox and every verdict rests on it: no one else's file
+/// may stand in for it, even mid-batch.
 ///
 /// # Errors
-/// [`SandboxError::Io`] when the cache cannot hold it.
+/// [`SandboxError::Io`] when the cache cannot hold it or is not private.
 pub(crate) fn agent_file() -> Result<PathBuf, SandboxError> {
-    static PLACED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    PLACED
-        .get_or_init(|| place_agent().map_err(|e| e.to_string()))
-        .clone()
-        .map_err(|message| SandboxError::Io {
-            context: "placing the sandbox agent".into(),
-            source: std::io::Error::other(message),
-        })
+    place_agent().map_err(|err| SandboxError::Io {
+        context: "placing the sandbox agent".into(),
+        source: std::io::Error::other(err.to_string()),
+    })
 }
 
 fn place_agent() -> Result<PathBuf, Box<dyn std::error::Error>> {

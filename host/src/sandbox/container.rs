@@ -267,10 +267,22 @@ impl Sandbox {
         let mut out_of_memory = state.oom_killed == Some(true) || self.events.saw("oom");
         // The daemon may tell of the out-of-memory kill just after the death.
         let mut waited = Duration::ZERO;
-        while during_command && !out_of_memory && waited < OOM_NOTICE {
+        while !out_of_memory && waited < OOM_NOTICE {
             tokio::time::sleep(DEATH_POLL).await;
             waited += DEATH_POLL;
             out_of_memory = self.events.saw("oom");
+        }
+        // agh's own file work is bounded (a write is at most a few MiB); the
+        // sandbox's places are tmpfs, held in its memory. Running out during
+        // a copy means what the submission holds, or what its programs left
+        // behind, filled it: the student's, like a command's.
+        if !during_command && out_of_memory {
+            return Loss::Command {
+                reason: "the sandbox ran out of memory while agh copied files in: what the \
+                         submission holds, or what its programs left in the sandbox, fills it"
+                    .into(),
+                out_of_memory,
+            };
         }
         if !during_command {
             return outside(&format!(
@@ -505,7 +517,10 @@ fn container_body(spec: &SandboxSpec, agent: &str) -> ContainerCreateBody {
         readonly_rootfs: Some(true),
         cap_drop: Some(vec!["ALL".into()]),
         cap_add: Some(AGENT_CAPABILITIES.map(String::from).to_vec()),
-        security_opt: Some(vec!["no-new-privileges".into()]),
+        security_opt: Some(vec![
+            "no-new-privileges".into(),
+            format!("seccomp={}", super::seccomp::profile()),
+        ]),
         memory: Some(memory),
         memory_swap: Some(memory),
         memory_swappiness: None,

@@ -190,17 +190,9 @@ impl CommandOutcome {
             argv: command.argv.clone(),
             user: command.user,
             exit_code: report.exit_code.map(i64::from),
-            // A shell reports its child's death by signal n as status
-            // 128 + n: the signal is the fact, the status is kept too.
-            signal: report
-                .signal
-                .or_else(|| {
-                    report
-                        .exit_code
-                        .filter(|c| (129..=192).contains(c))
-                        .map(|c| c - 128)
-                })
-                .and_then(signal_name),
+            // Only a real death by signal names one: `exit 153` is an exit
+            // status a program chose, not SIGXFSZ.
+            signal: report.signal.and_then(signal_name),
             stdout,
             stderr,
             stdout_truncated: report.stdout_truncated,

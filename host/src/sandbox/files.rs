@@ -139,6 +139,8 @@ pub fn host_tree_entries(root: &Path, max_bytes: u64) -> Result<Vec<FileEntry>, 
             let rel_text = rel.to_str().ok_or_else(|| {
                 SandboxError::Uncopyable(format!("file name {} is not UTF-8", rel.display()))
             })?;
+            crate::layout::check_path_shape(rel.components().count(), rel_text.len())
+                .map_err(|why| SandboxError::Uncopyable(format!("{rel_text:.200} {why}")))?;
             let meta = item.metadata().map_err(io_err)?; // lstat: links are not followed
             let kind = meta.file_type();
             if kind.is_dir() {

@@ -37,6 +37,7 @@ mod container;
 mod exec;
 mod files;
 pub mod limits;
+mod seccomp;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

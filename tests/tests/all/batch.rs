@@ -631,3 +631,56 @@ async fn a_sandbox_killed_from_outside_is_graded_again_and_the_retry_recorded() 
         "{result}"
     );
 }
+
+/// An output folder another local user made first (say under /tmp), with a
+/// link planted where the journal goes, is refused before anything in it
+/// is opened: agh, often root, truncated the file the link named. One
+/// below a folder others may write (not sticky) is refused too. A folder
+/// agh makes itself is private: 0700, its lock and journal 0600.
+#[test]
+fn an_output_folder_another_user_controls_is_refused_untouched() {
+    use agh::batch::{OpenMode, OutputDir, OutputLock};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let root = tempfile::tempdir().expect("tempdir");
+    let precious = root.path().join("precious");
+    std::fs::write(&precious, "root's file\n").expect("write");
+    let planted = root.path().join("planted-out");
+    std::fs::create_dir(&planted).expect("mkdir");
+    std::os::unix::fs::symlink(&precious, planted.join("journal.jsonl")).expect("link");
+    std::os::unix::fs::chown(&planted, Some(4242), Some(4242)).expect("chown");
+    let err = OutputLock::acquire(&planted)
+        .err()
+        .expect("a foreign folder was taken");
+    let text = err.to_string();
+    assert!(
+        text.contains("belongs to uid 4242") && text.contains("--out"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&precious).expect("read"),
+        "root's file\n"
+    );
+
+    let open = root.path().join("open");
+    std::fs::create_dir(&open).expect("mkdir");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let err = OutputLock::acquire(&open.join("out"))
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string().contains("may be written by other users"),
+        "{err}"
+    );
+
+    let fresh = root.path().join("fresh");
+    let lock = OutputLock::acquire(&fresh).expect("a fresh output folder");
+    let _dir = OutputDir::open(lock, "id", "sha", OpenMode::New).expect("open");
+    assert_eq!(
+        std::fs::metadata(&fresh).expect("meta").mode() & 0o777,
+        0o700
+    );
+    for file in [".lock", "journal.jsonl"] {
+        let mode = std::fs::metadata(fresh.join(file)).expect(file).mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file} is {mode:o}");
+    }
+}

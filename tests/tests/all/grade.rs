@@ -149,6 +149,27 @@ async fn python_grader_verdicts_cannot_be_forged_by_the_student() {
     }
 }
 
+/// Output and exceptions that broke the Python grader before, each scored
+/// as the student's (tests/cases/python-hostile-output): an exception
+/// message with a lone surrogate (the judge's verdict line was undecodable,
+/// "gave no verdict"), the student's own ModuleNotFoundError raised during
+/// the tests' `from solution import ...` (reported as the judge's failure),
+/// and stderr far past the feedback cap.
+#[tokio::test]
+async fn python_grader_scores_what_breaks_text_handling() {
+    let cases = support::repo_root().join("tests/cases/python-hostile-output");
+    let results = grade_folder(
+        "python-hostile-output",
+        &cases,
+        &cases.join("agh.toml"),
+        graders::PYTHON_UNITTEST,
+    )
+    .await;
+    for result in &results {
+        assert_eq!(result["status"], "graded", "{result}");
+    }
+}
+
 /// Submissions that leave the sandbox in states a grader must survive:
 /// hundreds of long file names (once past one command's argument limit),
 /// folders nested past a path's usual length, `/work` made unreadable,
@@ -331,6 +352,119 @@ fn a_broken_cases_toml_is_a_plugin_error_naming_the_line() {
         error.contains(
             "cases.toml line 5: case \"echo\": give exactly one of expected and expected_file"
         ),
+        "{error}"
+    );
+}
+
+/// The no-code grader places `[run] files` before each case (they were
+/// parsed, checked and never placed), and a program that brings the
+/// sandbox down on every one of more cases than the host resets for is
+/// scored: the cases past the last reset fail as not run, with the
+/// sandbox's verdict, never a plugin error.
+#[tokio::test]
+async fn no_code_grader_places_run_files_and_outlasts_the_reset_cap() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let course = root.path().join("course");
+    std::fs::create_dir_all(&course).expect("mkdir");
+    std::fs::write(course.join("data.txt"), "hello from the course\n").expect("data");
+    let cases = 36;
+    let mut toml = String::from(
+        "[run]\nargv = [\"python3\", \"/work/main.py\"]\nfiles = { \"data.txt\" = \"data.txt\" }\n",
+    );
+    for i in 0..cases {
+        toml.push_str(&format!(
+            "\n[[case]]\nname = \"case-{i:02}\"\nexpected = \"hello from the course\"\n"
+        ));
+    }
+    std::fs::write(course.join("cases.toml"), toml).expect("cases.toml");
+    let submissions = root.path().join("submissions");
+    for (name, main_py) in [
+        (
+            "00-reads-the-course-file",
+            "print(open('/work/data.txt').read())\n",
+        ),
+        (
+            "01-brings-the-sandbox-down-every-time",
+            "blocks = []\nwhile True:\n    blocks.append(bytearray(16 << 20))\n",
+        ),
+    ] {
+        std::fs::create_dir_all(submissions.join(name)).expect("mkdir");
+        std::fs::write(submissions.join(name).join("main.py"), main_py).expect("write");
+    }
+    let config = root.path().join("agh.toml");
+    std::fs::write(
+        &config,
+        "runtime = \"runsc\"\nimages = [\"agh/python-c:1\"]\n\n[sources.course]\nlocal = \"course\"\n\n\
+         [settings]\nmemory_mb = \"128\"\nwall_time_ms = \"10000\"\n",
+    )
+    .expect("agh.toml");
+    std::fs::write(
+        root.path().join("expected.toml"),
+        format!(
+            "[scores]\n\"00-reads-the-course-file\" = {cases}.0\n\"01-brings-the-sandbox-down-every-time\" = 0.0\n"
+        ),
+    )
+    .expect("expected.toml");
+    let results = grade_folder("io-resets", root.path(), &config, "builtin:io-cases").await;
+    let hog = results
+        .iter()
+        .find(|r| r["submission"] == "01-brings-the-sandbox-down-every-time")
+        .expect("the hog's result");
+    assert_eq!(hog["status"], "graded", "{hog}");
+    let tests = hog["tests"].as_array().expect("tests");
+    assert_eq!(tests.len(), cases, "{hog}");
+    let not_run = tests
+        .iter()
+        .filter(|t| {
+            t["output"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("not reset again")
+        })
+        .count();
+    assert!(
+        not_run >= 1,
+        "no case was failed as not run past the cap: {hog}"
+    );
+    for test in tests {
+        assert_ne!(test["verdict"], "accepted", "{test}");
+    }
+}
+
+/// A submission whose files fill the sandbox's memory while agh copies
+/// them in (its places are tmpfs, held in memory) is the student's: an
+/// invalid submission, scored 0, never an infra error retried three times.
+#[tokio::test]
+async fn a_submission_that_fills_memory_during_the_copy_is_the_students() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let course = root.path().join("course");
+    std::fs::create_dir_all(&course).expect("mkdir");
+    std::fs::write(
+        course.join("cases.toml"),
+        "[run]\nargv = [\"true\"]\n\n[[case]]\nname = \"runs\"\nexpected = \"\"\n",
+    )
+    .expect("cases.toml");
+    let submission = root.path().join("submissions/00-zeros");
+    std::fs::create_dir_all(&submission).expect("mkdir");
+    let zeros = std::fs::File::create(submission.join("zeros.bin")).expect("create");
+    zeros.set_len(200 * 1024 * 1024).expect("200 MiB of zeros");
+    let config = root.path().join("agh.toml");
+    std::fs::write(
+        &config,
+        "runtime = \"runsc\"\nimages = [\"agh/python-c:1\"]\n\n[sources.course]\nlocal = \"course\"\n\n\
+         [settings]\nmemory_mb = \"96\"\n",
+    )
+    .expect("agh.toml");
+    std::fs::write(
+        root.path().join("expected.toml"),
+        "[scores]\n\"00-zeros\" = 0.0\n",
+    )
+    .expect("expected.toml");
+    let results = grade_folder("memory-copy", root.path(), &config, "builtin:io-cases").await;
+    assert_eq!(results[0]["status"], "invalid-submission", "{}", results[0]);
+    let error = results[0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("ran out of memory while agh copied"),
         "{error}"
     );
 }

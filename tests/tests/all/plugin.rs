@@ -13,7 +13,7 @@ use agh_tests::graders;
 use crate::support;
 
 /// Grade-time modes of the misbehaving grader and a phrase of the reason.
-const GRADE_MODES: [(&str, &str); 18] = [
+const GRADE_MODES: [(&str, &str); 17] = [
     ("loop", "ran out of fuel"),
     ("allocate", "memory"),
     ("recurse", "stack"),
@@ -24,7 +24,6 @@ const GRADE_MODES: [(&str, &str); 18] = [
     ("above-max", "not within"),
     ("infinite-max", "max score inf"),
     ("million-tests", "at most 1000"),
-    ("huge-output", "output has"),
     ("duplicate-names", "appears twice"),
     ("bad-path", "refused"),
     ("host-path", "refused"),
@@ -89,6 +88,36 @@ async fn each_bad_mode_fails_only_its_own_submission() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+    support::assert_no_leftovers(&support::docker().await, &id).await;
+}
+
+/// Feedback is often what a student printed, so its size is the student's:
+/// 16 MiB of it is clipped by the host to the cap and graded, never turned
+/// into a plugin-error (all three `agh new` templates put the student's
+/// whole stderr into feedback).
+#[tokio::test]
+async fn feedback_past_the_cap_is_clipped_and_graded_not_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let id = support::batch_id("huge-feedback");
+    let batch = Batch::prepare(
+        Path::new(graders::MISBEHAVING),
+        Config::default(),
+        id.clone(),
+    )
+    .await
+    .expect("preparing the batch");
+    let result = batch
+        .grade_submission(&submission(dir.path(), "huge", "huge-output"))
+        .await;
+    assert_eq!(result.status, Status::Graded, "{:?}", result.error);
+    assert_eq!(result.score, 1.0);
+    let feedback = &result.tests[0].output;
+    assert!(feedback.len() <= 64 * 1024, "{} bytes", feedback.len());
+    assert!(
+        feedback.ends_with("more bytes not shown]"),
+        "{:?}",
+        &feedback[feedback.len() - 80..]
+    );
     support::assert_no_leftovers(&support::docker().await, &id).await;
 }
 
@@ -366,13 +395,22 @@ async fn grade_mode(
     settings: &[(&str, &str)],
     extra: &[&str],
 ) -> agh::report::SubmissionResult {
+    grade_mode_under(Config::default(), mode, settings, extra).await
+}
+
+/// [`grade_mode`] under the operator's `config`.
+async fn grade_mode_under(
+    mut config: Config,
+    mode: &str,
+    settings: &[(&str, &str)],
+    extra: &[&str],
+) -> agh::report::SubmissionResult {
     let dir = tempfile::tempdir().expect("tempdir");
     let submission = submission(dir.path(), mode, &format!("{mode}\n"));
     for folder in extra {
         std::fs::create_dir_all(submission.join(folder)).expect("mkdir");
         std::fs::write(submission.join(folder).join("keep"), "x").expect("write");
     }
-    let mut config = Config::default();
     for (key, value) in settings {
         config.settings.insert((*key).into(), (*value).into());
     }
@@ -407,6 +445,45 @@ async fn sandbox_reset_gives_a_fresh_sandbox_with_the_pristine_submission() {
 #[tokio::test]
 async fn a_command_may_ask_for_a_deadline_past_the_default() {
     assert_full_marks(&grade_mode("long-command", &[("wall_time_ms", "1000")], &[]).await);
+}
+
+/// Time in the student's commands is the student's: a grader whose two
+/// commands take about 3 s in all, under a declared wall budget of 2 s,
+/// is not out of time (it was a plugin error: cases x deadline past the
+/// declared budget, a program that waits out every case).
+#[tokio::test]
+async fn time_in_the_students_commands_is_not_the_graders_budget() {
+    let result = grade_mode(
+        "long-command",
+        &[("wall_time_ms", "1000"), ("grader_wall_ms", "2000")],
+        &[],
+    )
+    .await;
+    assert_full_marks(&result);
+}
+
+/// The operator's per-submission bound on command time ends what is left
+/// as time-limit, scored: the first command is cut at the bound, the
+/// second does not run and ends as timed out at once.
+#[tokio::test]
+async fn the_submission_time_ends_the_remaining_commands_as_time_limit() {
+    let config = Config {
+        submission_time: std::time::Duration::from_millis(1500),
+        ..Config::default()
+    };
+    let started = std::time::Instant::now();
+    let result = grade_mode_under(config, "long-command", &[("wall_time_ms", "1000")], &[]).await;
+    assert_eq!(result.status, Status::Graded, "{:?}", result.error);
+    // The long command was cut at the bound; the short one timed out.
+    assert_eq!(result.score, 1.0, "{:?}", result.tests);
+    let timed_out: Vec<bool> = result.commands.iter().map(|c| c.timed_out).collect();
+    assert_eq!(timed_out, [true, true], "{:?}", result.commands);
+    assert!(
+        result.commands[1].wall_time.is_zero(),
+        "the second command ran: {:?}",
+        result.commands[1]
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
 
 /// Contract 0.2.0: the command result carries the limit met, CPU time and

@@ -167,3 +167,98 @@ fn the_javascript_harness_is_the_python_graders_own() {
         );
     }
 }
+
+/// A fake toolchain that records who ran it, with which environment.
+fn recording_tool(dir: &Path, name: &str, record: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let tool = dir.join(name);
+    std::fs::write(
+        &tool,
+        format!(
+            "#!/bin/sh\n{{ id -u; env; }} > {}\nexit 1\n",
+            record.display()
+        ),
+    )
+    .expect("write the tool");
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    tool
+}
+
+/// `agh build` never runs a tool the project ships: a JavaScript project's
+/// own `node_modules/.bin/componentize-js` (which agh preferred, and ran as
+/// the operator with the operator's environment and Docker socket) is
+/// left alone, and with no componentize-js elsewhere the build says so.
+#[test]
+fn agh_build_never_runs_a_tool_from_the_project() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let made = agh(
+        &["new", "grader", "--lang", "javascript", "js"],
+        root.path(),
+    );
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let project = root.path().join("js");
+    let bin = project.join("node_modules/.bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let record = root.path().join("ran");
+    recording_tool(&bin, "componentize-js", &record);
+    let built = Command::new(support::agh_binary())
+        .current_dir(&project)
+        .arg("build")
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env_remove("AGH_COMPONENTIZE_JS")
+        .output()
+        .expect("agh build");
+    assert!(!built.status.success(), "{}", text(&built.stdout));
+    assert!(
+        text(&built.stderr).contains("componentize-js is not installed"),
+        "{}",
+        text(&built.stderr)
+    );
+    assert!(!record.exists(), "the project's own tool ran");
+}
+
+/// A build runs with a cleared environment (no canary, no `DOCKER_HOST`),
+/// and, when agh runs as root, as the user who owns the project, never as
+/// root.
+#[test]
+fn agh_build_runs_the_toolchain_without_the_operators_environment_or_root() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let made = agh(&["new", "grader", "--lang", "python", "py"], root.path());
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let project = root.path().join("py");
+    let record = project.join("ran");
+    let tools = root.path().join("tools");
+    std::fs::create_dir(&tools).expect("mkdir");
+    std::fs::set_permissions(&tools, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let tool = recording_tool(&tools, "componentize-py", &record);
+    let owner = 4242;
+    let status = Command::new("chown")
+        .args(["-R", &format!("{owner}:{owner}")])
+        .arg(&project)
+        .status()
+        .expect("chown");
+    assert!(status.success());
+    let built = Command::new(support::agh_binary())
+        .current_dir(&project)
+        .arg("build")
+        .env("AGH_COMPONENTIZE_PY", &tool)
+        .env("AGH_TEST_CANARY", "the operator's secret")
+        .env("DOCKER_HOST", "unix:///var/run/docker.sock")
+        .output()
+        .expect("agh build");
+    assert!(!built.status.success(), "the fake tool fails the build");
+    let seen = std::fs::read_to_string(&record).expect("the tool ran and recorded");
+    assert!(
+        !seen.contains("AGH_TEST_CANARY") && !seen.contains("DOCKER_HOST"),
+        "{seen}"
+    );
+    // The tests run as root (chown above needs it): the build must not.
+    let uid = seen.lines().next().unwrap_or_default();
+    assert_eq!(
+        uid,
+        owner.to_string(),
+        "the build ran as {uid}, not the project's owner"
+    );
+}

@@ -640,6 +640,21 @@ async fn an_image_cannot_fake_the_gvisor_check() {
         .status();
 }
 
+/// `agh doctor` checks from inside a real sandbox, with agh's own probe,
+/// that a thread can start and that no user namespace can be made. On the
+/// stack scripts/setup installs, Docker's default seccomp profile under
+/// gVisor answered clone3 with EPERM and no thread could start.
+#[tokio::test]
+async fn doctor_sees_threads_start_and_user_namespaces_refused() {
+    let docker = support::docker().await;
+    let check = agh::doctor::check_threads(&docker, IMAGE, Runtime::Runsc).await;
+    assert!(check.ok, "{check:?}");
+    assert!(
+        check.detail.contains("user namespaces are refused"),
+        "{check:?}"
+    );
+}
+
 /// A grader-user command that names no folder starts in /grader with TMPDIR
 /// there: a student's `json/` package in /work is never imported by
 /// `python3 -m json.tool`, and nothing is written through /tmp.

@@ -1,0 +1,49 @@
+// The JavaScript SDK's comparisons against the vectors every SDK shares,
+// and against the longest inputs a student can send them (linear time).
+// Run with `node --test graders/spec/`.
+import { register } from 'node:module';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+// The SDK imports agh's host interfaces, which exist only inside a
+// component; the comparisons use none of them.
+const stub = 'data:text/javascript,export const log = () => {};';
+register(
+  'data:text/javascript,' +
+    encodeURIComponent(
+      `export async function resolve(specifier, context, next) {
+         if (specifier.startsWith('agh:')) return { url: ${JSON.stringify(stub)}, shortCircuit: true };
+         return next(specifier, context);
+       }`,
+    ),
+);
+const agh = await import(new URL('../sdk-js/agh-grader.js', import.meta.url));
+const vectors = JSON.parse(readFileSync(new URL('comparators.json', import.meta.url), 'utf8')).vectors;
+const comparators = {
+  exact: agh.compare.exact,
+  ignoring_whitespace: agh.compare.ignoringWhitespace,
+  numeric: agh.compare.numeric,
+  lines_same: agh.lines.same,
+  lines_same_unordered: agh.lines.sameUnordered,
+};
+const CAP = 1 << 20;
+
+test('every shared vector', () => {
+  assert.ok(vectors.length >= 30, `${vectors.length} vectors`);
+  for (const v of vectors) {
+    const args = [v.expected, v.got];
+    if (v.comparator === 'numeric') args.push(v.tolerance ?? 1e-6);
+    assert.equal(comparators[v.comparator](...args), v.equal, JSON.stringify(v).slice(0, 120));
+  }
+});
+
+// A quadratic helper (the backtracking trim this replaced) takes hours on
+// these; the timeout ends the test instead of CI.
+test('adversarial inputs at the cap end', { timeout: 120000 }, () => {
+  const hostile = [' '.repeat(CAP) + 'x', '1'.repeat(CAP) + 'x', '1.'.repeat(CAP / 2), '\n'.repeat(CAP), 'a \n'.repeat(CAP / 3)];
+  for (const text of hostile) {
+    for (const [name, fn] of Object.entries(comparators)) assert.equal(fn('y', text), false, name);
+    assert.match(agh.lines.firstDifference('y', text), /^line /);
+  }
+});
