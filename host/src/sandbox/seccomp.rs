@@ -28,8 +28,10 @@ const CLONE_NEWUSER: u64 = 0x1000_0000;
 /// The errno a refused call answers (EPERM), as a kernel without the
 /// privilege would.
 const REFUSED_ERRNO: u64 = 1;
-/// Calls refused whatever their arguments.
-const REFUSED_CALLS: [&str; 14] = [
+/// Calls refused whatever their arguments: those Docker's default profile
+/// refuses a container without the capability, which gVisor would
+/// otherwise answer (it shows a kernel log to anyone, for one).
+const REFUSED_CALLS: [&str; 33] = [
     "setns",
     "mount",
     "umount2",
@@ -42,8 +44,27 @@ const REFUSED_CALLS: [&str; 14] = [
     "add_key",
     "request_key",
     "kexec_load",
+    "kexec_file_load",
     "open_by_handle_at",
+    "name_to_handle_at",
     "init_module",
+    "finit_module",
+    "delete_module",
+    "syslog",
+    "acct",
+    "quotactl",
+    "swapon",
+    "swapoff",
+    "reboot",
+    "settimeofday",
+    "clock_settime",
+    "clock_adjtime",
+    "adjtimex",
+    "sethostname",
+    "setdomainname",
+    "iopl",
+    "ioperm",
+    "vhangup",
 ];
 
 /// The profile as Docker's `seccomp=` security option takes it (JSON text).
@@ -69,7 +90,7 @@ pub fn profile() -> String {
                 "args": [user_namespace(0)],
             },
             {
-                "names": REFUSED_CALLS,
+                "names": REFUSED_CALLS.as_slice(),
                 "action": "SCMP_ACT_ERRNO",
                 "errnoRet": REFUSED_ERRNO,
             },

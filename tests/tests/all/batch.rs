@@ -324,7 +324,7 @@ async fn a_full_disk_stops_the_batch_and_keeps_what_was_written() {
     let out = dir.path().join("small");
     std::fs::create_dir(&out).expect("mkdir");
     let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=40k", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=40k,mode=0700", "tmpfs"])
         .arg(&out)
         .status()
         .expect("mount");

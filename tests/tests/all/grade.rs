@@ -364,7 +364,8 @@ fn a_broken_cases_toml_is_a_plugin_error_naming_the_line() {
 #[tokio::test]
 async fn no_code_grader_places_run_files_and_outlasts_the_reset_cap() {
     let root = tempfile::tempdir().expect("tempdir");
-    let course = root.path().join("course");
+    // The no-code grader reads the source "course", folder `cases`.
+    let course = root.path().join("course/cases");
     std::fs::create_dir_all(&course).expect("mkdir");
     std::fs::write(course.join("data.txt"), "hello from the course\n").expect("data");
     let cases = 36;
@@ -401,7 +402,7 @@ async fn no_code_grader_places_run_files_and_outlasts_the_reset_cap() {
     std::fs::write(
         root.path().join("expected.toml"),
         format!(
-            "[scores]\n\"00-reads-the-course-file\" = {cases}.0\n\"01-brings-the-sandbox-down-every-time\" = 0.0\n"
+            "[scores]\n\"00-reads-the-course-file\" = {cases}.0\n\"01-brings-the-sandbox-down-every-time\" = 0.0\n\n[verdicts]\n"
         ),
     )
     .expect("expected.toml");
@@ -437,7 +438,8 @@ async fn no_code_grader_places_run_files_and_outlasts_the_reset_cap() {
 #[tokio::test]
 async fn a_submission_that_fills_memory_during_the_copy_is_the_students() {
     let root = tempfile::tempdir().expect("tempdir");
-    let course = root.path().join("course");
+    // The no-code grader reads the source "course", folder `cases`.
+    let course = root.path().join("course/cases");
     std::fs::create_dir_all(&course).expect("mkdir");
     std::fs::write(
         course.join("cases.toml"),
@@ -455,12 +457,33 @@ async fn a_submission_that_fills_memory_during_the_copy_is_the_students() {
          [settings]\nmemory_mb = \"96\"\n",
     )
     .expect("agh.toml");
-    std::fs::write(
-        root.path().join("expected.toml"),
-        "[scores]\n\"00-zeros\" = 0.0\n",
-    )
-    .expect("expected.toml");
-    let results = grade_folder("memory-copy", root.path(), &config, "builtin:io-cases").await;
+    let out = tempfile::tempdir().expect("tempdir");
+    let batch = support::batch_id("memory-copy");
+    let output = std::process::Command::new(support::agh_binary())
+        .args([
+            "grade",
+            "--plugin",
+            "builtin:io-cases",
+            "--json",
+            "--batch-id",
+            &batch,
+        ])
+        .arg("--config")
+        .arg(&config)
+        .arg("--submissions")
+        .arg(root.path().join("submissions"))
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .expect("running agh grade");
+    assert!(
+        output.status.success(),
+        "an invalid submission is not a failure of agh:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results: Vec<serde_json::Value> =
+        serde_json::from_slice(&output.stdout).expect("results JSON");
+    support::assert_no_leftovers(&support::docker().await, &batch).await;
     assert_eq!(results[0]["status"], "invalid-submission", "{}", results[0]);
     let error = results[0]["error"].as_str().unwrap_or_default();
     assert!(

@@ -296,7 +296,7 @@ fn compiled_components_are_cached_and_reused() {
     let second = host.load(Path::new(graders::C_IO)).expect("second load");
     assert!(second.load_stats().cached, "the second load compiled again");
     assert_eq!(first.sha256(), second.sha256());
-    let files: Vec<_> = std::fs::read_dir(cache.path().join("compiled-v3"))
+    let files: Vec<_> = std::fs::read_dir(cache.path().join("compiled-v4"))
         .expect("cache dir")
         .collect();
     assert_eq!(files.len(), 1, "one compiled file per component and engine");
@@ -312,7 +312,7 @@ async fn name_of(grader: &agh::plugin::Grader) -> String {
 
 /// The one compiled entry in `cache`.
 fn compiled_entry(cache: &Path) -> std::path::PathBuf {
-    let mut entries: Vec<_> = std::fs::read_dir(cache.join("compiled-v3"))
+    let mut entries: Vec<_> = std::fs::read_dir(cache.join("compiled-v4"))
         .expect("cache dir")
         .map(|e| e.expect("entry").path())
         .collect();
