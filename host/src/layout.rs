@@ -13,32 +13,8 @@ pub const STUDENT_UID: u32 = 1000;
 /// Uid (and gid) of the grader user, who owns `/grader`.
 pub const GRADER_UID: u32 = 1001;
 
-/// Most folders a path in a submission may nest, at intake and in every
-/// copy into a sandbox: a tree thousands of levels deep in a small archive
-/// made every step that walks it (the copy, the agent's probes) slow, and
-/// no course needs more.
-pub const MAX_PATH_DEPTH: usize = 64;
-/// Longest path of a file in a submission, in bytes (Linux's `PATH_MAX`).
-pub const MAX_PATH_BYTES: usize = 4096;
-
-/// Whether a relative path of `depth` parts and `bytes` bytes stays within
-/// [`MAX_PATH_DEPTH`] and [`MAX_PATH_BYTES`]; why not, when it does not.
-///
-/// # Errors
-/// The bound it passes, in words.
-pub fn check_path_shape(depth: usize, bytes: usize) -> Result<(), String> {
-    if depth > MAX_PATH_DEPTH {
-        return Err(format!(
-            "is nested {depth} folders deep; at most {MAX_PATH_DEPTH}"
-        ));
-    }
-    if bytes > MAX_PATH_BYTES {
-        return Err(format!(
-            "has a path of {bytes} bytes; at most {MAX_PATH_BYTES}"
-        ));
-    }
-    Ok(())
-}
+/// Bounds on a submission's paths (see `agh-archive`), for every copy.
+pub use agh_archive::{MAX_PATH_BYTES, MAX_PATH_DEPTH, check_path_shape};
 
 /// A writable place inside every sandbox, each its own tmpfs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -390,45 +390,47 @@ impl Batch {
         if self.stopped() || self.interrupted() {
             return None;
         }
-        if let Some(why) = submission.refused {
+        if let Some(why) = &submission.refused {
             return Some(SubmissionResult::failed(
                 &submission.name,
                 Status::InvalidSubmission,
-                why,
+                why.clone(),
             ));
         }
         let prepared = self
-            .prepare_submission(&submission.name, &submission.dir, submission.digest)
+            .prepare_submission(&submission.name, &submission.dir, submission.digest.clone())
             .await;
-        let _slot = grading.acquire().await.ok()?;
+        let slot = grading.acquire().await.ok()?;
         if self.stopped() || self.interrupted() {
             if let Ok(prepared) = prepared {
                 prepared.sandbox.teardown().await;
             }
             return None;
         }
-        Some(
-            self.grade_with_retries(&submission.name, &submission.dir, prepared)
-                .await,
-        )
+        self.grade_with_retries(&submission, prepared, grading, slot)
+            .await
     }
 
-    /// Grades a prepared submission, preparing it again for each retry of
-    /// an infra error.
+    /// Grades a prepared submission in the grading `slot` it holds,
+    /// preparing it again for each retry of an infra error. A retry waits
+    /// off the slot: it gives the slot back, waits, prepares its fresh
+    /// sandbox, and queues for a slot again behind the submissions already
+    /// waiting, so the others' results are not held up by its back-off.
+    /// `None` when the batch stopped while it waited.
     async fn grade_with_retries(
         &self,
-        name: &str,
-        dir: &Path,
+        submission: &Submission,
         first: Result<Prepared, SubmissionResult>,
-    ) -> SubmissionResult {
+        grading: &tokio::sync::Semaphore,
+        mut slot: tokio::sync::SemaphorePermit<'_>,
+    ) -> Option<SubmissionResult> {
         let mut attempt = 1;
-        let mut prepared = Some(first);
+        let mut prepared = first;
         let mut retries = Vec::new();
         loop {
-            let mut result = match prepared.take() {
-                Some(Ok(ready)) => self.grade_prepared(ready).await,
-                Some(Err(failed)) => failed,
-                None => self.grade_named(name, dir).await,
+            let mut result = match prepared {
+                Ok(ready) => self.grade_prepared(ready).await,
+                Err(failed) => failed,
             };
             if result.status == Status::InfraError && attempt < INFRA_ATTEMPTS {
                 tracing::warn!(submission = %result.submission, error = ?result.error, attempt, "infra error; retrying");
@@ -436,7 +438,22 @@ impl Batch {
                     attempt,
                     reason: result.error.unwrap_or_default(),
                 });
+                drop(slot);
                 tokio::time::sleep(Duration::from_secs(2u64.pow(attempt))).await;
+                prepared = self
+                    .prepare_submission(
+                        &submission.name,
+                        &submission.dir,
+                        submission.digest.clone(),
+                    )
+                    .await;
+                slot = grading.acquire().await.ok()?;
+                if self.stopped() || self.interrupted() {
+                    if let Ok(prepared) = prepared {
+                        prepared.sandbox.teardown().await;
+                    }
+                    return None;
+                }
                 attempt += 1;
                 continue;
             }
@@ -451,14 +468,14 @@ impl Batch {
                     {
                         self.stopped.store(true, Ordering::SeqCst);
                     }
-                    return result;
+                    return Some(result);
                 }
                 status => {
                     if status == Status::Graded {
                         self.graded_any.store(true, Ordering::SeqCst);
                     }
                     self.consecutive_plugin_errors.store(0, Ordering::SeqCst);
-                    return result;
+                    return Some(result);
                 }
             }
         }

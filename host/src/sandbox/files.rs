@@ -312,6 +312,17 @@ impl Sandbox {
             source: io::Error::other(e),
         })?;
         let (report, _, stderr) = ran?;
+        // The stream comes from this host's disk; what the agent spends
+        // the time on is unpacking. Into the student's places that is the
+        // submission's shape (its files and folders, each bounded at
+        // intake), with no sign of anything outside: the student's.
+        if report.timed_out && owner == Owner::Student {
+            return Err(SandboxError::Uncopyable(format!(
+                "copying into {dest} took longer than {}s: the submission's files and folders \
+                 take too long to unpack",
+                COPY_TIMEOUT.as_secs()
+            )));
+        }
         if report.timed_out {
             return Err(SandboxError::Timeout {
                 operation: "copy into sandbox",
