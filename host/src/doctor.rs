@@ -100,12 +100,7 @@ pub async fn check_threads(docker: &Docker, image: &str, runtime: Runtime) -> Ch
     let name = format!("threads start, user namespaces refused ({image})");
     const FIX: &str = "run `sudo scripts/setup` to register runsc with --oci-seccomp; \
                        a runsc that implements clone3 needs a newer agh";
-    let spec = SandboxSpec {
-        runtime,
-        ..SandboxSpec::new(image)
-    }
-    .labelled("doctor", "doctor");
-    let sandbox = match Sandbox::create(docker, spec).await {
+    let sandbox = match doctor_sandbox(docker, image, runtime).await {
         Ok(sandbox) => sandbox,
         Err(err) => return Check::fail(name, err.to_string(), FIX),
     };
@@ -160,12 +155,7 @@ async fn check_runsc_registered(docker: &Docker) -> Check {
 /// image is asked, so an image (which a grader chooses) cannot fake it.
 pub async fn check_gvisor(docker: &Docker, image: &str, runtime: Runtime) -> Check {
     let name = format!("sandbox runs under gVisor ({image})");
-    let spec = SandboxSpec {
-        runtime,
-        ..SandboxSpec::new(image)
-    }
-    .labelled("doctor", "doctor");
-    let sandbox = match Sandbox::create(docker, spec).await {
+    let sandbox = match doctor_sandbox(docker, image, runtime).await {
         Ok(sandbox) => sandbox,
         Err(err) => {
             return Check::fail(
@@ -215,6 +205,20 @@ pub async fn check_gvisor(docker: &Docker, image: &str, runtime: Runtime) -> Che
             "see the dockerd log",
         ),
     }
+}
+
+/// A sandbox of `image` under `runtime`, labelled as the doctor's.
+async fn doctor_sandbox(
+    docker: &Docker,
+    image: &str,
+    runtime: Runtime,
+) -> Result<Sandbox, sandbox::SandboxError> {
+    let spec = SandboxSpec {
+        runtime,
+        ..SandboxSpec::new(image)
+    }
+    .labelled("doctor", "doctor");
+    Sandbox::create(docker, spec).await
 }
 
 /// What the host shows of the process behind a sandbox.

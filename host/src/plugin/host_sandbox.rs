@@ -134,6 +134,24 @@ impl GraderState {
     }
 }
 
+impl GraderState {
+    /// Keeps both sides' records for the result and hands their outputs to
+    /// the grader.
+    fn record_conversation(
+        &mut self,
+        (mut judge, mut student): (CommandOutcome, CommandOutcome),
+    ) -> wasmtime::Result<types::Conversation> {
+        let conversation = types::Conversation {
+            judge: hand_over(&mut judge),
+            student: hand_over(&mut student),
+        };
+        let commands = &mut self.session()?.commands;
+        commands.push(judge);
+        commands.push(student);
+        Ok(conversation)
+    }
+}
+
 /// What a command gets once the submission's command time is used up: it
 /// does not run, and it ends as time-limit at once, for the grader to
 /// score like any other.
@@ -188,18 +206,11 @@ impl Host for GraderState {
         // Both sides share one deadline: the student's is cut to what is
         // left of the submission's command time, and the judge's with it.
         let Some(student) = self.within_submission_time(student.clone())? else {
-            let (mut judge, mut student) = (
+            let ended = (
                 out_of_submission_time(&judge),
                 out_of_submission_time(&student),
             );
-            let conversation = types::Conversation {
-                judge: hand_over(&mut judge),
-                student: hand_over(&mut student),
-            };
-            let commands = &mut self.session()?.commands;
-            commands.push(judge);
-            commands.push(student);
-            return Ok(Ok(conversation));
+            return self.record_conversation(ended).map(Ok);
         };
         let sandbox = self.session()?.sandbox.clone();
         let started = Instant::now();
@@ -208,16 +219,7 @@ impl Host for GraderState {
         self.student_clock.stop();
         self.add_host_time(started);
         match ran {
-            Ok((mut judge, mut student)) => {
-                let conversation = types::Conversation {
-                    judge: hand_over(&mut judge),
-                    student: hand_over(&mut student),
-                };
-                let commands = &mut self.session()?.commands;
-                commands.push(judge);
-                commands.push(student);
-                Ok(Ok(conversation))
-            }
+            Ok(ended) => self.record_conversation(ended).map(Ok),
             Err(err) => handle(err),
         }
     }

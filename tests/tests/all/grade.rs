@@ -24,6 +24,26 @@ async fn grade_course(course: &str, plugin: &str) -> Vec<serde_json::Value> {
     grade_folder(course, &root, &root.join("agh.toml"), plugin).await
 }
 
+/// `agh grade --json` of `submissions` with `plugin` under `config`.
+fn agh_grade(
+    plugin: &str,
+    config: &std::path::Path,
+    submissions: &std::path::Path,
+    out: &std::path::Path,
+    batch: &str,
+) -> std::process::Output {
+    std::process::Command::new(support::agh_binary())
+        .args(["grade", "--plugin", plugin, "--json", "--batch-id", batch])
+        .arg("--config")
+        .arg(config)
+        .arg("--submissions")
+        .arg(submissions)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .expect("running agh grade")
+}
+
 /// Grades the submissions `root/expected.toml` names (`root/submissions`
 /// by default) under `config` and checks every score and verdict against
 /// it; returns the results.
@@ -39,16 +59,8 @@ async fn grade_folder(
     .expect("parse");
     let out = tempfile::tempdir().expect("tempdir");
     let batch = support::batch_id(course);
-    let output = std::process::Command::new(support::agh_binary())
-        .args(["grade", "--plugin", plugin, "--json", "--batch-id", &batch])
-        .arg("--config")
-        .arg(config)
-        .arg("--submissions")
-        .arg(root.join(expected.submissions.as_deref().unwrap_or("submissions")))
-        .arg("--out")
-        .arg(out.path())
-        .output()
-        .expect("running agh grade");
+    let submissions = root.join(expected.submissions.as_deref().unwrap_or("submissions"));
+    let output = agh_grade(plugin, config, &submissions, out.path(), &batch);
     assert!(
         output.status.success(),
         "agh grade failed:\n{}",
@@ -459,23 +471,14 @@ async fn a_submission_that_fills_memory_during_the_copy_is_the_students() {
     .expect("agh.toml");
     let out = tempfile::tempdir().expect("tempdir");
     let batch = support::batch_id("memory-copy");
-    let output = std::process::Command::new(support::agh_binary())
-        .args([
-            "grade",
-            "--plugin",
-            "builtin:io-cases",
-            "--json",
-            "--batch-id",
-            &batch,
-        ])
-        .arg("--config")
-        .arg(&config)
-        .arg("--submissions")
-        .arg(root.path().join("submissions"))
-        .arg("--out")
-        .arg(out.path())
-        .output()
-        .expect("running agh grade");
+    let submissions = root.path().join("submissions");
+    let output = agh_grade(
+        "builtin:io-cases",
+        &config,
+        &submissions,
+        out.path(),
+        &batch,
+    );
     assert!(
         output.status.success(),
         "an invalid submission is not a failure of agh:\n{}",
