@@ -8,6 +8,7 @@
 //! images = ["agh/python-c:1", "agh/*"]
 //! on_excess = "clamp"                # or "refuse"
 //! submission_time = "30m"            # all of one submission's commands together
+//! reference = "submissions/01-correct" # graded before stopping for a broken grader
 //!
 //! [ceilings]                          # any of Limits' fields
 //! wall_time = "30s"
@@ -109,6 +110,12 @@ pub struct Config {
     /// the grader scores them like any other.
     #[serde(with = "crate::sandbox::limits::humantime_serde_compat")]
     pub submission_time: Duration,
+    /// A submission known to be gradable (the course's reference solution
+    /// or a sample), relative to this file. Before a batch stops for a
+    /// broken grader (plugin errors on its first submissions and nothing
+    /// graded), agh grades it: when it grades, the grader works, the
+    /// failures were the submissions', and the batch goes on.
+    pub reference: Option<PathBuf>,
 }
 
 /// [`Config::submission_time`] unless the config says otherwise: a course
@@ -136,6 +143,7 @@ impl Default for Config {
             settings: BTreeMap::new(),
             asset_cache_bytes: crate::assets::cache::DEFAULT_DISK_BYTES,
             submission_time: DEFAULT_SUBMISSION_TIME,
+            reference: None,
         }
     }
 }
@@ -191,6 +199,17 @@ impl Config {
             ));
         }
         let base = path.parent().unwrap_or(Path::new("."));
+        if let Some(reference) = &mut config.reference {
+            if reference.is_relative() {
+                *reference = base.join(&*reference);
+            }
+            if !reference.is_dir() {
+                return Err(invalid(format!(
+                    "reference {} is not a folder; name a submission folder the grader grades",
+                    reference.display()
+                )));
+            }
+        }
         for (name, source) in &mut config.sources {
             match (&mut source.local, &source.s3) {
                 (Some(local), None) => {

@@ -221,6 +221,8 @@ pub struct Batch {
     graded_any: AtomicBool,
     stopped: AtomicBool,
     interrupted: AtomicBool,
+    /// Whether the operator's reference submission grades, once asked.
+    reference_grades: tokio::sync::OnceCell<bool>,
 }
 
 impl Batch {
@@ -290,6 +292,7 @@ impl Batch {
             batch_id,
             consecutive_plugin_errors: AtomicUsize::new(0),
             graded_any: AtomicBool::new(false),
+            reference_grades: tokio::sync::OnceCell::new(),
             stopped: AtomicBool::new(false),
             interrupted: AtomicBool::new(false),
         }))
@@ -466,7 +469,11 @@ impl Batch {
                         + 1;
                     if n >= MAX_CONSECUTIVE_PLUGIN_ERRORS && !self.graded_any.load(Ordering::SeqCst)
                     {
-                        self.stopped.store(true, Ordering::SeqCst);
+                        if self.reference_grades().await {
+                            self.graded_any.store(true, Ordering::SeqCst);
+                        } else {
+                            self.stopped.store(true, Ordering::SeqCst);
+                        }
                     }
                     return Some(result);
                 }
@@ -479,6 +486,24 @@ impl Batch {
                 }
             }
         }
+    }
+
+    /// Whether the operator's reference submission (`reference` in
+    /// `agh.toml`) grades: graded once, the first time the stop rule would
+    /// stop the batch. False without one.
+    async fn reference_grades(&self) -> bool {
+        let Some(reference) = &self.config.reference else {
+            return false;
+        };
+        *self
+            .reference_grades
+            .get_or_init(|| async {
+                let result = self.grade_named("reference", reference).await;
+                tracing::warn!(status = ?result.status, error = ?result.error,
+                    "plugin errors on every submission so far; graded the reference submission");
+                result.status == Status::Graded
+            })
+            .await
     }
 
     /// Grades one submission folder in a fresh sandbox, named after the folder.

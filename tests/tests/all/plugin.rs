@@ -144,6 +144,45 @@ async fn the_batch_stops_after_plugin_errors_in_a_row() {
     support::assert_no_leftovers(&support::docker().await, &id).await;
 }
 
+/// The same run of plugin errors from the start does not stop a batch
+/// whose operator names a reference submission that the grader grades: the
+/// grader works, the failures were the submissions', all of them get a
+/// result.
+#[tokio::test]
+async fn plugin_errors_from_the_start_do_not_stop_a_batch_whose_reference_grades() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hostile = 2 * batch::MAX_CONSECUTIVE_PLUGIN_ERRORS;
+    let dirs: Vec<batch::Submission> = (0..hostile)
+        .map(|i| batch::Submission {
+            name: format!("000-{i}"),
+            dir: submission(dir.path(), &format!("000-{i}"), "panic"),
+            refused: None,
+            digest: None,
+        })
+        .collect();
+    let config = Config {
+        reference: Some(submission(dir.path(), "reference", "ok")),
+        ..Config::default()
+    };
+    let id = support::batch_id("reference");
+    let batch = Batch::prepare(Path::new(graders::MISBEHAVING), config, id.clone())
+        .await
+        .expect("prepare");
+    let mut seen = 0;
+    batch
+        .grade_all(dirs, 1, |r| {
+            assert_eq!(r.status, Status::PluginError);
+            seen += 1;
+        })
+        .await;
+    assert!(
+        !batch.stopped(),
+        "the batch stopped though its reference grades"
+    );
+    assert_eq!(seen, hostile, "every submission gets a result");
+    support::assert_no_leftovers(&support::docker().await, &id).await;
+}
+
 /// Once the grader has graded a submission it works: any number of hostile
 /// submissions after it that make it fail are recorded as plugin errors
 /// (never charged) and the batch goes on to the honest ones behind them.
