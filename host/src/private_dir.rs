@@ -208,6 +208,26 @@ pub fn open_dir_for(path: &Path, purpose: Purpose) -> Result<PathBuf, PrivateErr
     Ok(path.into())
 }
 
+/// Checks, without creating or changing anything, that `path` is a folder
+/// [`open_dir_for`] would accept as it is: the user's own, writable by no
+/// one else, below folders no one else controls. For folders agh only
+/// reads (the results `agh export` publishes).
+///
+/// # Errors
+/// [`PrivateError`] saying what is wrong and what to do.
+pub fn check_dir_for(path: &Path, purpose: Purpose) -> Result<(), PrivateError> {
+    check_ancestors(path)?;
+    let meta = std::fs::symlink_metadata(path).map_err(io(path))?;
+    if !meta.file_type().is_dir() {
+        return Err(PrivateError::NotPrivate {
+            path: path.into(),
+            why: "is a symbolic link or not a folder".into(),
+            fix: purpose.fix(),
+        });
+    }
+    check_owner_for(path, &meta, purpose)
+}
+
 /// Opens a file inside a private folder for reading: no link followed, a
 /// regular file with one link, owned by the user running agh and writable
 /// by nobody else, all checked on the opened file.

@@ -519,12 +519,16 @@ fn output_error_exit(err: &OutputError) -> Outcome {
 pub(super) async fn export_command(args: ExportArgs) -> Outcome {
     // Results are read from, and exports written to, folders no other user
     // can change: a result swapped in there would be published as a grade.
-    for dir in [Some(&args.from), args.to.as_ref()].into_iter().flatten() {
-        if let Err(err) = crate::private_dir::open_dir_for(dir, crate::private_dir::Purpose::Output)
-        {
-            eprintln!("agh: {err}");
-            return Outcome::Usage;
-        }
+    // The results folder is only checked; the export folder is made if need be.
+    use crate::private_dir::{Purpose, check_dir_for, open_dir_for};
+    let checked = check_dir_for(&args.from, Purpose::Output).and_then(|()| {
+        args.to
+            .as_deref()
+            .map_or(Ok(()), |to| open_dir_for(to, Purpose::Output).map(drop))
+    });
+    if let Err(err) = checked {
+        eprintln!("agh: {err}");
+        return Outcome::Usage;
     }
     let results = match export::load_results(&args.from) {
         Ok(results) => results,

@@ -132,9 +132,7 @@ impl GraderState {
         command.wall_time = Some(deadline.min(left));
         Ok(Some(command))
     }
-}
 
-impl GraderState {
     /// Keeps both sides' records for the result and hands their outputs to
     /// the grader.
     fn record_conversation(
@@ -301,8 +299,9 @@ impl Host for GraderState {
         let old = session.sandbox.clone();
         let submission = session.submission_path.clone();
         let started = Instant::now();
-        // A reset follows a sandbox the student's program brought down: its
-        // time is the student's, like the command's.
+        // A reset rebuilds the submission's sandbox (after a program brought
+        // it down, or so a test does not see what earlier ones left): its
+        // time goes with the commands', not with the grader's own work.
         self.student_clock.start();
         old.teardown().await;
         let fresh = match old.renew().await {
