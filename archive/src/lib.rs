@@ -6,6 +6,7 @@
 
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Most entries an archive may hold.
 pub const MAX_ARCHIVE_ENTRIES: usize = 10_000;
@@ -19,6 +20,12 @@ pub const MAX_TAR_EXTENSION_BYTES: u64 = 64 * 1024;
 /// files' cap and 64 MiB for the headers (a 512-byte header and up to 511
 /// bytes of padding an entry, and their long names).
 pub const MAX_TAR_STREAM_BYTES: u64 = MAX_UNPACKED_BYTES + 64 * 1024 * 1024;
+
+/// Longest one archive may take to unpack. The caps above bound the work
+/// already (a 256 MiB bomb unpacks in seconds); this bounds it whatever
+/// the host's load or a decoder's slow path, so intake never holds a
+/// grading slot for long: past it, the archive is refused.
+pub const MAX_UNPACK_TIME: Duration = Duration::from_secs(60);
 
 /// Most folders a path in a submission may nest, at intake and in every
 /// copy into a sandbox: a tree thousands of levels deep in a small archive
@@ -70,13 +77,51 @@ fn safe_entry_path(path: &Path) -> Result<PathBuf, String> {
     Ok(clean)
 }
 
+/// When unpacking must be done by: checked before each entry and during
+/// every read of an entry's bytes (where a decoder does its work).
+#[derive(Clone, Copy)]
+struct Deadline {
+    at: Instant,
+    within: Duration,
+}
+
+impl Deadline {
+    fn check(self) -> Result<(), String> {
+        if Instant::now() >= self.at {
+            return Err(format!(
+                "took more than {} s to unpack; make the archive smaller or of fewer files",
+                self.within.as_secs()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A reader that fails once its deadline has passed.
+struct Timed<'a> {
+    inner: &'a mut dyn Read,
+    deadline: Deadline,
+}
+
+impl Read for Timed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.deadline.check().map_err(std::io::Error::other)?;
+        self.inner.read(buf)
+    }
+}
+
 /// Writes one entry's bytes, counting against the total.
 fn write_entry(
     target: &Path,
     relative: &Path,
     reader: &mut dyn Read,
     total: &mut u64,
+    deadline: Deadline,
 ) -> Result<(), String> {
+    let reader = Timed {
+        inner: reader,
+        deadline,
+    };
     let path = target.join(relative);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
@@ -100,12 +145,24 @@ fn write_entry(
 
 /// Unpacks an archive into `target` (replaced if present): regular files
 /// and folders only, no path leaving `target`, no links or devices, at most
-/// [`MAX_ARCHIVE_ENTRIES`] entries and [`MAX_UNPACKED_BYTES`] bytes. On
-/// refusal `target` is removed.
+/// [`MAX_ARCHIVE_ENTRIES`] entries and [`MAX_UNPACKED_BYTES`] bytes, within
+/// [`MAX_UNPACK_TIME`]. On refusal `target` is removed.
 ///
 /// # Errors
 /// Why the archive was refused.
 pub fn unpack(archive: &Path, target: &Path) -> Result<(), String> {
+    unpack_within(archive, target, MAX_UNPACK_TIME)
+}
+
+/// [`unpack`], refusing the archive when unpacking takes longer than `within`.
+///
+/// # Errors
+/// Why the archive was refused.
+pub fn unpack_within(archive: &Path, target: &Path, within: Duration) -> Result<(), String> {
+    let deadline = Deadline {
+        at: Instant::now() + within,
+        within,
+    };
     let _ = std::fs::remove_dir_all(target);
     std::fs::create_dir(target).map_err(|e| format!("{}: {e}", target.display()))?;
     let name = archive
@@ -113,9 +170,9 @@ pub fn unpack(archive: &Path, target: &Path) -> Result<(), String> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let outcome = if name.ends_with(".zip") {
-        unpack_zip(archive, target)
+        unpack_zip(archive, target, deadline)
     } else {
-        unpack_tar(archive, target, &name)
+        unpack_tar(archive, target, &name, deadline)
     };
     if let Err(why) = &outcome {
         let _ = std::fs::remove_dir_all(target);
@@ -124,7 +181,7 @@ pub fn unpack(archive: &Path, target: &Path) -> Result<(), String> {
     outcome
 }
 
-fn unpack_zip(archive: &Path, target: &Path) -> Result<(), String> {
+fn unpack_zip(archive: &Path, target: &Path, deadline: Deadline) -> Result<(), String> {
     let file = std::fs::File::open(archive).map_err(|e| e.to_string())?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| format!("not a readable zip: {e}"))?;
     if zip.len() > MAX_ARCHIVE_ENTRIES {
@@ -135,6 +192,7 @@ fn unpack_zip(archive: &Path, target: &Path) -> Result<(), String> {
     }
     let mut total = 0;
     for i in 0..zip.len() {
+        deadline.check()?;
         let mut entry = zip.by_index(i).map_err(|e| e.to_string())?;
         let relative = safe_entry_path(Path::new(entry.name()))?;
         if entry.is_dir() {
@@ -142,7 +200,7 @@ fn unpack_zip(archive: &Path, target: &Path) -> Result<(), String> {
         } else if entry.is_symlink() {
             return Err(format!("entry {} is a symbolic link", relative.display()));
         } else {
-            write_entry(target, &relative, &mut entry, &mut total)?;
+            write_entry(target, &relative, &mut entry, &mut total, deadline)?;
         }
     }
     Ok(())
@@ -195,7 +253,7 @@ fn tar_stream(archive: &Path, name: &str) -> Result<Budgeted<Box<dyn Read>>, Str
 /// refuses an extension entry (GNU long name or link, PAX header) larger
 /// than [`MAX_TAR_EXTENSION_BYTES`] before the tar crate would read it
 /// whole, and more than [`MAX_ARCHIVE_ENTRIES`] entries.
-fn check_tar_headers(archive: &Path, name: &str) -> Result<(), String> {
+fn check_tar_headers(archive: &Path, name: &str, deadline: Deadline) -> Result<(), String> {
     let mut tar = tar::Archive::new(tar_stream(archive, name)?);
     let entries = tar
         .entries()
@@ -205,6 +263,7 @@ fn check_tar_headers(archive: &Path, name: &str) -> Result<(), String> {
         if count >= 2 * MAX_ARCHIVE_ENTRIES {
             return Err(format!("more than {MAX_ARCHIVE_ENTRIES} entries"));
         }
+        deadline.check()?;
         let entry = entry.map_err(|e| format!("not a readable tar: {e}"))?;
         let header = entry.header();
         let kind = header.entry_type();
@@ -224,8 +283,8 @@ fn check_tar_headers(archive: &Path, name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn unpack_tar(archive: &Path, target: &Path, name: &str) -> Result<(), String> {
-    check_tar_headers(archive, name)?;
+fn unpack_tar(archive: &Path, target: &Path, name: &str, deadline: Deadline) -> Result<(), String> {
+    check_tar_headers(archive, name, deadline)?;
     let mut tar = tar::Archive::new(tar_stream(archive, name)?);
     let mut total = 0;
     for (count, entry) in tar
@@ -236,6 +295,7 @@ fn unpack_tar(archive: &Path, target: &Path, name: &str) -> Result<(), String> {
         if count >= MAX_ARCHIVE_ENTRIES {
             return Err(format!("more than {MAX_ARCHIVE_ENTRIES} entries"));
         }
+        deadline.check()?;
         let mut entry = entry.map_err(|e| format!("not a readable tar: {e}"))?;
         let relative = safe_entry_path(&entry.path().map_err(|e| e.to_string())?)?;
         match entry.header().entry_type() {
@@ -243,7 +303,7 @@ fn unpack_tar(archive: &Path, target: &Path, name: &str) -> Result<(), String> {
                 std::fs::create_dir_all(target.join(&relative)).map_err(|e| e.to_string())?
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                write_entry(target, &relative, &mut entry, &mut total)?
+                write_entry(target, &relative, &mut entry, &mut total, deadline)?
             }
             other => {
                 return Err(format!(
@@ -345,6 +405,21 @@ mod tests {
         let ok = "d/".repeat(MAX_PATH_DEPTH - 1) + "main.c";
         zip_with(&shallow, &[(ok.as_str(), b"int main(){}")]);
         unpack(&shallow, &dir.path().join("out")).unwrap();
+    }
+
+    /// Unpacking past its time is refused, whatever the archive holds,
+    /// and leaves nothing behind.
+    #[test]
+    fn an_archive_slower_to_unpack_than_its_bound_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("sub.zip");
+        zip_with(&archive, &[("main.c", b"int main(){}")]);
+        let out = dir.path().join("out");
+        let err = unpack_within(&archive, &out, Duration::ZERO).unwrap_err();
+        assert!(err.contains("took more than 0 s to unpack"), "{err}");
+        assert!(!out.exists());
+        unpack(&archive, &out).unwrap();
+        assert_eq!(std::fs::read(out.join("main.c")).unwrap(), b"int main(){}");
     }
 
     #[test]

@@ -18,6 +18,8 @@ export const grader = agh.defineGrader({
     return agh.info('c-io-js', '1.0.0', 'agh/python-c:1', {
       wallTimeMs: 3_000,
       memoryBytes: 256 * 1024 * 1024,
+      // tmpfs is held in memory: room for a full /work and the programs.
+      tmpfsBytes: 128 * 1024 * 1024,
       // Read by the grader only; declared with a grader-only target.
       assets: [agh.asset(CASES, 'course:cases', '/grader/cases')],
     });

@@ -30,6 +30,8 @@ class Grader(agh.Grader):
             "agh/python-c:1",
             wall_time_ms=3_000,
             memory_bytes=256 * 1024 * 1024,
+            # tmpfs is held in memory: room for a full /work and the programs.
+            tmpfs_bytes=128 * 1024 * 1024,
             # Read by the grader only; declared with a grader-only target.
             assets=[agh.asset(CASES, "course:cases", "/grader/cases")],
         )

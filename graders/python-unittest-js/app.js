@@ -104,6 +104,8 @@ export const grader = agh.defineGrader({
     return agh.info('python-unittest-js', '1.0.0', 'agh/python-c:1', {
       wallTimeMs: 3_000,
       memoryBytes: 256 * 1024 * 1024,
+      // tmpfs is held in memory: room for a full /work and the programs.
+      tmpfsBytes: 128 * 1024 * 1024,
       assets: [agh.asset('tests', 'course:tests', TESTS_TARGET)],
     });
   },

@@ -79,6 +79,11 @@ export function assetText(name: string, path: string): string;
 export function logInfo(message: string): void;
 export function logWarn(message: string): void;
 
+/** Most bytes (UTF-8) of one test's feedback the host keeps. */
+export const MAX_FEEDBACK_BYTES: number;
+/** `feedback` held to `MAX_FEEDBACK_BYTES`, ending with a line saying how much was cut. */
+export function clipFeedback(feedback: string): string;
+
 export interface TestResult {
   name: string; score: number; maxScore: number; verdict: Verdict; output: string; visibility: Visibility;
 }

@@ -312,6 +312,25 @@ export function logWarn(message) {
   hostLog('warn', String(message));
 }
 
+/** Most bytes (UTF-8) of one test's feedback the host keeps. */
+export const MAX_FEEDBACK_BYTES = 64 * 1024;
+
+/**
+ * `feedback` held to `MAX_FEEDBACK_BYTES` at a character boundary, with a
+ * last line saying how much was cut, as the host clips it. Feedback is often
+ * what the student printed: its size is the student's choice.
+ */
+export function clipFeedback(feedback) {
+  const bytes = new TextEncoder().encode(feedback);
+  if (bytes.length <= MAX_FEEDBACK_BYTES) return feedback;
+  const over = bytes.length - MAX_FEEDBACK_BYTES;
+  const note = `\n[agh: feedback clipped to ${MAX_FEEDBACK_BYTES / 1024} KiB; ${over} more bytes not shown]`;
+  let keep = MAX_FEEDBACK_BYTES - note.length;
+  // Back to the start of a character: UTF-8 continuation bytes are 10xxxxxx.
+  while (keep > 0 && (bytes[keep] & 0xc0) === 0x80) keep -= 1;
+  return new TextDecoder().decode(bytes.subarray(0, keep)) + note;
+}
+
 /** One test's result, built from its name and points. */
 export class Test {
   constructor(name, points = 1) {
@@ -326,14 +345,15 @@ export class Test {
     return this;
   }
 
-  /** `score` points with the verdict given. */
+  /** `score` points with the verdict given; `output` past
+   * `MAX_FEEDBACK_BYTES` is clipped (`clipFeedback`). */
   scored(score, verdict, output = '') {
     return {
       name: this.name,
       score: Number(score),
       maxScore: Number(this.points),
       verdict,
-      output,
+      output: clipFeedback(String(output)),
       visibility: this.shown,
     };
   }

@@ -38,6 +38,18 @@ test('every shared vector', () => {
   }
 });
 
+// The same clipping in every SDK and the host: under the cap unchanged, over
+// it cut at a character boundary with a note of what was cut.
+test('feedback is clipped like the host clips it', () => {
+  assert.equal(agh.clipFeedback('short'), 'short');
+  const note = '\n[agh: feedback clipped to 64 KiB; 4464 more bytes not shown]';
+  assert.equal(agh.clipFeedback('a'.repeat(70000)), 'a'.repeat(65536 - note.length) + note);
+  const wide = agh.clipFeedback('\u00e9'.repeat(40000));
+  assert.ok(new TextEncoder().encode(wide).length <= 65536);
+  assert.ok(wide.startsWith('\u00e9'.repeat(1000)) && wide.endsWith('14464 more bytes not shown]'));
+  assert.equal(new agh.Test('t').failed(agh.Verdict.WRONG, 'b'.repeat(70000)).output.length, 65536);
+});
+
 // A quadratic helper (the backtracking trim this replaced) takes hours on
 // these; the timeout ends the test instead of CI.
 test('adversarial inputs at the cap end', { timeout: 120000 }, () => {

@@ -19,7 +19,7 @@ def load(name):
     return module
 
 
-compare, lines = load("compare"), load("lines")
+compare, lines, feedback = load("compare"), load("lines"), load("feedback")
 COMPARATORS = {
     "exact": compare.exact,
     "ignoring_whitespace": compare.ignoring_whitespace,
@@ -59,6 +59,18 @@ class SharedVectors(unittest.TestCase):
                     self.assertFalse(fn("y", text), name)
                 self.assertTrue(lines.first_difference("y", text).startswith("line "))
         signal.alarm(0)
+
+class Feedback(unittest.TestCase):
+    # The same clipping in every SDK and the host: under the cap unchanged,
+    # over it cut at a character boundary with a note of what was cut.
+    def test_feedback_is_clipped_like_the_host_clips_it(self):
+        self.assertEqual(feedback.clip_feedback("short"), "short")
+        note = "\n[agh: feedback clipped to 64 KiB; 4464 more bytes not shown]"
+        self.assertEqual(feedback.clip_feedback("a" * 70000), "a" * (65536 - len(note)) + note)
+        wide = feedback.clip_feedback("\u00e9" * 40000)
+        self.assertLessEqual(len(wide.encode()), 65536)
+        self.assertTrue(wide.startswith("\u00e9" * 1000) and wide.endswith("14464 more bytes not shown]"))
+
 
 if __name__ == "__main__":
     unittest.main()

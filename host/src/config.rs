@@ -8,6 +8,7 @@
 //! images = ["agh/python-c:1", "agh/*"]
 //! on_excess = "clamp"                # or "refuse"
 //! submission_time = "30m"            # all of one submission's commands together
+//! wall_multiple = 3                  # wall clock stops a command at 3x its time limit
 //! reference = "submissions/01-correct" # graded before stopping for a broken grader
 //!
 //! [ceilings]                          # any of Limits' fields
@@ -116,7 +117,17 @@ pub struct Config {
     /// graded), agh grades it: when it grades, the grader works, the
     /// failures were the submissions', and the batch goes on.
     pub reference: Option<PathBuf>,
+    /// A command's time limit is counted in CPU time, so a busy host does
+    /// not change a verdict; the wall clock stops a command (one that
+    /// waits, or starves) at this multiple of its limit.
+    pub wall_multiple: u32,
 }
+
+/// [`Config::wall_multiple`] unless the config says otherwise.
+pub const DEFAULT_WALL_MULTIPLE: u32 = 3;
+/// The largest [`Config::wall_multiple`]: past it a waiting program holds
+/// a grading slot for no reason a course has.
+pub const MAX_WALL_MULTIPLE: u32 = 10;
 
 /// [`Config::submission_time`] unless the config says otherwise: a course
 /// of 32 cases at a 30 s deadline each, with room to spare.
@@ -144,6 +155,7 @@ impl Default for Config {
             asset_cache_bytes: crate::assets::cache::DEFAULT_DISK_BYTES,
             submission_time: DEFAULT_SUBMISSION_TIME,
             reference: None,
+            wall_multiple: DEFAULT_WALL_MULTIPLE,
         }
     }
 }
@@ -197,6 +209,13 @@ impl Config {
             return Err(invalid(
                 "submission_time must be more than 0 (0 never means unlimited)".into(),
             ));
+        }
+        if !(1..=MAX_WALL_MULTIPLE).contains(&config.wall_multiple) {
+            return Err(invalid(format!(
+                "wall_multiple = {} is outside 1 to {MAX_WALL_MULTIPLE}; it is how many times a \
+                 command's time limit the wall clock waits (3 unless you have a reason)",
+                config.wall_multiple
+            )));
         }
         let base = path.parent().unwrap_or(Path::new("."));
         if let Some(reference) = &mut config.reference {
@@ -252,5 +271,27 @@ impl Config {
                 Some(prefix) => image.starts_with(prefix),
                 None => grant == image,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agh.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path)
+    }
+
+    #[test]
+    fn the_wall_multiple_is_three_unless_set_and_within_its_bounds() {
+        assert_eq!(load("").unwrap().wall_multiple, DEFAULT_WALL_MULTIPLE);
+        assert_eq!(load("wall_multiple = 5").unwrap().wall_multiple, 5);
+        for bad in ["wall_multiple = 0", "wall_multiple = 11"] {
+            let err = load(bad).unwrap_err().to_string();
+            assert!(err.contains("is outside 1 to 10"), "{bad}: {err}");
+        }
     }
 }

@@ -153,6 +153,10 @@ pub fn intersect(request: &Request, config: &Config) -> Result<Effective, Vec<St
         &mut clamped,
         &mut refusals,
     );
+    // Checked on what the sandbox would get, after every clamp.
+    if let Some(why) = limits.room_for_work() {
+        refusals.push(format!("the grader asks for {why}"));
+    }
     let mut assets = Vec::new();
     for (name, spec, target) in &request.assets {
         match grant_asset(name, spec, target, config) {
@@ -364,6 +368,7 @@ mod tests {
 
     use super::*;
     use crate::config::SourceConfig;
+    use crate::sandbox::MIB;
 
     fn config_with(images: &[&str], sources: &[&str]) -> Config {
         Config {
@@ -494,5 +499,28 @@ mod tests {
         req.budget.fuel = 0;
         let refused = intersect(&req, &config).unwrap_err();
         assert!(refused[0].contains("fuel of 0"), "{refused:?}");
+    }
+
+    /// The writable places are held in the sandbox's memory: a plan whose
+    /// memory cannot hold a full `/work` is refused before any sandbox
+    /// starts (a submission within every cap filled such a sandbox during
+    /// agh's own copy), with what to ask for.
+    #[test]
+    fn a_plan_whose_memory_cannot_hold_a_full_work_is_refused() {
+        let config = config_with(&["agh/*"], &[]);
+        let mut req = request("agh/x:1", &[]);
+        req.limits.memory_bytes = 256 * MIB;
+        req.limits.tmpfs_bytes = 256 * MIB;
+        let refused = intersect(&req, &config).unwrap_err();
+        assert_eq!(
+            refused,
+            [
+                "the grader asks for memory of 256.0 MiB with writable places of 256.0 MiB: a full \
+              /work is held in memory and needs 320.0 MiB with the sandbox's own 64.0 MiB; ask \
+              for at least 320.0 MiB of memory or writable places of at most 192.0 MiB"
+            ]
+        );
+        req.limits.tmpfs_bytes = 192 * MIB;
+        intersect(&req, &config).unwrap();
     }
 }

@@ -30,7 +30,7 @@ pub enum Language {
 /// The contract new graders target.
 const WIT: &str = include_str!("../../wit/0.2.0/grader.wit");
 
-const PYTHON_SDK: [(&str, &str); 4] = [
+const PYTHON_SDK: [(&str, &str); 5] = [
     (
         "agh_grader/__init__.py",
         include_str!("../../graders/sdk-python/agh_grader/__init__.py"),
@@ -42,6 +42,10 @@ const PYTHON_SDK: [(&str, &str); 4] = [
     (
         "agh_grader/lines.py",
         include_str!("../../graders/sdk-python/agh_grader/lines.py"),
+    ),
+    (
+        "agh_grader/feedback.py",
+        include_str!("../../graders/sdk-python/agh_grader/feedback.py"),
     ),
     ("agh_grader/py.typed", ""),
 ];

@@ -44,6 +44,8 @@ impl Grader for CInputOutput {
         let mut info = agh_grader::info("c-io", "0.1.0", "agh/python-c:1");
         info.limits.wall_time_ms = 3_000;
         info.limits.memory_bytes = 256 * 1024 * 1024;
+        // tmpfs is held in memory: room for a full /work and the programs.
+        info.limits.tmpfs_bytes = 128 * 1024 * 1024;
         // Read by the grader only; declared with a grader-only target but never placed.
         info.assets
             .push(agh_grader::asset("cases", "course:cases", "/grader/cases"));

@@ -170,6 +170,8 @@ impl Grader for IoCases {
         }
         if let Some(mb) = number(&settings, "memory_mb") {
             info.limits.memory_bytes = mb.saturating_mul(1024 * 1024);
+            // The writable places are held in memory: half of it for them.
+            info.limits.tmpfs_bytes = info.limits.tmpfs_bytes.min(info.limits.memory_bytes / 2);
         }
         if let Some(n) = number(&settings, "processes") {
             info.limits.processes = u32::try_from(n).unwrap_or(u32::MAX);

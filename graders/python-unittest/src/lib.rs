@@ -225,6 +225,8 @@ impl Grader for PythonUnittest {
         let mut info = agh_grader::info("python-unittest", "0.2.0", "agh/python-c:1");
         info.limits.wall_time_ms = 3_000;
         info.limits.memory_bytes = 256 * 1024 * 1024;
+        // tmpfs is held in memory: room for a full /work and the programs.
+        info.limits.tmpfs_bytes = 128 * 1024 * 1024;
         info.assets
             .push(agh_grader::asset("tests", "course:tests", TESTS_TARGET));
         info

@@ -49,6 +49,7 @@ from wit_world.imports import submission as _submission
 from wit_world.imports import types as _types
 
 from . import compare, lines
+from .feedback import MAX_FEEDBACK_BYTES, clip_feedback
 
 __all__ = [
     "API_VERSION",
@@ -377,13 +378,14 @@ class Test:
         return self
 
     def scored(self, score: float, verdict: "_types.Verdict", output: str = "") -> "_types.TestResult":
-        """``score`` points with the verdict given."""
+        """``score`` points with the verdict given; ``output`` past
+        :data:`MAX_FEEDBACK_BYTES` is clipped (:func:`clip_feedback`)."""
         return _types.TestResult(
             name=self.name,
             score=float(score),
             max_score=float(self.points),
             verdict=verdict,
-            output=output,
+            output=clip_feedback(output),
             visibility=self.visibility,
         )
 

@@ -617,7 +617,8 @@ impl Test {
         self.failed(Verdict::ResourceLimit, &format!("not run: {why}"))
     }
 
-    /// `score` points with the verdict given.
+    /// `score` points with the verdict given; `output` past
+    /// [`MAX_FEEDBACK_BYTES`] is clipped ([`clip_feedback`]).
     #[must_use]
     pub fn scored(self, score: f64, verdict: Verdict, output: &str) -> TestResult {
         TestResult {
@@ -625,10 +626,33 @@ impl Test {
             score,
             max_score: self.max_score,
             verdict,
-            output: output.into(),
+            output: clip_feedback(output),
             visibility: self.visibility,
         }
     }
+}
+
+/// Most bytes of one test's feedback the host keeps (its cap on feedback).
+pub const MAX_FEEDBACK_BYTES: usize = 64 * 1024;
+
+/// `feedback` held to [`MAX_FEEDBACK_BYTES`] at a character boundary, with
+/// a last line saying how much was cut, as the host clips it. Feedback is
+/// often what the student printed, so its size is the student's choice.
+#[must_use]
+pub fn clip_feedback(feedback: &str) -> String {
+    if feedback.len() <= MAX_FEEDBACK_BYTES {
+        return feedback.to_string();
+    }
+    let over = feedback.len() - MAX_FEEDBACK_BYTES;
+    let note = format!(
+        "\n[agh: feedback clipped to {} KiB; {over} more bytes not shown]",
+        MAX_FEEDBACK_BYTES / 1024
+    );
+    let mut keep = MAX_FEEDBACK_BYTES - note.len();
+    while !feedback.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}{note}", &feedback[..keep])
 }
 
 #[cfg(test)]
@@ -668,6 +692,25 @@ mod tests {
     }
 
     /// The vectors every SDK is tested against (graders/spec).
+    /// The same clipping in every SDK and the host (`graders/spec` tests
+    /// the other two against the same values).
+    #[test]
+    fn feedback_is_clipped_like_the_host_clips_it() {
+        assert_eq!(clip_feedback("short"), "short");
+        let note = "\n[agh: feedback clipped to 64 KiB; 4464 more bytes not shown]";
+        let clipped = clip_feedback(&"a".repeat(70000));
+        assert_eq!(clipped, "a".repeat(65536 - note.len()) + note);
+        let wide = clip_feedback(&"\u{e9}".repeat(40000));
+        assert!(wide.len() <= MAX_FEEDBACK_BYTES);
+        assert!(
+            wide.ends_with("14464 more bytes not shown]"),
+            "{}",
+            &wide[wide.len() - 80..]
+        );
+        let test = Test::new("t", 1.0).failed(Verdict::Wrong, &"b".repeat(70000));
+        assert_eq!(test.output.len(), MAX_FEEDBACK_BYTES);
+    }
+
     #[test]
     fn the_shared_comparator_vectors() {
         use super::lines;

@@ -26,6 +26,9 @@ pub struct Submission {
     pub refused: Option<String>,
     /// Its content's sha256, once computed (see [`super::submission_digest`]).
     pub digest: Option<String>,
+    /// Attempts an earlier run of the batch made that ended in infra
+    /// errors (from the journal): a resume does not pay them again.
+    pub earlier_attempts: u32,
 }
 
 /// Submissions that cannot be taken in: what is wrong, and with which.
@@ -85,6 +88,7 @@ impl Found {
                 dir: PathBuf::new(),
                 refused: Some(why),
                 digest: None,
+                earlier_attempts: 0,
             };
         }
         if !self.archive {
@@ -93,6 +97,7 @@ impl Found {
                 dir: self.source,
                 refused: None,
                 digest: None,
+                earlier_attempts: 0,
             };
         }
         // The name is checked, so the target is a direct child of staging.
@@ -106,6 +111,7 @@ impl Found {
             dir: target,
             refused,
             digest: None,
+            earlier_attempts: 0,
         }
     }
 }
@@ -320,6 +326,7 @@ mod tests {
                 dir: PathBuf::new(),
                 refused: None,
                 digest: None,
+                earlier_attempts: 0,
             })
             .collect();
         let mut seen: Vec<String> = (1..=3)

@@ -6,7 +6,8 @@
 //! OUT/.lock                  held (flock) while a batch writes here; taken
 //!                            before anything else in OUT is read or written
 //! OUT/batch.json             { "id": ..., "plugin_sha256": ... }: the container label
-//! OUT/journal.jsonl          one line per finished submission, fsync'd
+//! OUT/journal.jsonl          one line per finished submission, fsync'd (and
+//!                            per infra error, with its attempts so far)
 //! OUT/results/<name>.json    one result per submission, written atomically
 //! ```
 //!
@@ -69,6 +70,14 @@ pub struct JournalEntry {
     pub status: Status,
     /// Its score.
     pub score: f64,
+    /// For an infra error: how many attempts ended in one, all runs of the
+    /// batch together.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub infra_attempts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Why an output folder cannot be used.
@@ -249,11 +258,25 @@ impl OutputDir {
         &self.identity
     }
 
-    /// True when `name` with these contents already has a final result.
+    /// True when `name` with these contents already has a final result
+    /// (an infra error is not final: a resume tries it again).
     #[must_use]
     pub fn is_done(&self, name: &str, sha256: &str) -> bool {
-        self.done.get(name).is_some_and(|e| e.sha256 == sha256)
+        self.done
+            .get(name)
+            .is_some_and(|e| e.sha256 == sha256 && e.status != Status::InfraError)
             && result_path(&self.path, name).is_ok_and(|file| file.is_file())
+    }
+
+    /// How many attempts at `name` ended in infra errors in earlier runs of
+    /// the batch. Counted by name: an infra error has an outside cause, not
+    /// the submission's content (and one before intake has no digest).
+    #[must_use]
+    pub fn infra_attempts(&self, name: &str) -> u32 {
+        self.done
+            .get(name)
+            .filter(|e| e.status == Status::InfraError)
+            .map_or(0, |e| e.infra_attempts)
     }
 
     /// True when the journal holds a submission the grader graded.
@@ -262,15 +285,18 @@ impl OutputDir {
         self.done.values().any(|e| e.status == Status::Graded)
     }
 
-    /// How many submissions the journal already holds.
+    /// How many submissions the journal already holds a final result for.
     #[must_use]
     pub fn done_count(&self) -> usize {
-        self.done.len()
+        self.done
+            .values()
+            .filter(|e| e.status != Status::InfraError)
+            .count()
     }
 
     /// Writes `result` atomically, then appends its journal line and
-    /// fsyncs. Infra errors are written but not journalled, so a resume
-    /// retries them.
+    /// fsyncs. An infra error's line counts its attempts (this run's and
+    /// earlier runs'), so a resume tries it again without paying them twice.
     ///
     /// # Errors
     /// [`OutputError::Io`] (a full disk among others); what was written
@@ -285,18 +311,24 @@ impl OutputDir {
             .map_err(|e| io("encoding a result")(std::io::Error::other(e)))?;
         write_atomic(&self.path.join(RESULTS_DIR), &file, &bytes)
             .map_err(io(format!("writing {}", file.display())))?;
-        if result.status == Status::InfraError {
-            return Ok(());
-        }
+        let sha256 = result
+            .provenance
+            .as_ref()
+            .map(|p| p.submission_sha256.clone())
+            .unwrap_or_default();
+        let infra_attempts = if result.status == Status::InfraError {
+            let this_run = u32::try_from(result.retries.len() + 1).unwrap_or(u32::MAX);
+            self.infra_attempts(&result.submission)
+                .saturating_add(this_run)
+        } else {
+            0
+        };
         let entry = JournalEntry {
             submission: result.submission.clone(),
-            sha256: result
-                .provenance
-                .as_ref()
-                .map(|p| p.submission_sha256.clone())
-                .unwrap_or_default(),
+            sha256,
             status: result.status,
             score: result.score,
+            infra_attempts,
         };
         let mut line = serde_json::to_vec(&entry)
             .map_err(|e| io("encoding the journal")(std::io::Error::other(e)))?;
@@ -452,5 +484,46 @@ mod tests {
             "a changed submission is graded again"
         );
         assert_eq!(out.done_count(), 1);
+    }
+
+    /// An infra error's attempts are journalled and add up across runs, so
+    /// `--resume` gives it one more try rather than a full set again; a
+    /// later result replaces it.
+    #[test]
+    fn a_resume_does_not_pay_earlier_infra_attempts_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut flaky = result("flaky", Status::InfraError);
+        flaky.retries = vec![
+            crate::report::Retry {
+                attempt: 1,
+                reason: "daemon".into(),
+            },
+            crate::report::Retry {
+                attempt: 2,
+                reason: "daemon".into(),
+            },
+        ];
+        {
+            let mut out = open_dir(dir.path(), "a", "sha", OpenMode::New).unwrap();
+            out.record(&flaky).unwrap();
+            assert_eq!(out.infra_attempts("flaky"), 3);
+        }
+        {
+            let mut out = open_dir(dir.path(), "a", "sha", OpenMode::Resume).unwrap();
+            assert_eq!(out.infra_attempts("flaky"), 3);
+            assert!(!out.is_done("flaky", ""));
+            out.record(&result("flaky", Status::InfraError)).unwrap();
+            assert_eq!(out.infra_attempts("flaky"), 4);
+        }
+        {
+            let mut out = open_dir(dir.path(), "a", "sha", OpenMode::Resume).unwrap();
+            assert_eq!(out.infra_attempts("flaky"), 4);
+            out.record(&result("flaky", Status::Graded)).unwrap();
+            assert_eq!(out.infra_attempts("flaky"), 0);
+            assert!(out.is_done("flaky", ""));
+        }
+        let again = open_dir(dir.path(), "a", "sha", OpenMode::Resume).unwrap();
+        assert!(again.is_done("flaky", ""));
+        assert_eq!(again.done_count(), 1);
     }
 }

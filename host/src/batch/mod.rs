@@ -428,6 +428,10 @@ impl Batch {
         mut slot: tokio::sync::SemaphorePermit<'_>,
     ) -> Option<SubmissionResult> {
         let mut attempt = 1;
+        // A resume tries an infra error once more, not INFRA_ATTEMPTS more.
+        let attempts = INFRA_ATTEMPTS
+            .saturating_sub(submission.earlier_attempts)
+            .max(1);
         let mut prepared = first;
         let mut retries = Vec::new();
         loop {
@@ -435,7 +439,7 @@ impl Batch {
                 Ok(ready) => self.grade_prepared(ready).await,
                 Err(failed) => failed,
             };
-            if result.status == Status::InfraError && attempt < INFRA_ATTEMPTS {
+            if result.status == Status::InfraError && attempt < attempts {
                 tracing::warn!(submission = %result.submission, error = ?result.error, attempt, "infra error; retrying");
                 retries.push(Retry {
                     attempt,
@@ -560,6 +564,7 @@ impl Batch {
             runtime: self.config.runtime,
             limits: effective.limits.clone(),
             longest: effective.longest.clone(),
+            wall_multiple: self.config.wall_multiple,
             ..SandboxSpec::new(&effective.image)
         }
         .labelled(&self.batch_id, &name);

@@ -314,6 +314,7 @@ fn pending(submissions: Vec<Submission>, output: Option<&OutputDir>) -> Vec<Subm
                 return None;
             }
             submission.digest = digest;
+            submission.earlier_attempts = output.infra_attempts(&submission.name);
             Some(submission)
         })
         .collect()

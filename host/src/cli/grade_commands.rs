@@ -137,6 +137,7 @@ pub(super) async fn plan_command(args: PlanArgs) -> Outcome {
             "allowed": plan.effective,
             "image": image_check,
             "runtime": config.runtime,
+            "wall_multiple": config.wall_multiple,
             "resolved_assets": resolved.iter().map(|a| json!({
                 "name": a.grant.name,
                 "sha256": a.digest(),
@@ -171,9 +172,10 @@ pub(super) async fn plan_command(args: PlanArgs) -> Outcome {
     println!("runtime  {}", config.runtime.docker_name());
     let l = &plan.effective.limits;
     println!(
-        "limits   wall {} | cpu time {} | memory {} | processes {} | cpu {:.2} | output {} | file {} | tmpfs {}",
+        "limits   time {} (cpu time {}, wall clock {}) | memory {} | processes {} | cpu {:.2} | output {} | file {} | tmpfs {}",
         humantime::format_duration(l.wall_time),
         humantime::format_duration(l.cpu_time),
+        humantime::format_duration(l.wall_time.saturating_mul(config.wall_multiple)),
         ByteSize(l.memory_bytes),
         l.processes,
         f64::from(l.millicpus) / 1000.0,
@@ -182,10 +184,11 @@ pub(super) async fn plan_command(args: PlanArgs) -> Outcome {
         ByteSize(l.tmpfs_bytes),
     );
     println!(
-        "commands up to wall {} | cpu time {} when a grader asks",
+        "commands up to time {} | cpu time {} when a grader asks",
         humantime::format_duration(plan.effective.longest.wall_time),
         humantime::format_duration(plan.effective.longest.cpu_time),
     );
+
     let budget = plan.effective.budget;
     println!(
         "grader   contract agh:grader@{} | fuel {:.1} billion | wall {} per submission",

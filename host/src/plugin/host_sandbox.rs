@@ -71,6 +71,7 @@ fn command_from_wit(cmd: types::Command) -> Command {
             types::User::Grader => User::Grader,
         },
         wall_time: cmd.wall_time_ms.map(Duration::from_millis),
+        wall_clock_cap: None,
         cpu_time: None,
         output_bytes: cmd.output_bytes,
     }
@@ -126,10 +127,7 @@ impl GraderState {
         else {
             return Ok(None);
         };
-        let deadline = command
-            .wall_time
-            .unwrap_or(session.sandbox.spec().limits.wall_time);
-        command.wall_time = Some(deadline.min(left));
+        command.wall_clock_cap = Some(left);
         Ok(Some(command))
     }
 

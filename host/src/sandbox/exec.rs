@@ -38,10 +38,16 @@ pub struct Command {
     /// Which sandbox user runs it.
     #[serde(default)]
     pub user: User,
-    /// Deadline; the sandbox's wall-time limit when unset, never above the
-    /// sandbox's [`super::Longest`].
+    /// Time limit; the sandbox's `wall_time` when unset, never above the
+    /// sandbox's [`super::Longest`]. It bounds CPU time (with `cpu_time`);
+    /// the wall clock stops the command at the sandbox's
+    /// [`super::SandboxSpec::wall_multiple`] of it.
     #[serde(default)]
     pub wall_time: Option<Duration>,
+    /// Latest the wall clock may stop the command, whatever the multiple:
+    /// what is left of a submission's command time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_clock_cap: Option<Duration>,
     /// CPU time of each process; the sandbox's limit when unset, never above it.
     #[serde(default)]
     pub cpu_time: Option<Duration>,
@@ -385,16 +391,22 @@ impl Sandbox {
         let limits = &self.spec.limits;
         let longest_wall = self.spec.longest.wall_time.max(limits.wall_time);
         let longest_cpu = self.spec.longest.cpu_time.max(limits.cpu_time);
-        let deadline = command
+        let time = command
             .wall_time
             .map_or(limits.wall_time, |w| w.min(longest_wall));
         // A command given longer than the default may compute for longer.
-        let default_cpu = if deadline > limits.wall_time {
-            deadline.min(longest_cpu).max(limits.cpu_time)
+        let default_cpu = if time > limits.wall_time {
+            time.min(longest_cpu).max(limits.cpu_time)
         } else {
             limits.cpu_time
         };
         let cpu = command.cpu_time.map_or(default_cpu, |c| c.min(default_cpu));
+        // The time limit is counted in CPU time; the wall clock is the
+        // backstop, at the operator's multiple of it, never past the cap.
+        let backstop = time.saturating_mul(self.spec.wall_multiple.max(1));
+        let deadline = command
+            .wall_clock_cap
+            .map_or(backstop, |cap| cap.min(backstop));
         let cpu_limits = super::Limits {
             cpu_time: cpu,
             ..limits.clone()

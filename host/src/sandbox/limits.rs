@@ -24,6 +24,11 @@ pub const HOST_TASKS_PER_PROCESS: u32 = 256;
 
 /// Open files of each process of a command (RLIMIT_NOFILE).
 pub const OPEN_FILES: u64 = 1024;
+/// Memory a sandbox needs besides its files: gVisor's own structures, the
+/// agent, and a small program. The writable places are tmpfs, held in the
+/// sandbox's memory, so a sandbox whose memory is below a full `/work` and
+/// this would run out while agh copies a submission that fits every cap.
+pub const SANDBOX_OVERHEAD_BYTES: u64 = 64 * MIB;
 /// Stack of each process of a command (RLIMIT_STACK); the sandbox's memory
 /// limit bounds it in any case.
 pub const STACK_BYTES: u64 = 64 * MIB;
@@ -104,6 +109,26 @@ impl Limits {
     #[must_use]
     pub fn cpu_seconds(&self) -> u64 {
         self.cpu_time.as_secs() + u64::from(self.cpu_time.subsec_nanos() > 0)
+    }
+
+    /// Why a sandbox of these limits could not hold a full `/work`, if it
+    /// could not: a phrase to follow "the grader asks for".
+    #[must_use]
+    pub fn room_for_work(&self) -> Option<String> {
+        let needed = self.tmpfs_bytes.saturating_add(SANDBOX_OVERHEAD_BYTES);
+        (self.memory_bytes < needed).then(|| {
+            format!(
+                "memory of {} with writable places of {}: a full /work is held in memory and \
+                 needs {} with the sandbox's own {}; ask for at least {} of memory or \
+                 writable places of at most {}",
+                bytesize::ByteSize(self.memory_bytes),
+                bytesize::ByteSize(self.tmpfs_bytes),
+                bytesize::ByteSize(needed),
+                bytesize::ByteSize(SANDBOX_OVERHEAD_BYTES),
+                bytesize::ByteSize(needed),
+                bytesize::ByteSize(self.memory_bytes.saturating_sub(SANDBOX_OVERHEAD_BYTES)),
+            )
+        })
     }
 
     /// The pids cgroup limit for the container. The process limit itself is

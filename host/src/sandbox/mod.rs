@@ -159,8 +159,18 @@ pub struct SandboxSpec {
     /// the operator's ceilings.
     #[serde(default)]
     pub longest: Longest,
+    /// Time verdicts come from CPU time: a command's time limit bounds the
+    /// CPU its processes use, and the wall clock stops it only at this
+    /// multiple of the limit (a backstop for programs that wait), so a
+    /// busy host does not turn a correct program into a time-limit.
+    #[serde(default = "one")]
+    pub wall_multiple: u32,
     /// Extra labels; agh adds [`LABEL_MANAGED`] itself.
     pub labels: BTreeMap<String, String>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// The longest wall and CPU time a command may ask for. A command that asks
@@ -184,6 +194,7 @@ impl SandboxSpec {
             runtime: Runtime::Runsc,
             limits: Limits::default(),
             longest: Longest::default(),
+            wall_multiple: 1,
             labels: BTreeMap::new(),
         }
     }

@@ -118,6 +118,7 @@ async fn the_batch_stops_after_plugin_errors_in_a_row() {
             dir: submission(dir.path(), &format!("{i}"), "panic"),
             refused: None,
             digest: None,
+            earlier_attempts: 0,
         })
         .collect();
     let id = support::batch_id("stop");
@@ -158,6 +159,7 @@ async fn plugin_errors_from_the_start_do_not_stop_a_batch_whose_reference_grades
             dir: submission(dir.path(), &format!("000-{i}"), "panic"),
             refused: None,
             digest: None,
+            earlier_attempts: 0,
         })
         .collect();
     let config = Config {
@@ -195,18 +197,21 @@ async fn hostile_submissions_in_a_row_do_not_stop_a_working_grader() {
         dir: submission(dir.path(), "00-honest", "ok"),
         refused: None,
         digest: None,
+        earlier_attempts: 0,
     }];
     dirs.extend((1..=hostile).map(|i| batch::Submission {
         name: format!("{i:02}-hostile"),
         dir: submission(dir.path(), &format!("{i:02}-hostile"), "panic"),
         refused: None,
         digest: None,
+        earlier_attempts: 0,
     }));
     dirs.push(batch::Submission {
         name: "99-honest".into(),
         dir: submission(dir.path(), "99-honest", "ok"),
         refused: None,
         digest: None,
+        earlier_attempts: 0,
     });
     let id = support::batch_id("no-stop");
     let batch = Batch::prepare(

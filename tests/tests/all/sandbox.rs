@@ -848,6 +848,65 @@ async fn every_command_reports_its_cpu_time_and_peak_memory() {
     fixture.finish().await;
 }
 
+/// Time verdicts come from CPU time, so a busy host does not change them:
+/// a program starved to a fifth of a core (as on a loaded host) takes far
+/// longer than its time limit by the clock and still passes, within the
+/// wall backstop; one that computes past its limit is `cpu-time` however
+/// slowly the clock ran; one that waits is stopped by the backstop at
+/// `wall_multiple` times the limit.
+#[tokio::test]
+async fn time_verdicts_count_cpu_time_so_a_starved_program_still_passes() {
+    let limits = Limits {
+        wall_time: Duration::from_secs(1),
+        cpu_time: Duration::from_secs(1),
+        millicpus: 200,
+        ..Limits::default()
+    };
+    let fixture = Fixture::with_spec(
+        "cpu-verdicts",
+        SandboxSpec {
+            limits,
+            wall_multiple: 8,
+            ..SandboxSpec::new(IMAGE)
+        },
+    )
+    .await;
+    let sandbox = &fixture.sandbox;
+    let run = |argv: &'static [&'static str]| async move {
+        sandbox.run(&Command::new(argv.iter().copied())).await
+    };
+    // About half a second of CPU: well over a second by the clock.
+    let starved = run(&["python3", "-c", "sum(range(25 * 10**6))"])
+        .await
+        .expect("run");
+    assert_eq!(starved.exit_code, Some(0), "{starved:?}");
+    assert!(
+        starved.wall_time > Duration::from_secs(1) && starved.cpu_time < Duration::from_secs(1),
+        "starved past its limit by the clock, within it in CPU: {starved:?}"
+    );
+    assert_eq!(agh::report::Limit::of(&starved), None, "{starved:?}");
+    let computes = run(&["python3", "-c", "while True: pass"])
+        .await
+        .expect("run");
+    assert_eq!(
+        agh::report::Limit::of(&computes).map(agh::report::Limit::name),
+        Some("cpu-time"),
+        "{computes:?}"
+    );
+    assert!(computes.wall_time < Duration::from_secs(8), "{computes:?}");
+    let waits = run(&["sleep", "60"]).await.expect("run");
+    assert_eq!(
+        agh::report::Limit::of(&waits).map(agh::report::Limit::name),
+        Some("wall-time"),
+        "{waits:?}"
+    );
+    assert!(
+        waits.wall_time >= Duration::from_secs(8) && waits.wall_time < Duration::from_secs(12),
+        "stopped at 8 x 1 s: {waits:?}"
+    );
+    fixture.finish().await;
+}
+
 /// Who is to blame is read from Docker's facts: a sandbox killed or
 /// removed from outside while a command runs is an infra error (retried,
 /// never scored), not a verdict on the command.

@@ -112,17 +112,21 @@ pub struct Fixture {
 impl Fixture {
     /// Creates the sandbox with `limits`, failing the test loudly.
     pub async fn new(test: &str, limits: Limits) -> Self {
-        let docker = docker().await;
-        let batch = batch_id(test);
-        let sandbox = sandbox(
-            &docker,
+        Self::with_spec(
+            test,
             SandboxSpec {
                 limits,
                 ..SandboxSpec::new(IMAGE)
             },
-            &batch,
         )
-        .await;
+        .await
+    }
+
+    /// Creates the sandbox of `spec`, failing the test loudly.
+    pub async fn with_spec(test: &str, spec: SandboxSpec) -> Self {
+        let docker = docker().await;
+        let batch = batch_id(test);
+        let sandbox = sandbox(&docker, spec, &batch).await;
         Self {
             docker,
             batch,
