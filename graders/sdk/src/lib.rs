@@ -657,7 +657,7 @@ pub fn clip_feedback(feedback: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::compare;
+    use super::{MAX_FEEDBACK_BYTES, Test, Verdict, clip_feedback, compare};
 
     #[test]
     fn line_comparisons_and_their_feedback() {
