@@ -54,32 +54,105 @@ pub fn run(helper: &str, args: &[String]) -> ExitCode {
     }
 }
 
-/// Unpacks the tar stream on stdin below `place`, keeping each entry's mode,
-/// owned by whoever runs this. Entries that would land outside `place`
-/// (through `..` or a link planted earlier) are refused.
+/// Unpacks the tar stream on stdin below `place`, keeping each entry's mode
+/// (permission bits only), owned by whoever runs this. Every folder and
+/// file is made and opened relative to a folder already held open, one
+/// path part at a time, following no link: the work per entry is its own
+/// path parts below the folders the entry before it left open, however
+/// deep the tree, and a link planted earlier is refused, never followed.
+/// An existing file is replaced. Folder modes are set last, so a
+/// read-only folder is filled first.
 fn extract(place: &str) -> io::Result<()> {
+    let root = sys::open_below(None, place, libc::O_DIRECTORY | libc::O_RDONLY)?;
+    let mut open = OpenFolders {
+        root,
+        chain: Vec::new(),
+    };
+    let mut folder_modes = Vec::new();
     let mut archive = tar::Archive::new(io::stdin().lock());
-    archive.set_preserve_permissions(true);
-    archive.set_overwrite(true);
-    archive.set_unpack_xattrs(false);
     for entry in archive.entries()? {
         let mut entry = entry?;
-        let kind = entry.header().entry_type();
-        if !(kind.is_file() || kind.is_dir()) {
-            return Err(io::Error::other(format!(
-                "{} is neither a file nor a folder",
-                entry.path()?.display()
-            )));
-        }
+        let header = entry.header();
+        let kind = header.entry_type();
+        let mode = header.mode()? & 0o777;
         let path = entry.path()?.into_owned();
-        if !entry.unpack_in(place)? {
+        let shown = path.display().to_string();
+        let parts = path_parts(&path)
+            .ok_or_else(|| io::Error::other(format!("{shown} would land outside {place}")))?;
+        let Some((name, folders)) = parts.split_last() else {
+            continue; // the place itself
+        };
+        let in_place = |err: io::Error| io::Error::new(err.kind(), format!("{shown}: {err}"));
+        let parent = open.folder(folders).map_err(in_place)?;
+        if kind.is_dir() {
+            sys::mkdir_at(parent, name).map_err(in_place)?;
+            let folder =
+                open_checked(parent, name, libc::O_DIRECTORY | libc::O_RDONLY).map_err(in_place)?;
+            folder_modes.push((folder, mode));
+        } else if kind.is_file() {
+            let file = match sys::create_at(parent, name) {
+                Err(err) if err.raw_os_error() == Some(libc::EEXIST) => {
+                    sys::unlink_at(parent, name).map_err(in_place)?;
+                    sys::create_at(parent, name)
+                }
+                created => created,
+            }
+            .map_err(in_place)?;
+            let mut file = File::from(file);
+            io::copy(&mut entry, &mut file).map_err(in_place)?;
+            sys::set_mode(&file.into(), mode).map_err(in_place)?;
+        } else {
             return Err(io::Error::other(format!(
-                "{} would land outside {place}",
-                path.display()
+                "{shown} is neither a file nor a folder"
             )));
         }
     }
+    for (folder, mode) in folder_modes.iter().rev() {
+        sys::set_mode(folder, *mode)?;
+    }
     Ok(())
+}
+
+/// The folders of the last entry's path, held open: the next entry in the
+/// same or a nearby folder opens only the parts that differ.
+struct OpenFolders {
+    root: OwnedFd,
+    chain: Vec<(String, OwnedFd)>,
+}
+
+impl OpenFolders {
+    /// The folder `parts` below the place, made where missing.
+    fn folder(&mut self, parts: &[String]) -> io::Result<&OwnedFd> {
+        let shared = self
+            .chain
+            .iter()
+            .zip(parts)
+            .take_while(|((held, _), part)| held == *part)
+            .count();
+        self.chain.truncate(shared);
+        for part in &parts[shared..] {
+            let parent = self.chain.last().map_or(&self.root, |(_, fd)| fd);
+            sys::mkdir_at(parent, part)?;
+            let next = open_checked(parent, part, libc::O_DIRECTORY | libc::O_RDONLY)?;
+            self.chain.push((part.clone(), next));
+        }
+        Ok(self.chain.last().map_or(&self.root, |(_, fd)| fd))
+    }
+}
+
+/// The parts of a relative entry path, or `None` for one that could leave
+/// its place (`..`, an absolute path) or is not UTF-8.
+fn path_parts(path: &Path) -> Option<Vec<String>> {
+    use std::path::Component;
+    let mut parts = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => parts.push(part.to_str()?.to_string()),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    Some(parts)
 }
 
 /// Writes up to `max` bytes of the regular file at `path` to stdout,

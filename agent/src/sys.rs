@@ -158,6 +158,47 @@ pub fn open_below(dir: Option<&OwnedFd>, name: &str, flags: libc::c_int) -> io::
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Makes the folder `name` below `dir` (mode 0777 less the umask, as
+/// `mkdir -p` does); an existing entry of that name is left as it is (the
+/// caller opens it and checks what it is).
+pub fn mkdir_at(dir: &OwnedFd, name: &str) -> io::Result<()> {
+    let name = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: a valid descriptor and C string.
+    match check(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), 0o777) }) {
+        Err(err) if err.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+        other => other.map(drop),
+    }
+}
+
+/// Removes the entry `name` (not a folder) below `dir`, without following it.
+pub fn unlink_at(dir: &OwnedFd, name: &str) -> io::Result<()> {
+    let name = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: a valid descriptor and C string.
+    check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) }).map(drop)
+}
+
+/// Creates the regular file `name` below `dir`, which must not exist yet.
+pub fn create_at(dir: &OwnedFd, name: &str) -> io::Result<OwnedFd> {
+    let name = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: a valid descriptor and C string; the result is owned below.
+    let fd = check(unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0o600,
+        )
+    })?;
+    // SAFETY: openat returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Sets the mode of what `fd` holds.
+pub fn set_mode(fd: &OwnedFd, mode: u32) -> io::Result<()> {
+    // SAFETY: a valid descriptor.
+    check(unsafe { libc::fchmod(fd.as_raw_fd(), mode) }).map(drop)
+}
+
 /// Device and inode of `name` below `dir`, and whether it is a symbolic
 /// link, without following it.
 pub fn identity_at(dir: &OwnedFd, name: &str) -> io::Result<(u64, u64, bool)> {

@@ -170,8 +170,12 @@ impl Grader for IoCases {
         }
         if let Some(mb) = number(&settings, "memory_mb") {
             info.limits.memory_bytes = mb.saturating_mul(1024 * 1024);
-            // The writable places are held in memory: half of it for them.
-            info.limits.tmpfs_bytes = info.limits.tmpfs_bytes.min(info.limits.memory_bytes / 2);
+            // The writable places are held in memory: what the sandbox
+            // itself leaves of it (the host refuses less than 64 MiB more
+            // than a full /work), and some room at the least.
+            const SANDBOX_OWN: u64 = 64 * 1024 * 1024;
+            let room = info.limits.memory_bytes.saturating_sub(SANDBOX_OWN);
+            info.limits.tmpfs_bytes = info.limits.tmpfs_bytes.min(room.max(16 * 1024 * 1024));
         }
         if let Some(n) = number(&settings, "processes") {
             info.limits.processes = u32::try_from(n).unwrap_or(u32::MAX);

@@ -44,6 +44,47 @@ pub const MAX_CONSECUTIVE_PLUGIN_ERRORS: usize = 5;
 /// Attempts for a submission that hits an infra error.
 pub const INFRA_ATTEMPTS: u32 = 3;
 
+/// The most one attempt at a submission holds a grading slot, each part
+/// bounded on its own: its sandbox's start, the copy of its files, the
+/// grader's own time, its programs' time (resets included) and the
+/// teardown. Only an infra error (an outside cause, never what a
+/// submission does) is tried again, off the slot, at most
+/// [`INFRA_ATTEMPTS`] times, so no submission can hold a slot longer, nor
+/// delay the others' results by more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotBound {
+    /// Creating and starting the sandbox.
+    pub start: Duration,
+    /// Copying the submission in.
+    pub copy: Duration,
+    /// The grader's own wall budget.
+    pub grader: Duration,
+    /// All the submission's commands together (`submission_time`).
+    pub commands: Duration,
+    /// Removing the sandbox.
+    pub teardown: Duration,
+}
+
+impl SlotBound {
+    /// The bound under `config` for a grader whose budget is `budget`.
+    #[must_use]
+    pub fn new(config: &Config, budget: &policy::Budget) -> Self {
+        Self {
+            start: sandbox::DOCKER_START_TIMEOUT,
+            copy: sandbox::COPY_TIMEOUT,
+            grader: budget.wall_time,
+            commands: config.submission_time,
+            teardown: sandbox::DOCKER_CALL_TIMEOUT,
+        }
+    }
+
+    /// All the parts together.
+    #[must_use]
+    pub fn total(&self) -> Duration {
+        self.start + self.copy + self.grader + self.commands + self.teardown
+    }
+}
+
 /// A submission whose sandbox is created and holds its files.
 struct Prepared {
     name: String,

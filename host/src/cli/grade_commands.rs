@@ -196,6 +196,17 @@ pub(super) async fn plan_command(args: PlanArgs) -> Outcome {
         budget.fuel as f64 / 1e9,
         humantime::format_duration(budget.wall_time),
     );
+    let bound = batch::SlotBound::new(&config, &budget);
+    let show = |d: std::time::Duration| humantime::format_duration(d).to_string();
+    println!(
+        "bound    a submission holds a grading slot at most {} (start {} + copy {} + grader {} + its commands {} + teardown {})",
+        show(bound.total()),
+        show(bound.start),
+        show(bound.copy),
+        show(bound.grader),
+        show(bound.commands),
+        show(bound.teardown),
+    );
     for clamp in &plan.effective.clamped {
         println!("clamped  {clamp}");
     }

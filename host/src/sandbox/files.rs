@@ -39,7 +39,7 @@ const HELPER_PROCESSES: u64 = 16;
 const TAR_PIPE_BYTES: usize = 256 * 1024;
 /// How long a copy into the sandbox may take: placing a 500 MB asset under
 /// runsc takes seconds, so this only catches a stuck daemon.
-const COPY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+pub const COPY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// One file or directory to put into the sandbox, relative to a destination.
 #[derive(Debug)]

@@ -52,7 +52,7 @@ pub use agent::AGENT_IN_SANDBOX;
 pub use container::{Cleaned, Leftovers, Sandbox, remove_leftovers};
 pub use exec::{Command, CommandOutcome};
 pub use files::{
-    EntrySource, FileEntry, MAX_READ_BYTES, MAX_SUBMISSION_BYTES, host_tree_entries,
+    COPY_TIMEOUT, EntrySource, FileEntry, MAX_READ_BYTES, MAX_SUBMISSION_BYTES, host_tree_entries,
     open_regular_file,
 };
 pub use limits::{Limits, MIB};

@@ -480,7 +480,7 @@ async fn a_command_may_ask_for_a_deadline_past_the_default() {
 }
 
 /// Time in the student's commands is the student's: a grader whose two
-/// commands take about 3 s in all, under a declared wall budget of 2 s,
+/// commands take about 5 s in all, under a declared wall budget of 2 s,
 /// is not out of time (it was a plugin error: cases x deadline past the
 /// declared budget, a program that waits out every case).
 #[tokio::test]
