@@ -37,7 +37,9 @@ pub const STACK_BYTES: u64 = 64 * MIB;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Wall-clock deadline of one command.
+    /// Time limit of one command: it bounds CPU time (with `cpu_time`),
+    /// and the wall clock stops the command at the sandbox's
+    /// [`super::SandboxSpec::wall_multiple`] of it.
     #[serde(with = "humantime_serde_compat")]
     pub wall_time: Duration,
     /// CPU time of each process of one command, rounded up to whole
