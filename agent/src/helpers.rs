@@ -11,17 +11,8 @@ use std::process::ExitCode;
 
 use crate::sys;
 
-/// Exit statuses of `read`, so agh can say why a read was refused.
-pub const READ_LINK: u8 = 3;
-/// Not a regular file.
-pub const READ_NOT_REGULAR: u8 = 4;
-/// Missing.
-pub const READ_MISSING: u8 = 5;
-/// Any other failure (permission).
-pub const READ_FAILED: u8 = 6;
+use agh_protocol::{COMMAND_PLACES, READ_FAILED, READ_LINK, READ_MISSING, READ_NOT_REGULAR};
 
-/// Places whose files count when looking for a file-size hit.
-const WRITABLE_PLACES: [&str; 4] = ["/work", "/tmp", "/dev/shm", "/grader"];
 /// Most entries the file-size search looks at.
 const PROBE_ENTRIES: usize = 100_000;
 /// Longest the file-size search may take: it runs inside the kill margin
@@ -227,7 +218,7 @@ fn probe(size: u64, since: i64) -> bool {
     use std::os::unix::fs::MetadataExt;
     let deadline = std::time::Instant::now() + PROBE_TIME;
     let mut budget = PROBE_ENTRIES;
-    let mut stack: Vec<std::path::PathBuf> = WRITABLE_PLACES
+    let mut stack: Vec<std::path::PathBuf> = COMMAND_PLACES
         .iter()
         .map(|p| Path::new(p).to_path_buf())
         .collect();

@@ -24,8 +24,6 @@ const KILL_ROUND: Duration = Duration::from_millis(2);
 const CHUNK: usize = 64 * 1024;
 /// Stdin bytes held for a command before agh's stream is left unread.
 const STDIN_BUFFER: usize = 1024 * 1024;
-/// Where the file systems a command can fill are mounted.
-const PLACES: [&str; 5] = ["/work", "/tmp", "/grader", "/assets", "/dev/shm"];
 /// A user this close to its process limit when stopped has met it.
 const PROCESS_SLACK: u64 = 2;
 /// How often the processes of a forking command are counted.
@@ -776,7 +774,7 @@ fn file_at_limit(spec: &RunSpec, size: u64, since: std::time::SystemTime) -> boo
 
 /// Whether some writable place has (almost) no room left.
 fn storage_full() -> bool {
-    PLACES.iter().any(|place| {
+    agh_protocol::TMPFS_PLACES.iter().any(|place| {
         sys::space(place).is_ok_and(|(free, total)| total > 0 && free * FULL_FRACTION < total)
     })
 }

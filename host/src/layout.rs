@@ -192,6 +192,26 @@ pub fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    /// The places agh mounts are the ones the agent knows (plus `/dev/shm`,
+    /// gVisor's own), and the student's and grader's writable ones are
+    /// where the agent looks for a file cut short.
+    #[test]
+    fn the_places_agree_with_the_agents() {
+        for place in Place::ALL {
+            assert!(
+                agh_protocol::TMPFS_PLACES.contains(&place.path()),
+                "{place:?}"
+            );
+            let written = !Owner::Root.places().contains(&place);
+            assert_eq!(
+                agh_protocol::COMMAND_PLACES.contains(&place.path()),
+                written,
+                "{place:?}"
+            );
+        }
+        assert_eq!(agh_protocol::TMPFS_PLACES.len(), Place::ALL.len() + 1);
+    }
+
     #[test]
     fn paths_are_checked_against_the_owners_places() {
         assert_eq!(

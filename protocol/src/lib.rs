@@ -29,6 +29,27 @@ pub const KILL_MARGIN_MS: u64 = 1000;
 /// Bytes of a frame header.
 pub const HEADER_BYTES: usize = 6;
 
+/// The sandbox's places, each a tmpfs of its own: where a full file
+/// system is looked for. `/assets` is root's, filled only by agh.
+pub const TMPFS_PLACES: [&str; 5] = ["/work", "/tmp", "/grader", "/assets", "/dev/shm"];
+
+/// The places a command can write (every one but `/assets`): where a file
+/// cut short by the file-size limit is looked for.
+pub const COMMAND_PLACES: [&str; 4] = ["/work", "/tmp", "/grader", "/dev/shm"];
+
+/// `PATH` of the agent and of every command.
+pub const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// Exit statuses of the agent's `read` helper, so agh can say why a read
+/// was refused: the path is or passes through a link.
+pub const READ_LINK: u8 = 3;
+/// Not a regular file.
+pub const READ_NOT_REGULAR: u8 = 4;
+/// Missing.
+pub const READ_MISSING: u8 = 5;
+/// Any other failure (permission).
+pub const READ_FAILED: u8 = 6;
+
 /// What a frame carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]

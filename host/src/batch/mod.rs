@@ -732,6 +732,7 @@ impl Batch {
             Ok(report) => {
                 let tests: Vec<TestRecord> = report.tests.into_iter().map(test_record).collect();
                 SubmissionResult {
+                    schema: crate::report::RESULT_SCHEMA,
                     submission: name,
                     status: Status::Graded,
                     error: None,

@@ -15,7 +15,11 @@ impl Host for GraderState {
             self.log_dropped += 1;
             return Ok(());
         }
-        let mut line: String = message.chars().take(MAX_LOG_LINE_BYTES).collect();
+        let mut keep = message.len().min(MAX_LOG_LINE_BYTES);
+        while !message.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        let mut line = message[..keep].to_string();
         line.insert_str(
             0,
             match level {

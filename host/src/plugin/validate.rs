@@ -9,8 +9,9 @@ use crate::sandbox::Limits;
 
 /// Most tests one report may hold.
 pub const MAX_TESTS: usize = 1000;
-/// Longest test name, grader name, version or image reference.
-pub const MAX_NAME_BYTES: usize = 256;
+/// Longest test name, grader name, version or image reference (a
+/// grader's labels; submission names have [`crate::names::MAX_NAME_BYTES`]).
+pub const MAX_LABEL_BYTES: usize = 256;
 /// Longest feedback of one test, and of the whole report.
 pub const MAX_OUTPUT_BYTES: usize = 64 * 1024;
 /// Most assets one grader may declare.
@@ -28,9 +29,9 @@ pub struct Description {
 }
 
 fn short(what: &str, value: &str) -> Result<(), String> {
-    if value.is_empty() || value.len() > MAX_NAME_BYTES {
+    if value.is_empty() || value.len() > MAX_LABEL_BYTES {
         return Err(format!(
-            "{what} must have 1 to {MAX_NAME_BYTES} bytes, not {}",
+            "{what} must have 1 to {MAX_LABEL_BYTES} bytes, not {}",
             value.len()
         ));
     }
@@ -47,7 +48,7 @@ pub fn description(info: types::GraderInfo, api_version: &str) -> Result<Descrip
             "the grader was built for API version {:?}; this agh serves {api_version}. Rebuild it against wit/ of this agh",
             info.api_version
                 .chars()
-                .take(MAX_NAME_BYTES)
+                .take(MAX_LABEL_BYTES)
                 .collect::<String>()
         ));
     }

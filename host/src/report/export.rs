@@ -41,6 +41,15 @@ pub fn load_results(dir: &Path) -> Result<Vec<SubmissionResult>, String> {
             .map_err(|e| format!("{}: {e}", path.display()))?;
         let result: SubmissionResult = serde_json::from_slice(&bytes)
             .map_err(|e| format!("{} is not an agh result: {e}", path.display()))?;
+        if result.schema > crate::report::RESULT_SCHEMA {
+            return Err(format!(
+                "{} was written by a newer agh (result schema {}; this agh reads up to {}): \
+                 read it with that agh, or grade again with --regrade",
+                path.display(),
+                result.schema,
+                crate::report::RESULT_SCHEMA
+            ));
+        }
         // A result is filed under its own name; one that claims another
         // (planted or copied by hand) is refused, not published.
         let filed = crate::batch::result_path(dir, &result.submission)
@@ -274,6 +283,29 @@ mod tests {
             },
         ];
         r
+    }
+
+    /// Results carry their schema; a reader takes this one and those
+    /// before it (none: results from before schemas), and refuses a later
+    /// one rather than misread it.
+    #[test]
+    fn results_are_read_by_their_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join(crate::batch::RESULTS_DIR);
+        std::fs::create_dir(&results).unwrap();
+        let mut written = serde_json::to_value(graded()).unwrap();
+        assert_eq!(written["schema"], crate::report::RESULT_SCHEMA);
+        written.as_object_mut().unwrap().remove("schema");
+        std::fs::write(results.join("alice.json"), written.to_string()).unwrap();
+        let read = load_results(dir.path()).unwrap();
+        assert_eq!((read.len(), read[0].schema, read[0].score), (1, 0, 1.0));
+        written["schema"] = (crate::report::RESULT_SCHEMA + 1).into();
+        std::fs::write(results.join("alice.json"), written.to_string()).unwrap();
+        let err = load_results(dir.path()).unwrap_err();
+        assert!(
+            err.contains("written by a newer agh (result schema 2"),
+            "{err}"
+        );
     }
 
     #[test]

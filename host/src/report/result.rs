@@ -148,9 +148,17 @@ pub struct Timings {
     pub instantiate_us: u64,
 }
 
+/// The version of the result JSON this agh writes. A reader takes this
+/// one and every one before it (results written before versions began
+/// have none, read as 0); a later one is refused, not misread.
+pub const RESULT_SCHEMA: u32 = 1;
+
 /// The result of one submission.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SubmissionResult {
+    /// The version of this JSON ([`RESULT_SCHEMA`] when written here).
+    #[serde(default)]
+    pub schema: u32,
     /// Submission name (its folder name).
     pub submission: String,
     /// How grading ended.
@@ -193,6 +201,7 @@ impl SubmissionResult {
     #[must_use]
     pub fn failed(submission: &str, status: Status, error: String) -> Self {
         Self {
+            schema: RESULT_SCHEMA,
             submission: submission.into(),
             status,
             error: Some(error),

@@ -559,7 +559,7 @@ fn container_body(spec: &SandboxSpec, agent: &str) -> ContainerCreateBody {
         entrypoint: Some(vec![AGENT_IN_SANDBOX.into()]),
         cmd: Some(Vec::new()),
         env: Some(vec![
-            "PATH=/usr/local/bin:/usr/bin:/bin".into(),
+            format!("PATH={}", agh_protocol::PATH),
             "LANG=C.UTF-8".into(),
         ]),
         working_dir: Some("/".into()),

@@ -447,7 +447,7 @@ fn base_env(user: User) -> Vec<String> {
         User::Grader => ("grader", "/home/grader"),
     };
     vec![
-        "PATH=/usr/local/bin:/usr/bin:/bin".into(),
+        format!("PATH={}", agh_protocol::PATH),
         "LANG=C.UTF-8".into(),
         format!("HOME={home}"),
         format!("USER={name}"),

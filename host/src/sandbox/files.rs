@@ -405,10 +405,10 @@ impl Sandbox {
         max_bytes: u64,
         user: User,
     ) -> Result<(Vec<u8>, bool), SandboxError> {
-        /// Exit statuses of the agent's reader, for a clear refusal.
-        const LINK: i32 = 3;
-        const NOT_REGULAR: i32 = 4;
-        const MISSING: i32 = 5;
+        // Exit statuses of the agent's reader, for a clear refusal.
+        const LINK: i32 = agh_protocol::READ_LINK as i32;
+        const NOT_REGULAR: i32 = agh_protocol::READ_NOT_REGULAR as i32;
+        const MISSING: i32 = agh_protocol::READ_MISSING as i32;
         self.ensure_alive()?;
         if !path.starts_with('/') || path.contains('\0') || path.split('/').any(|p| p == "..") {
             return Err(SandboxError::Refused(format!(
