@@ -33,9 +33,67 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::doctor::DEFAULT_IMAGES;
-use crate::policy::Budget;
-use crate::sandbox::{Limits, Runtime};
+use crate::sandbox::{DEFAULT_IMAGES, Limits, Runtime};
+
+/// What a grader itself may spend on one call of `describe` or `grade`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Budget {
+    /// Fuel: about one WebAssembly instruction each. Time spent waiting on
+    /// the sandbox costs none.
+    pub fuel: u64,
+    /// Wall time of the whole call: its commands and any time asleep too.
+    #[serde(with = "crate::sandbox::limits::humantime_serde_compat")]
+    pub wall_time: Duration,
+}
+
+impl Budget {
+    /// What a grader built against contract 0.1.0, which cannot declare a
+    /// budget, gets: the fuel 0.1.0 promised, and five minutes.
+    pub const CONTRACT_0_1: Budget = Budget {
+        fuel: 2_000_000_000,
+        wall_time: Duration::from_secs(300),
+    };
+    /// The operator's ceiling unless the config says otherwise: room for an
+    /// interpreted grader to compare several megabytes of output, and ten
+    /// minutes per submission.
+    pub const CEILING: Budget = Budget {
+        fuel: 200_000_000_000,
+        wall_time: Duration::from_secs(600),
+    };
+
+    /// What `describe` may spend: it runs before the grader has declared a
+    /// budget, and describing costs little.
+    #[must_use]
+    pub fn for_describe(ceiling: Budget) -> Budget {
+        Budget {
+            fuel: ceiling.fuel.min(10_000_000_000),
+            wall_time: ceiling.wall_time.min(Duration::from_secs(60)),
+        }
+    }
+
+    /// Checks that both bounds are positive.
+    ///
+    /// # Errors
+    /// A phrase naming the zero bound, to follow "the grader asks for".
+    pub fn validate(&self) -> Result<(), String> {
+        if self.fuel == 0 {
+            return Err("fuel of 0; 0 never means unlimited, give a positive value".into());
+        }
+        if self.wall_time.is_zero() {
+            return Err(
+                "a grader wall time of 0; 0 never means unlimited, give a positive value".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self::CEILING
+    }
+}
 
 /// What to do when a grader asks for more than a ceiling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -123,6 +181,9 @@ pub struct Config {
     pub wall_multiple: u32,
 }
 
+/// Default byte cap of the disk cache.
+pub const DEFAULT_ASSET_CACHE_BYTES: u64 = 20 * 1024 * 1024 * 1024;
+
 /// [`Config::wall_multiple`] unless the config says otherwise.
 pub const DEFAULT_WALL_MULTIPLE: u32 = 3;
 /// The largest [`Config::wall_multiple`]: past it a waiting program holds
@@ -152,7 +213,7 @@ impl Default for Config {
             on_excess: OnExcess::Clamp,
             sources: BTreeMap::new(),
             settings: BTreeMap::new(),
-            asset_cache_bytes: crate::assets::cache::DEFAULT_DISK_BYTES,
+            asset_cache_bytes: DEFAULT_ASSET_CACHE_BYTES,
             submission_time: DEFAULT_SUBMISSION_TIME,
             reference: None,
             wall_multiple: DEFAULT_WALL_MULTIPLE,

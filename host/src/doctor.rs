@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::sandbox::{self, Runtime, Sandbox, SandboxSpec};
 
 /// The images `scripts/setup` builds; `agh doctor` checks them by default.
-pub const DEFAULT_IMAGES: [&str; 2] = ["agh/python-c:1", "agh/busybox:1"];
+pub use crate::sandbox::DEFAULT_IMAGES;
 
 /// What gVisor's kernel log begins with: proof, from inside, that the
 /// sandbox is not a plain runc container.

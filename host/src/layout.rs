@@ -188,6 +188,39 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// Opens a host file for reading without following a symbolic link and
+/// without blocking on a FIFO, and checks the opened file (never the path
+/// before opening): a regular file with no other hard link, so a link
+/// planted in a folder cannot make agh read a file from elsewhere.
+///
+/// # Errors
+/// An I/O error saying what the file is when it is not a regular file.
+pub fn open_regular_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    if meta.nlink() > 1 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "{} has {} hard links; copy it instead of linking it",
+                path.display(),
+                meta.nlink()
+            ),
+        ));
+    }
+    Ok(file)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

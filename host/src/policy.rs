@@ -6,70 +6,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+pub use crate::config::Budget;
 use crate::config::{Config, OnExcess, SourceLocation};
 use crate::sandbox::{Limits, Longest, Owner, check_sandbox_path};
-
-/// What a grader itself may spend on one call of `describe` or `grade`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Budget {
-    /// Fuel: about one WebAssembly instruction each. Time spent waiting on
-    /// the sandbox costs none.
-    pub fuel: u64,
-    /// Wall time of the whole call: its commands and any time asleep too.
-    #[serde(with = "crate::sandbox::limits::humantime_serde_compat")]
-    pub wall_time: Duration,
-}
-
-impl Budget {
-    /// What a grader built against contract 0.1.0, which cannot declare a
-    /// budget, gets: the fuel 0.1.0 promised, and five minutes.
-    pub const CONTRACT_0_1: Budget = Budget {
-        fuel: 2_000_000_000,
-        wall_time: Duration::from_secs(300),
-    };
-    /// The operator's ceiling unless the config says otherwise: room for an
-    /// interpreted grader to compare several megabytes of output, and ten
-    /// minutes per submission.
-    pub const CEILING: Budget = Budget {
-        fuel: 200_000_000_000,
-        wall_time: Duration::from_secs(600),
-    };
-
-    /// What `describe` may spend: it runs before the grader has declared a
-    /// budget, and describing costs little.
-    #[must_use]
-    pub fn for_describe(ceiling: Budget) -> Budget {
-        Budget {
-            fuel: ceiling.fuel.min(10_000_000_000),
-            wall_time: ceiling.wall_time.min(Duration::from_secs(60)),
-        }
-    }
-
-    /// Checks that both bounds are positive.
-    ///
-    /// # Errors
-    /// A phrase naming the zero bound, to follow "the grader asks for".
-    pub fn validate(&self) -> Result<(), String> {
-        if self.fuel == 0 {
-            return Err("fuel of 0; 0 never means unlimited, give a positive value".into());
-        }
-        if self.wall_time.is_zero() {
-            return Err(
-                "a grader wall time of 0; 0 never means unlimited, give a positive value".into(),
-            );
-        }
-        Ok(())
-    }
-}
-
-impl Default for Budget {
-    fn default() -> Self {
-        Self::CEILING
-    }
-}
 
 /// What a grader asked for, in host terms.
 #[derive(Debug, Clone, PartialEq)]

@@ -235,7 +235,7 @@ pub fn check_dir_for(path: &Path, purpose: Purpose) -> Result<(), PrivateError> 
 /// # Errors
 /// [`PrivateError`] saying what is wrong.
 pub fn open_file(path: &Path) -> Result<File, PrivateError> {
-    let file = crate::sandbox::open_regular_file(path).map_err(|err| {
+    let file = crate::layout::open_regular_file(path).map_err(|err| {
         if err.kind() == std::io::ErrorKind::InvalidInput || err.raw_os_error() == Some(libc::ELOOP)
         {
             PrivateError::NotPrivate {

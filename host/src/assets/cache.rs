@@ -23,8 +23,7 @@ use crate::layout::write_atomic;
 
 /// Folder name of this cache layout.
 pub const CACHE_LAYOUT: &str = "assets-v1";
-/// Default byte cap of the disk cache.
-pub const DEFAULT_DISK_BYTES: u64 = 20 * 1024 * 1024 * 1024;
+pub use crate::config::DEFAULT_ASSET_CACHE_BYTES as DEFAULT_DISK_BYTES;
 /// Byte cap of the in-memory layer: expected outputs and small fixtures.
 pub const MEMORY_BYTES: usize = 64 * 1024 * 1024;
 /// Largest file kept in the in-memory layer.

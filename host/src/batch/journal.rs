@@ -29,14 +29,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::layout::write_atomic;
+pub use crate::report::{RESULTS_DIR, result_path};
 use crate::report::{Status, SubmissionResult};
 
 /// Name of the journal file.
 pub const JOURNAL_FILE: &str = "journal.jsonl";
 /// Name of the batch identity file.
 pub const BATCH_FILE: &str = "batch.json";
-/// Name of the folder holding one result per submission.
-pub const RESULTS_DIR: &str = "results";
 const LOCK_FILE: &str = ".lock";
 
 /// What to do with an output folder that already holds a batch.
@@ -342,15 +341,6 @@ impl OutputDir {
         self.done.insert(entry.submission.clone(), entry);
         Ok(())
     }
-}
-
-/// Where the result of submission `name` lives in the output folder `out`.
-///
-/// # Errors
-/// When `name` cannot be a file name.
-pub fn result_path(out: &Path, name: &str) -> Result<PathBuf, crate::names::NameError> {
-    crate::names::check_name(name)?;
-    Ok(out.join(RESULTS_DIR).join(format!("{name}.json")))
 }
 
 /// Reads the journal; a torn or unreadable line is skipped (its submission

@@ -25,7 +25,7 @@ pub enum Format {
 /// # Errors
 /// When the folder or a result cannot be read.
 pub fn load_results(dir: &Path) -> Result<Vec<SubmissionResult>, String> {
-    let folder = dir.join(crate::batch::RESULTS_DIR);
+    let folder = dir.join(crate::report::RESULTS_DIR);
     let read =
         std::fs::read_dir(&folder).map_err(|e| format!("cannot read {}: {e}", folder.display()))?;
     let mut results = Vec::new();
@@ -34,7 +34,7 @@ pub fn load_results(dir: &Path) -> Result<Vec<SubmissionResult>, String> {
         if path.extension().is_none_or(|ext| ext != "json") {
             continue;
         }
-        let mut file = crate::sandbox::open_regular_file(&path)
+        let mut file = crate::layout::open_regular_file(&path)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut file, &mut bytes)
@@ -52,7 +52,7 @@ pub fn load_results(dir: &Path) -> Result<Vec<SubmissionResult>, String> {
         }
         // A result is filed under its own name; one that claims another
         // (planted or copied by hand) is refused, not published.
-        let filed = crate::batch::result_path(dir, &result.submission)
+        let filed = crate::report::result_path(dir, &result.submission)
             .map_err(|why| format!("{}: the submission name {why}", path.display()))?;
         if filed != path {
             return Err(format!(
@@ -291,7 +291,7 @@ mod tests {
     #[test]
     fn results_are_read_by_their_schema() {
         let dir = tempfile::tempdir().unwrap();
-        let results = dir.path().join(crate::batch::RESULTS_DIR);
+        let results = dir.path().join(crate::report::RESULTS_DIR);
         std::fs::create_dir(&results).unwrap();
         let mut written = serde_json::to_value(graded()).unwrap();
         assert_eq!(written["schema"], crate::report::RESULT_SCHEMA);

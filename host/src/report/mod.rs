@@ -5,7 +5,7 @@ mod result;
 mod verdict;
 
 pub use result::{
-    AssetDigest, Provenance, RESULT_SCHEMA, Retry, Status, SubmissionResult, TestRecord,
-    TestStatus, TestVisibility, Timings,
+    AssetDigest, Provenance, RESULT_SCHEMA, RESULTS_DIR, Retry, Status, SubmissionResult,
+    TestRecord, TestStatus, TestVisibility, Timings, result_path,
 };
 pub use verdict::{Limit, Verdict};

@@ -148,6 +148,22 @@ pub struct Timings {
     pub instantiate_us: u64,
 }
 
+/// Name of the folder of an output folder that holds one result per
+/// submission, as `NAME.json`.
+pub const RESULTS_DIR: &str = "results";
+
+/// Where the result of submission `name` lives in the output folder `out`.
+///
+/// # Errors
+/// When `name` cannot be a file name.
+pub fn result_path(
+    out: &std::path::Path,
+    name: &str,
+) -> Result<std::path::PathBuf, crate::names::NameError> {
+    crate::names::check_name(name)?;
+    Ok(out.join(RESULTS_DIR).join(format!("{name}.json")))
+}
+
 /// The version of the result JSON this agh writes. A reader takes this
 /// one and every one before it (results written before versions began
 /// have none, read as 0); a later one is refused, not misread.

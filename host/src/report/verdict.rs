@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::sandbox::CommandOutcome;
+pub use crate::sandbox::Limit;
 
 /// The student-side verdict of one command or test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,64 +59,9 @@ impl Verdict {
     }
 }
 
-/// The limit that ended a command, when more than one was met: the one
-/// that caused the others wins, always in this order.
-///
-/// 1. `processes`: a fork bomb exhausts memory and time as a consequence.
-/// 2. `memory`: running out ends the whole sandbox, and with it any
-///    deadline or output.
-/// 3. `file-size`: a write cut short makes a program fail or retry forever.
-/// 4. `storage`: a full place does the same.
-/// 5. `cpu-time`: a process that used its CPU time was killed for it, even
-///    if the deadline passed while it was dying.
-/// 6. `wall-time`: the deadline is the bound of last resort.
-/// 7. `output`: a program killed for its output was within every other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Limit {
-    /// The process limit (or the sandbox's host-side pids bound).
-    Processes,
-    /// The sandbox's memory.
-    Memory,
-    /// The largest file a command may write.
-    FileSize,
-    /// The room in a writable place.
-    Storage,
-    /// CPU time of a process.
-    CpuTime,
-    /// The wall-clock deadline.
-    WallTime,
-    /// The output cap.
-    Output,
-}
-
+// `Limit` itself is a fact of the sandbox's; what it means for the
+// student is decided here.
 impl Limit {
-    /// The limit that ended `outcome`, by the precedence above.
-    #[must_use]
-    pub fn of(outcome: &CommandOutcome) -> Option<Limit> {
-        // A sandbox that died by the command's doing without running out
-        // of memory met its host-side process bound.
-        let crashed = outcome.sandbox_lost && !outcome.out_of_memory;
-        let met = [
-            (Limit::Processes, outcome.process_limit_reached || crashed),
-            (Limit::Memory, outcome.out_of_memory),
-            (
-                Limit::FileSize,
-                outcome.file_size_exceeded || outcome.signal.as_deref() == Some("SIGXFSZ"),
-            ),
-            (Limit::Storage, outcome.storage_full),
-            (Limit::CpuTime, outcome.cpu_time_exceeded),
-            (Limit::WallTime, outcome.timed_out),
-            (
-                Limit::Output,
-                outcome.stdout_truncated || outcome.stderr_truncated,
-            ),
-        ];
-        met.into_iter()
-            .find(|(_, hit)| *hit)
-            .map(|(limit, _)| limit)
-    }
-
     /// The verdict a student gets for it.
     #[must_use]
     pub fn verdict(self) -> Verdict {
@@ -124,20 +70,6 @@ impl Limit {
             Limit::Memory => Verdict::MemoryLimit,
             Limit::CpuTime | Limit::WallTime => Verdict::TimeLimit,
             Limit::Output => Verdict::OutputLimit,
-        }
-    }
-
-    /// The name results use.
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Limit::Processes => "processes",
-            Limit::Memory => "memory",
-            Limit::FileSize => "file-size",
-            Limit::Storage => "storage",
-            Limit::CpuTime => "cpu-time",
-            Limit::WallTime => "wall-time",
-            Limit::Output => "output",
         }
     }
 }

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::agent::{Exchange, Stdin};
 use super::container::Loss;
+use super::limits::Limit;
 use super::limits::{OPEN_FILES, STACK_BYTES};
 use super::{AGENT_GRACE, KILL_MARGIN, Sandbox, SandboxError, User};
-use crate::report::Limit;
 
 /// Most arguments one command may have.
 pub const MAX_ARGS: usize = 4096;

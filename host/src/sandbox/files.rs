@@ -9,9 +9,7 @@
 //! checks that what it opened is a regular file, so a planted link or FIFO
 //! is refused instead of followed or blocking.
 
-use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use tokio_util::io::SyncIoBridge;
@@ -21,6 +19,7 @@ use agh_protocol::{ProcessLimits, Request, RunReport, RunSpec};
 use super::agent::{AGENT_IN_SANDBOX, Stdin};
 use super::limits::{OPEN_FILES, STACK_BYTES};
 use super::{AGENT_GRACE, DOCKER_CALL_TIMEOUT, KILL_MARGIN, Sandbox, SandboxError, User};
+use crate::layout::open_regular_file;
 use crate::layout::{Owner, check_sandbox_path};
 
 /// Most bytes one read-back may return; graders read outputs, not datasets.
@@ -76,39 +75,6 @@ fn check_relative(path: &str) -> Result<(), SandboxError> {
             "relative path {path:?} must not be absolute or contain '..'"
         )))
     }
-}
-
-/// Opens a host file for reading without following a symbolic link and
-/// without blocking on a FIFO, and checks the opened file (never the path
-/// before opening): a regular file with no other hard link, so a link
-/// planted in a folder cannot make agh read a file from elsewhere.
-///
-/// # Errors
-/// An I/O error saying what the file is when it is not a regular file.
-pub fn open_regular_file(path: &Path) -> io::Result<File> {
-    use std::os::unix::fs::MetadataExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} is not a regular file", path.display()),
-        ));
-    }
-    if meta.nlink() > 1 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "{} has {} hard links; copy it instead of linking it",
-                path.display(),
-                meta.nlink()
-            ),
-        ));
-    }
-    Ok(file)
 }
 
 /// Lists a host folder as entries, depth first, refusing symbolic links,

@@ -47,15 +47,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::layout::Place;
 
-pub use crate::layout::{Owner, check_sandbox_path};
+pub use crate::layout::{Owner, check_sandbox_path, open_regular_file};
 pub use agent::AGENT_IN_SANDBOX;
 pub use container::{Cleaned, Leftovers, Sandbox, remove_leftovers};
 pub use exec::{Command, CommandOutcome};
 pub use files::{
     COPY_TIMEOUT, EntrySource, FileEntry, MAX_READ_BYTES, MAX_SUBMISSION_BYTES, host_tree_entries,
-    open_regular_file,
 };
-pub use limits::{Limits, MIB};
+pub use limits::{Limit, Limits, MIB};
+
+/// The images `scripts/setup` builds from Debian's packages, granted when
+/// a config names none.
+pub const DEFAULT_IMAGES: [&str; 2] = ["agh/python-c:1", "agh/busybox:1"];
 
 /// Label on every container agh creates; the value is the agh version.
 pub const LABEL_MANAGED: &str = "agh.managed";
