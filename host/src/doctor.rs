@@ -9,11 +9,6 @@ use crate::sandbox::{self, Runtime, Sandbox, SandboxSpec};
 /// The images `scripts/setup` builds; `agh doctor` checks them by default.
 pub use crate::sandbox::DEFAULT_IMAGES;
 
-/// What gVisor's kernel log begins with: proof, from inside, that the
-/// sandbox is not a plain runc container.
-/// The name gVisor gives the host process that runs a sandbox.
-const GVISOR_PROCESS: &str = "runsc-sandbox";
-
 /// One check and its outcome.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
@@ -149,61 +144,12 @@ async fn check_runsc_registered(docker: &Docker) -> Check {
     }
 }
 
-/// Starts a real sandbox of `image` under `runtime` and checks, from the
-/// host, that the process behind it is gVisor's sandbox: the container's
-/// process runs the runsc binary as `runsc-sandbox`. Nothing inside the
-/// image is asked, so an image (which a grader chooses) cannot fake it.
+/// `agh doctor`'s form of [`sandbox::prove_gvisor`].
 pub async fn check_gvisor(docker: &Docker, image: &str, runtime: Runtime) -> Check {
     let name = format!("sandbox runs under gVisor ({image})");
-    let sandbox = match doctor_sandbox(docker, image, runtime).await {
-        Ok(sandbox) => sandbox,
-        Err(err) => {
-            return Check::fail(
-                name,
-                err.to_string(),
-                "check /etc/docker/daemon.json registers runsc with --network=none; see the dockerd log",
-            );
-        }
-    };
-    let pid = sandbox
-        .inspect()
-        .await
-        .ok()
-        .and_then(|inspect| inspect.state?.pid)
-        .filter(|&pid| pid > 0);
-    let seen = pid.map(sandbox_process);
-    sandbox.teardown().await;
-    match seen {
-        Some(Ok(seen)) if seen.is_gvisor() && !seen.seccomp => Check::fail(
-            name,
-            "gVisor runs without --oci-seccomp, so students could create user namespaces and escape the process limit",
-            "run `sudo scripts/setup`, which registers runsc with --network=none --oci-seccomp",
-        ),
-        Some(Ok(seen)) if seen.is_gvisor() => Check::pass(
-            name,
-            format!(
-                "the container's process is {GVISOR_PROCESS} ({}), with --oci-seccomp",
-                seen.exe.display()
-            ),
-        ),
-        Some(Ok(SandboxProcess { exe, argv0, .. })) => Check::fail(
-            name,
-            format!(
-                "the container's process is {argv0:?} ({}), not gVisor's {GVISOR_PROCESS}",
-                exe.display()
-            ),
-            "the runtime named runsc is not gVisor; point it at /usr/bin/runsc",
-        ),
-        Some(Err(err)) => Check::fail(
-            name,
-            format!("cannot see the container's process from here: {err}"),
-            "run agh on the machine that runs dockerd, as root (it reads /proc of the sandbox process)",
-        ),
-        None => Check::fail(
-            name,
-            "docker reported no process for the sandbox",
-            "see the dockerd log",
-        ),
+    match sandbox::prove_gvisor(docker, image, runtime).await {
+        Ok(seen) => Check::pass(name, seen),
+        Err(not) => Check::fail(name, not.detail, not.fix),
     }
 }
 
@@ -219,32 +165,4 @@ async fn doctor_sandbox(
     }
     .labelled("doctor", "doctor");
     Sandbox::create(docker, spec).await
-}
-
-/// What the host shows of the process behind a sandbox.
-struct SandboxProcess {
-    exe: std::path::PathBuf,
-    argv0: String,
-    /// gVisor applies the container's seccomp profile inside the sandbox.
-    seccomp: bool,
-}
-
-impl SandboxProcess {
-    fn is_gvisor(&self) -> bool {
-        self.argv0 == GVISOR_PROCESS && self.exe.file_name().is_some_and(|f| f == "runsc")
-    }
-}
-
-/// Reads host process `pid`'s executable and arguments.
-fn sandbox_process(pid: i64) -> std::io::Result<SandboxProcess> {
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))?;
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))?;
-    let mut args = cmdline.split(|&b| b == 0).map(String::from_utf8_lossy);
-    let argv0 = args.next().unwrap_or_default().into_owned();
-    let seccomp = args.any(|a| a == "--oci-seccomp" || a == "--oci-seccomp=true");
-    Ok(SandboxProcess {
-        exe,
-        argv0,
-        seccomp,
-    })
 }

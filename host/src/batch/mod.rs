@@ -303,14 +303,12 @@ impl Batch {
         let image_id = image_present(&docker, &plan.effective.image).await?;
         let runtime_verified = match config.runtime {
             Runtime::Runsc => {
-                let check =
-                    crate::doctor::check_gvisor(&docker, &plan.effective.image, Runtime::Runsc)
-                        .await;
-                if !check.ok {
+                if let Err(not) =
+                    sandbox::prove_gvisor(&docker, &plan.effective.image, Runtime::Runsc).await
+                {
                     return Err(BatchError::Infra(format!(
                         "refusing to run student code: {} ({}); run `agh doctor`",
-                        check.detail,
-                        check.fix.unwrap_or_default()
+                        not.detail, not.fix
                     )));
                 }
                 true

@@ -37,6 +37,7 @@ mod container;
 mod exec;
 mod files;
 pub mod limits;
+mod proof;
 mod seccomp;
 
 use std::collections::BTreeMap;
@@ -55,6 +56,7 @@ pub use files::{
     COPY_TIMEOUT, EntrySource, FileEntry, MAX_READ_BYTES, MAX_SUBMISSION_BYTES, host_tree_entries,
 };
 pub use limits::{Limit, Limits, MIB};
+pub use proof::{NotGvisor, prove_gvisor};
 
 /// The images `scripts/setup` builds from Debian's packages, granted when
 /// a config names none.
