@@ -29,7 +29,7 @@ pub const MAX_COPY_FILES: usize = 10_000;
 /// Most bytes (apparent size, so a sparse file counts in full) of all the
 /// files of one submission folder: the same bound as an unpacked archive,
 /// so a folder submission cannot be bigger than an uploaded one.
-pub const MAX_SUBMISSION_BYTES: u64 = 256 * 1024 * 1024;
+pub const MAX_SUBMISSION_BYTES: u64 = agh_archive::MAX_UNPACKED_BYTES;
 /// Bytes of the unpacker's complaint kept.
 const HELPER_OUTPUT_BYTES: u64 = 64 * 1024;
 /// Processes the agent's file helpers may have.
