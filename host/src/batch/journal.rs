@@ -49,9 +49,18 @@ pub enum OpenMode {
     Regrade,
 }
 
+/// The version of an output folder's own files (`batch.json` and the
+/// journal's lines) this agh writes. A folder of this version or an
+/// earlier one (none: from before versions) is read; a later one is
+/// refused, untouched.
+pub const OUTPUT_SCHEMA: u32 = 1;
+
 /// The identity of the batch an output folder belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchIdentity {
+    /// The version of the folder's files ([`OUTPUT_SCHEMA`] when written here).
+    #[serde(default)]
+    pub schema: u32,
     /// Label of the batch's containers.
     pub id: String,
     /// The grader that grades it.
@@ -92,6 +101,17 @@ pub enum OutputError {
         "{0} holds an earlier batch; pass --resume to continue it, or --regrade to grade everything again"
     )]
     Exists(PathBuf),
+    /// The folder was written by a newer agh.
+    #[error(
+        "{path} was written by a newer agh (output schema {schema}; this agh reads up to {OUTPUT_SCHEMA}); \
+         use that agh, or another --out"
+    )]
+    Newer {
+        /// The folder.
+        path: PathBuf,
+        /// The version it holds.
+        schema: u32,
+    },
     /// The folder's batch was graded by another grader.
     #[error("{path} was graded by another grader (sha256 {was}); use another --out, or --regrade")]
     OtherGrader {
@@ -197,7 +217,14 @@ impl OutputDir {
             .and_then(|bytes| serde_json::from_slice(&bytes).ok());
         let journal_path = path.join(JOURNAL_FILE);
         let identity = match earlier {
+            Some(earlier) if earlier.schema > OUTPUT_SCHEMA => {
+                return Err(OutputError::Newer {
+                    path: path.into(),
+                    schema: earlier.schema,
+                });
+            }
             Some(_) if mode == OpenMode::Regrade => BatchIdentity {
+                schema: OUTPUT_SCHEMA,
                 id: new_id.into(),
                 plugin_sha256: plugin_sha256.into(),
             },
@@ -208,10 +235,14 @@ impl OutputDir {
                         was: earlier.plugin_sha256,
                     });
                 }
-                earlier
+                BatchIdentity {
+                    schema: OUTPUT_SCHEMA,
+                    ..earlier
+                }
             }
             Some(_) => return Err(OutputError::Exists(path.into())),
             None => BatchIdentity {
+                schema: OUTPUT_SCHEMA,
                 id: new_id.into(),
                 plugin_sha256: plugin_sha256.into(),
             },
@@ -474,6 +505,39 @@ mod tests {
             "a changed submission is graded again"
         );
         assert_eq!(out.done_count(), 1);
+    }
+
+    /// `batch.json` carries the folder's schema: an unversioned folder is
+    /// resumed (and marked as this version), a later one refused untouched.
+    #[test]
+    fn output_folders_are_read_by_their_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut out = open_dir(dir.path(), "a", "sha", OpenMode::New).unwrap();
+            out.record(&result("done", Status::Graded)).unwrap();
+            assert_eq!(out.identity().schema, OUTPUT_SCHEMA);
+        }
+        let file = dir.path().join(BATCH_FILE);
+        let mut identity: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        identity.as_object_mut().unwrap().remove("schema");
+        std::fs::write(&file, identity.to_string()).unwrap();
+        {
+            let out = open_dir(dir.path(), "b", "sha", OpenMode::Resume).unwrap();
+            assert!(out.is_done("done", ""));
+            assert_eq!(out.identity().schema, OUTPUT_SCHEMA);
+        }
+        identity["schema"] = (OUTPUT_SCHEMA + 1).into();
+        std::fs::write(&file, identity.to_string()).unwrap();
+        let journal = std::fs::read(dir.path().join(JOURNAL_FILE)).unwrap();
+        for mode in [OpenMode::Resume, OpenMode::Regrade] {
+            let err = open_dir(dir.path(), "c", "sha", mode).err().unwrap();
+            assert!(err.to_string().contains("written by a newer agh"), "{err}");
+        }
+        assert_eq!(
+            std::fs::read(dir.path().join(JOURNAL_FILE)).unwrap(),
+            journal
+        );
     }
 
     /// An infra error's attempts are journalled and add up across runs, so
