@@ -294,7 +294,7 @@ impl OutputDir {
     pub fn is_done(&self, name: &str, sha256: &str) -> bool {
         self.done
             .get(name)
-            .is_some_and(|e| e.sha256 == sha256 && e.status != Status::InfraError)
+            .is_some_and(|e| e.sha256 == sha256 && e.status.is_final())
             && result_path(&self.path, name).is_ok_and(|file| file.is_file())
     }
 
@@ -305,7 +305,7 @@ impl OutputDir {
     pub fn infra_attempts(&self, name: &str) -> u32 {
         self.done
             .get(name)
-            .filter(|e| e.status == Status::InfraError)
+            .filter(|e| !e.status.is_final())
             .map_or(0, |e| e.infra_attempts)
     }
 
@@ -318,10 +318,7 @@ impl OutputDir {
     /// How many submissions the journal already holds a final result for.
     #[must_use]
     pub fn done_count(&self) -> usize {
-        self.done
-            .values()
-            .filter(|e| e.status != Status::InfraError)
-            .count()
+        self.done.values().filter(|e| e.status.is_final()).count()
     }
 
     /// Writes `result` atomically, then appends its journal line and
@@ -346,7 +343,7 @@ impl OutputDir {
             .as_ref()
             .map(|p| p.submission_sha256.clone())
             .unwrap_or_default();
-        let infra_attempts = if result.status == Status::InfraError {
+        let infra_attempts = if !result.status.is_final() {
             let this_run = u32::try_from(result.retries.len() + 1).unwrap_or(u32::MAX);
             self.infra_attempts(&result.submission)
                 .saturating_add(this_run)

@@ -478,7 +478,7 @@ impl Batch {
                 Ok(ready) => self.grade_prepared(ready).await,
                 Err(failed) => failed,
             };
-            if result.status == Status::InfraError && attempt < attempts {
+            if !result.status.is_final() && attempt < attempts {
                 tracing::warn!(submission = %result.submission, error = ?result.error, attempt, "infra error; retrying");
                 retries.push(Retry {
                     attempt,

@@ -21,6 +21,13 @@ pub enum Status {
 }
 
 impl Status {
+    /// Whether a result of this status is the submission's final one: an
+    /// infra error is not (it had an outside cause, and is tried again).
+    #[must_use]
+    pub fn is_final(self) -> bool {
+        self != Status::InfraError
+    }
+
     /// The name results use (`graded`, `plugin-error`, ...).
     #[must_use]
     pub fn name(self) -> &'static str {
