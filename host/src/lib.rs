@@ -2,11 +2,11 @@
 //! code runs only inside gVisor Docker sandboxes that this library creates,
 //! limits and tears down.
 //!
-//! The `agh` binary is a thin command line over this library (see [`cli`]).
+//! The `agh` binary (`main.rs` and `cli/`) is a thin command line over this
+//! library; nothing here depends on its argument parser or progress bars.
 
 pub mod assets;
 pub mod batch;
-pub mod cli;
 pub mod config;
 pub mod doctor;
 pub mod layout;

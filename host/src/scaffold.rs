@@ -17,7 +17,7 @@ use crate::plugin::{LoadNotice, PluginError, PluginHost};
 use crate::policy::Budget;
 
 /// The languages a grader can be written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Language {
     /// Rust, with `cargo` and the `wasm32-wasip2` target.
     Rust,

@@ -1,8 +1,8 @@
 //! `agh plan`, `agh grade`, `agh export` and `agh merge`.
 
 use super::*;
-use crate::batch::run::{Ending, Event, RunError, RunRequest, Submissions};
-use crate::names::for_terminal;
+use agh::batch::run::{Ending, Event, RunError, RunRequest, Submissions};
+use agh::names::for_terminal;
 
 #[derive(Debug, Args)]
 pub(super) struct PlanArgs {
@@ -62,7 +62,7 @@ pub(super) struct GradeArgs {
     regrade: bool,
     /// Also write these formats into --out (repeatable).
     #[arg(long = "format", value_enum, requires = "out")]
-    formats: Vec<Format>,
+    formats: Vec<FormatArg>,
     /// Grade only shard K of N (1-based), a stable share by submission name.
     #[arg(long, value_name = "K/N")]
     shard: Option<String>,
@@ -78,7 +78,7 @@ pub(super) struct ExportArgs {
     to: Option<PathBuf>,
     /// Formats to write (repeatable).
     #[arg(long = "format", value_enum, required = true)]
-    formats: Vec<Format>,
+    formats: Vec<FormatArg>,
 }
 
 #[derive(Debug, Args)]
@@ -227,8 +227,8 @@ pub(super) async fn plan_command(args: PlanArgs) -> Outcome {
     }
     for a in &plan.effective.assets {
         let place = match &a.location {
-            crate::config::SourceLocation::Local(root) => root.display().to_string(),
-            crate::config::SourceLocation::S3(s3) => format!("s3://{}/{}", s3.bucket, s3.prefix),
+            agh::config::SourceLocation::Local(root) => root.display().to_string(),
+            agh::config::SourceLocation::S3(s3) => format!("s3://{}/{}", s3.bucket, s3.prefix),
         };
         println!(
             "asset    {} = {}:{} -> {} ({:?}, {place})",
@@ -371,14 +371,14 @@ fn print_pass_rates(results: &[SubmissionResult]) {
 
 /// Says that a grader is being compiled (its first use takes seconds) and
 /// how long it took.
-fn print_load_notice(notice: crate::plugin::LoadNotice) {
+fn print_load_notice(notice: agh::plugin::LoadNotice) {
     match notice {
-        crate::plugin::LoadNotice::Compiling => {
+        agh::plugin::LoadNotice::Compiling => {
             eprintln!(
                 "agh: compiling the grader (its first use; later runs load it from the cache)..."
             );
         }
-        crate::plugin::LoadNotice::Compiled(took) => {
+        agh::plugin::LoadNotice::Compiled(took) => {
             eprintln!("agh: compiled the grader in {:.1}s", took.as_secs_f64());
         }
     }
@@ -430,7 +430,7 @@ pub(super) async fn grade_command(args: GradeArgs) -> Outcome {
         },
         batch_id: args.batch_id,
         jobs: args.jobs.unwrap_or_else(batch::default_jobs),
-        formats: args.formats,
+        formats: args.formats.into_iter().map(Format::from).collect(),
     };
     let json = args.json;
     let mut progress: Option<Progress> = None;
@@ -534,7 +534,7 @@ pub(super) async fn export_command(args: ExportArgs) -> Outcome {
     // Results are read from, and exports written to, folders no other user
     // can change: a result swapped in there would be published as a grade.
     // The results folder is only checked; the export folder is made if need be.
-    use crate::private_dir::{Purpose, check_dir_for, open_dir_for};
+    use agh::private_dir::{Purpose, check_dir_for, open_dir_for};
     let checked = check_dir_for(&args.from, Purpose::Output).and_then(|()| {
         args.to
             .as_deref()
@@ -553,7 +553,7 @@ pub(super) async fn export_command(args: ExportArgs) -> Outcome {
     };
     let to = args.to.as_ref().unwrap_or(&args.from);
     for format in &args.formats {
-        match export::export(&results, *format, to) {
+        match export::export(&results, Format::from(*format), to) {
             Ok(paths) => println!(
                 "{format:?}: {} file(s), first {}",
                 paths.len(),

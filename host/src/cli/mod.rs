@@ -20,17 +20,17 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use bytesize::ByteSize;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
-use crate::assets::{self, S3Timeouts};
-use crate::batch::{self, BatchError, OpenMode, OutputError};
-use crate::config::Config;
-use crate::doctor;
-use crate::report::Verdict;
-use crate::report::export::{self, Format};
-use crate::report::{Status, SubmissionResult, TestStatus};
-use crate::sandbox::{
+use agh::assets::{self, S3Timeouts};
+use agh::batch::{self, BatchError, OpenMode, OutputError};
+use agh::config::Config;
+use agh::doctor;
+use agh::report::Verdict;
+use agh::report::export::{self, Format};
+use agh::report::{Status, SubmissionResult, TestStatus};
+use agh::sandbox::{
     self, Command, EntrySource, FileEntry, Limits, Owner, Runtime, Sandbox, SandboxError,
     SandboxSpec, User,
 };
@@ -167,5 +167,47 @@ pub(super) fn batch_error_exit(err: &BatchError) -> Outcome {
         Outcome::Infra
     } else {
         Outcome::Grader
+    }
+}
+
+/// `--format`: the library's [`Format`], as the command line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FormatArg {
+    /// `gradescope/<submission>/results.json`, Gradescope's autograder format.
+    Gradescope,
+    /// `gradebook.csv`: a row per submission, a column per test.
+    Csv,
+    /// `junit.xml`: a test suite per submission.
+    Junit,
+}
+
+impl From<FormatArg> for Format {
+    fn from(arg: FormatArg) -> Self {
+        match arg {
+            FormatArg::Gradescope => Format::Gradescope,
+            FormatArg::Csv => Format::Csv,
+            FormatArg::Junit => Format::Junit,
+        }
+    }
+}
+
+/// `--lang`: the library's [`agh::scaffold::Language`], as the command line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LanguageArg {
+    /// Rust, with `cargo` and the `wasm32-wasip2` target.
+    Rust,
+    /// Python, with componentize-py.
+    Python,
+    /// JavaScript, with componentize-js.
+    Javascript,
+}
+
+impl From<LanguageArg> for agh::scaffold::Language {
+    fn from(arg: LanguageArg) -> Self {
+        match arg {
+            LanguageArg::Rust => Self::Rust,
+            LanguageArg::Python => Self::Python,
+            LanguageArg::Javascript => Self::Javascript,
+        }
     }
 }

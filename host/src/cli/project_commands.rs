@@ -1,7 +1,7 @@
 //! `agh new` and `agh build`.
 
 use super::*;
-use crate::scaffold::{self, Language, ScaffoldError};
+use agh::scaffold::{self, ScaffoldError};
 
 #[derive(Debug, Subcommand)]
 pub(super) enum NewCommand {
@@ -10,7 +10,7 @@ pub(super) enum NewCommand {
     Grader {
         /// The language to write it in.
         #[arg(long, value_enum)]
-        lang: Language,
+        lang: LanguageArg,
         /// The folder to make (new, or empty).
         dir: PathBuf,
     },
@@ -28,7 +28,7 @@ pub(super) struct BuildArgs {
 
 pub(super) fn new_command(command: NewCommand) -> Outcome {
     let NewCommand::Grader { lang, dir } = command;
-    match scaffold::new_project(&dir, lang) {
+    match scaffold::new_project(&dir, lang.into()) {
         Ok(files) => {
             println!(
                 "made a {lang:?} grader project in {} ({} files)",
@@ -52,11 +52,11 @@ pub(super) fn new_command(command: NewCommand) -> Outcome {
 }
 
 pub(super) async fn build_command(args: BuildArgs) -> Outcome {
-    let mut notice = |n: crate::plugin::LoadNotice| match n {
-        crate::plugin::LoadNotice::Compiling => {
+    let mut notice = |n: agh::plugin::LoadNotice| match n {
+        agh::plugin::LoadNotice::Compiling => {
             eprintln!("agh: checking it loads: compiling the component (cached for agh grade)...");
         }
-        crate::plugin::LoadNotice::Compiled(took) => {
+        agh::plugin::LoadNotice::Compiled(took) => {
             eprintln!("agh: compiled in {:.1}s", took.as_secs_f64());
         }
     };

@@ -23,8 +23,8 @@ pub(super) enum SandboxCommand {
 
 /// `agh sandbox users`: the ids images must give the sandbox users.
 pub(super) fn sandbox_users() -> Outcome {
-    println!("STUDENT_UID={}", crate::layout::STUDENT_UID);
-    println!("GRADER_UID={}", crate::layout::GRADER_UID);
+    println!("STUDENT_UID={}", agh::layout::STUDENT_UID);
+    println!("GRADER_UID={}", agh::layout::GRADER_UID);
     Outcome::Success
 }
 

@@ -10,7 +10,7 @@ use super::{Status, SubmissionResult, TestStatus};
 use crate::layout::write_atomic;
 
 /// An export format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// `gradescope/<submission>/results.json`, Gradescope's autograder format.
     Gradescope,
