@@ -26,8 +26,7 @@ use crate::plugin::{self, Description, GradeContext, Grader, PluginError, Plugin
 use crate::policy::{self, Effective};
 use crate::private_dir;
 use crate::report::{
-    AssetDigest, Provenance, Retry, Status, SubmissionResult, TestRecord, TestStatus,
-    TestVisibility, Timings, Verdict,
+    AssetDigest, Provenance, Retry, Status, SubmissionResult, TestRecord, Timings,
 };
 use crate::sandbox::{
     self, Blame, Docker, Owner, Runtime, Sandbox, SandboxSpec, host_tree_entries, open_regular_file,
@@ -198,6 +197,60 @@ pub struct Plan {
     pub description: Description,
     /// What policy allows.
     pub effective: Effective,
+}
+
+/// What `agh plan` shows: the [`Plan`], whether its image is on the
+/// daemon, and (when asked) its assets resolved.
+pub struct PlanCheck {
+    /// The plan.
+    pub plan: Plan,
+    /// `present`, or why the image was not checked.
+    pub image: String,
+    /// The assets, resolved, when resolution was asked for.
+    pub resolved: Vec<ResolvedAsset>,
+}
+
+/// Plans as a batch would, then checks what can be checked without a
+/// sandbox: every local asset is there, the image is on the daemon (when
+/// the daemon answers), and with `resolve` every asset resolves. Runs no
+/// student code and starts no sandbox.
+///
+/// # Errors
+/// [`BatchError`] for a grader that cannot be loaded or is refused, a
+/// missing local asset, an image the daemon says is missing, or an asset
+/// that does not resolve.
+pub async fn check_plan(
+    plugin_path: &Path,
+    config: &Config,
+    resolve: bool,
+    notice: &mut dyn FnMut(plugin::LoadNotice),
+) -> Result<PlanCheck, BatchError> {
+    let plan = plan_noting(plugin_path, config, notice).await?;
+    let missing = missing_local_assets(&plan.effective);
+    if !missing.is_empty() {
+        return Err(BatchError::Assets(missing));
+    }
+    let image = match sandbox::connect().await {
+        Ok(docker) => match image_present(&docker, &plan.effective.image).await {
+            Ok(_) => "present".to_string(),
+            Err(err @ BatchError::Policy(_)) => return Err(err),
+            Err(err) => format!("not checked: {err}"),
+        },
+        Err(err) => format!("not checked: {err}"),
+    };
+    let resolved = if resolve {
+        let cache = open_asset_cache(config)?;
+        assets::resolve_all(&plan.effective.assets, Some(&cache), S3Timeouts::default())
+            .await
+            .map_err(BatchError::Assets)?
+    } else {
+        Vec::new()
+    };
+    Ok(PlanCheck {
+        plan,
+        image,
+        resolved,
+    })
 }
 
 /// Loads a grader, describes it and intersects it with the policy. Runs no
@@ -728,7 +781,8 @@ impl Batch {
         };
         let mut result = match run.report {
             Ok(report) => {
-                let tests: Vec<TestRecord> = report.tests.into_iter().map(test_record).collect();
+                let tests: Vec<TestRecord> =
+                    report.tests.into_iter().map(TestRecord::from).collect();
                 SubmissionResult {
                     schema: crate::report::RESULT_SCHEMA,
                     submission: name,
@@ -758,40 +812,6 @@ impl Batch {
         result.provenance = Some(provenance);
         result.timings = timings;
         result
-    }
-}
-
-fn test_record(test: plugin::TestResult) -> TestRecord {
-    use plugin::{Visibility, WitVerdict};
-    let verdict = match test.verdict {
-        WitVerdict::Accepted => Verdict::Accepted,
-        WitVerdict::Wrong => Verdict::Wrong,
-        WitVerdict::CompileError => Verdict::CompileError,
-        WitVerdict::RuntimeError => Verdict::RuntimeError,
-        WitVerdict::TimeLimit => Verdict::TimeLimit,
-        WitVerdict::MemoryLimit => Verdict::MemoryLimit,
-        WitVerdict::OutputLimit => Verdict::OutputLimit,
-        WitVerdict::ResourceLimit => Verdict::ResourceLimit,
-    };
-    #[allow(clippy::float_cmp)]
-    let passed = test.score == test.max_score && verdict == Verdict::Accepted;
-    TestRecord {
-        status: if passed {
-            TestStatus::Passed
-        } else {
-            TestStatus::Failed
-        },
-        visibility: match test.visibility {
-            Visibility::Visible => TestVisibility::Visible,
-            Visibility::AfterDueDate => TestVisibility::AfterDueDate,
-            Visibility::AfterPublished => TestVisibility::AfterPublished,
-            Visibility::Hidden => TestVisibility::Hidden,
-        },
-        name: test.name,
-        score: test.score,
-        max_score: test.max_score,
-        verdict,
-        output: test.output,
     }
 }
 

@@ -96,35 +96,22 @@ pub(super) async fn plan_command(args: PlanArgs) -> Outcome {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let plan = match batch::plan_noting(&args.plugin, &config, &mut print_load_notice).await {
-        Ok(plan) => plan,
+    let checked = match batch::check_plan(
+        &args.plugin,
+        &config,
+        args.resolve,
+        &mut print_load_notice,
+    )
+    .await
+    {
+        Ok(checked) => checked,
         Err(err) => return batch_error_exit(&err),
     };
-    let missing = batch::missing_local_assets(&plan.effective);
-    if !missing.is_empty() {
-        return batch_error_exit(&BatchError::Assets(missing));
-    }
-    let image_check = match sandbox::connect().await {
-        Ok(docker) => match batch::image_present(&docker, &plan.effective.image).await {
-            Ok(_) => "present".to_string(),
-            Err(err @ BatchError::Policy(_)) => return batch_error_exit(&err),
-            Err(err) => format!("not checked: {err}"),
-        },
-        Err(err) => format!("not checked: {err}"),
-    };
-    let resolved = if args.resolve {
-        let cache = match batch::open_asset_cache(&config) {
-            Ok(cache) => cache,
-            Err(err) => return batch_error_exit(&err),
-        };
-        match assets::resolve_all(&plan.effective.assets, Some(&cache), S3Timeouts::default()).await
-        {
-            Ok(resolved) => resolved,
-            Err(problems) => return batch_error_exit(&BatchError::Assets(problems)),
-        }
-    } else {
-        Vec::new()
-    };
+    let batch::PlanCheck {
+        plan,
+        image: image_check,
+        resolved,
+    } = checked;
     let d = &plan.description;
     if args.json {
         let printed = json!({

@@ -23,7 +23,6 @@ use bytesize::ByteSize;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
-use agh::assets::{self, S3Timeouts};
 use agh::batch::{self, BatchError, OpenMode, OutputError};
 use agh::config::Config;
 use agh::doctor;

@@ -35,48 +35,6 @@ fn handle<T>(err: SandboxError) -> wasmtime::Result<Result<T, Error>> {
     }
 }
 
-pub(crate) fn verdict_to_wit(verdict: Verdict) -> types::Verdict {
-    match verdict {
-        Verdict::Accepted => types::Verdict::Accepted,
-        Verdict::Wrong => types::Verdict::Wrong,
-        Verdict::CompileError => types::Verdict::CompileError,
-        Verdict::RuntimeError => types::Verdict::RuntimeError,
-        Verdict::TimeLimit => types::Verdict::TimeLimit,
-        Verdict::MemoryLimit => types::Verdict::MemoryLimit,
-        Verdict::OutputLimit => types::Verdict::OutputLimit,
-        Verdict::ResourceLimit => types::Verdict::ResourceLimit,
-    }
-}
-
-fn limit_to_wit(limit: Limit) -> types::Limit {
-    match limit {
-        Limit::Processes => types::Limit::Processes,
-        Limit::Memory => types::Limit::Memory,
-        Limit::FileSize => types::Limit::FileSize,
-        Limit::Storage => types::Limit::Storage,
-        Limit::CpuTime => types::Limit::CpuTime,
-        Limit::WallTime => types::Limit::WallTime,
-        Limit::Output => types::Limit::Output,
-    }
-}
-
-fn command_from_wit(cmd: types::Command) -> Command {
-    Command {
-        argv: cmd.argv,
-        stdin: cmd.stdin,
-        cwd: cmd.cwd.unwrap_or_default(),
-        env: cmd.env,
-        user: match cmd.user {
-            types::User::Student => User::Student,
-            types::User::Grader => User::Grader,
-        },
-        wall_time: cmd.wall_time_ms.map(Duration::from_millis),
-        wall_clock_cap: None,
-        cpu_time: None,
-        output_bytes: cmd.output_bytes,
-    }
-}
-
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
@@ -99,8 +57,8 @@ fn hand_over(outcome: &mut CommandOutcome) -> types::CommandResult {
         file_size_exceeded: outcome.file_size_exceeded,
         storage_full: outcome.storage_full,
         sandbox_lost: outcome.sandbox_lost,
-        limit: outcome.limit.map(limit_to_wit),
-        verdict: Verdict::of_outcome(outcome).map(verdict_to_wit),
+        limit: outcome.limit.map(types::Limit::from),
+        verdict: Verdict::of_outcome(outcome).map(types::Verdict::from),
         wall_time_ms: millis(outcome.wall_time),
         cpu_time_ms: millis(outcome.cpu_time),
         peak_memory_bytes: outcome.peak_memory_bytes,
@@ -169,7 +127,7 @@ impl Host for GraderState {
         cmd: types::Command,
     ) -> wasmtime::Result<Result<types::CommandResult, Error>> {
         self.count_call()?;
-        let asked = command_from_wit(cmd);
+        let asked = Command::from(cmd);
         let Some(command) = self.within_submission_time(asked.clone())? else {
             let mut outcome = out_of_submission_time(&asked);
             let result = hand_over(&mut outcome);
@@ -198,7 +156,7 @@ impl Host for GraderState {
         student: types::Command,
     ) -> wasmtime::Result<Result<types::Conversation, Error>> {
         self.count_call()?;
-        let (judge, student) = (command_from_wit(judge), command_from_wit(student));
+        let (judge, student) = (Command::from(judge), Command::from(student));
         // Both sides share one deadline: the student's is cut to what is
         // left of the submission's command time, and the judge's with it.
         let Some(student) = self.within_submission_time(student.clone())? else {

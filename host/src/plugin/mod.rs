@@ -9,6 +9,7 @@
 
 mod bindings;
 mod compat_0_1;
+mod convert;
 mod host_assets;
 mod host_log;
 mod host_sandbox;
