@@ -709,27 +709,23 @@ impl Batch {
         let dir = dir.as_path();
         let started = Instant::now();
         let effective = &self.plan.effective;
-        let submission_dir =
-            match cap_std::fs::Dir::open_ambient_dir(dir, cap_std::ambient_authority()) {
-                Ok(d) => d,
-                Err(err) => {
-                    sandbox.teardown().await;
-                    return SubmissionResult::failed(
-                        &name,
-                        Status::InfraError,
-                        format!("opening {}: {err}", dir.display()),
-                    );
-                }
-            };
-        let session = Session {
-            sandbox: sandbox.clone(),
-            submission_path: dir.to_path_buf(),
-            submission_dir,
-            assets: self.assets.clone(),
-            commands: Vec::new(),
-            resets: 0,
-            memory: self.cache.clone(),
-            command_time: self.config.submission_time,
+        let sandbox: Arc<dyn sandbox::SandboxPort> = sandbox;
+        let session = match Session::new(
+            sandbox.clone(),
+            dir,
+            self.assets.clone(),
+            self.cache.clone(),
+            self.config.submission_time,
+        ) {
+            Ok(session) => session,
+            Err(err) => {
+                sandbox.teardown().await;
+                return SubmissionResult::failed(
+                    &name,
+                    Status::InfraError,
+                    format!("opening {}: {err}", dir.display()),
+                );
+            }
         };
         let context = GradeContext {
             submission: name.clone(),

@@ -1,7 +1,6 @@
 //! `agh:grader/sandbox`: commands, files and assets in the submission's
 //! sandbox, each checked against policy before the host acts.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::bindings::current::agh::grader::sandbox::Host;
@@ -261,7 +260,7 @@ impl Host for GraderState {
         self.student_clock.start();
         old.teardown().await;
         let fresh = match old.renew().await {
-            Ok(fresh) => Arc::new(fresh),
+            Ok(fresh) => fresh,
             Err(err) => {
                 self.student_clock.stop();
                 self.add_host_time(started);

@@ -121,7 +121,7 @@ pub struct GradeRun {
     pub commands: Vec<crate::sandbox::CommandOutcome>,
     /// The sandbox the grader ended with: a fresh one after a
     /// `sandbox.reset`, which the caller tears down.
-    pub sandbox: Option<std::sync::Arc<crate::sandbox::Sandbox>>,
+    pub sandbox: Option<std::sync::Arc<dyn crate::sandbox::SandboxPort>>,
     /// The grader's log lines.
     pub log: Vec<String>,
     /// From store creation to the first wasm instruction of `grade`.

@@ -12,7 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::types::Error;
 use crate::assets::ResolvedAsset;
-use crate::sandbox::{CommandOutcome, Sandbox};
+use crate::sandbox::{CommandOutcome, SandboxPort};
 
 /// Linear memory one grader instance may use.
 pub const GRADER_MEMORY_BYTES: usize = 256 * 1024 * 1024;
@@ -78,8 +78,8 @@ impl StudentClock {
 
 /// The submission a grader is grading.
 pub struct Session {
-    /// Its sandbox.
-    pub sandbox: Arc<Sandbox>,
+    /// Its sandbox: a real one when grading, a scripted one in tests.
+    pub sandbox: Arc<dyn SandboxPort>,
     /// The host-side copy of the submission.
     pub submission_path: PathBuf,
     /// The same folder, opened for confined reads.
@@ -96,6 +96,34 @@ pub struct Session {
     /// operator's `submission_time`); past it, commands end as time-limit
     /// without running.
     pub command_time: Duration,
+}
+
+impl Session {
+    /// A session grading the submission in `submission_path` (opened here
+    /// for confined reads) in `sandbox`, with nothing run yet.
+    ///
+    /// # Errors
+    /// When the submission folder cannot be opened.
+    pub fn new(
+        sandbox: Arc<dyn SandboxPort>,
+        submission_path: &std::path::Path,
+        assets: Arc<Vec<ResolvedAsset>>,
+        memory: Arc<crate::assets::AssetCache>,
+        command_time: Duration,
+    ) -> std::io::Result<Self> {
+        let submission_dir =
+            cap_std::fs::Dir::open_ambient_dir(submission_path, cap_std::ambient_authority())?;
+        Ok(Self {
+            sandbox,
+            submission_path: submission_path.to_path_buf(),
+            submission_dir,
+            assets,
+            commands: Vec::new(),
+            resets: 0,
+            memory,
+            command_time,
+        })
+    }
 }
 
 /// The data of one grader store.

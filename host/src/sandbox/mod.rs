@@ -37,6 +37,7 @@ mod container;
 mod exec;
 mod files;
 pub mod limits;
+mod port;
 mod proof;
 mod seccomp;
 
@@ -56,6 +57,7 @@ pub use files::{
     COPY_TIMEOUT, EntrySource, FileEntry, MAX_READ_BYTES, MAX_SUBMISSION_BYTES, host_tree_entries,
 };
 pub use limits::{Limit, Limits, MIB};
+pub use port::{PortFuture, SandboxPort};
 pub use proof::{NotGvisor, prove_gvisor};
 
 /// The images `scripts/setup` builds from Debian's packages, granted when

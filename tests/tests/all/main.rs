@@ -9,4 +9,5 @@ mod grade;
 mod plugin;
 mod project;
 mod sandbox;
+mod scripted;
 mod support;
