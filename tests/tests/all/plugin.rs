@@ -13,7 +13,7 @@ use agh_tests::graders;
 use crate::support;
 
 /// Grade-time modes of the misbehaving grader and a phrase of the reason.
-const GRADE_MODES: [(&str, &str); 17] = [
+pub(crate) const GRADE_MODES: [(&str, &str); 17] = [
     ("loop", "ran out of fuel"),
     ("allocate", "memory"),
     ("recurse", "stack"),
