@@ -68,8 +68,11 @@ fn extract(place: &str) -> io::Result<()> {
         let mode = header.mode()? & 0o777;
         let path = entry.path()?.into_owned();
         let shown = path.display().to_string();
-        let parts = path_parts(&path)
-            .ok_or_else(|| io::Error::other(format!("{shown} would land outside {place}")))?;
+        let parts = path_parts(&path).ok_or_else(|| {
+            io::Error::other(format!(
+                "{shown} would land outside {place}, or is not UTF-8"
+            ))
+        })?;
         let Some((name, folders)) = parts.split_last() else {
             continue; // the place itself
         };
