@@ -7,8 +7,10 @@
 
 pub mod assets;
 pub mod batch;
+pub mod blame;
 pub mod config;
 pub mod doctor;
+pub mod grading;
 pub mod layout;
 pub mod names;
 pub mod plugin;

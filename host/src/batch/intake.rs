@@ -1,6 +1,6 @@
 //! Finding submissions: one folder per submission, or one archive (zip,
-//! tar, tar.gz) per submission, unpacked safely into a staging folder, and
-//! a stable share of them for `--shard K/N`.
+//! tar, tar.gz) per submission, unpacked safely into a staging folder when
+//! it is graded (not before), and a stable share of them for `--shard K/N`.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -20,21 +20,126 @@ pub use agh_archive::{
 pub struct Submission {
     /// Its name: the folder name, or the archive's name without extension.
     pub name: String,
-    /// The folder holding its files (a staging folder for an archive).
+    /// The folder holding its files (for an archive, the staging folder it
+    /// is unpacked into when graded).
     pub dir: PathBuf,
-    /// Why it cannot be graded, when its archive was refused.
+    /// The archive its files come from, unpacked into `dir` when graded.
+    pub archive: Option<PathBuf>,
+    /// Why it cannot be graded, when its name was refused.
     pub refused: Option<String>,
-    /// Its content's sha256, once computed (see [`super::submission_digest`]).
-    pub digest: Option<String>,
     /// Attempts an earlier run of the batch made that ended in infra
     /// errors (from the journal): a resume does not pay them again.
     pub earlier_attempts: u32,
 }
 
-/// Submissions that cannot be taken in: what is wrong, and with which.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct IntakeError(String);
+impl Submission {
+    /// The submission in folder `dir`, named `name`.
+    #[must_use]
+    pub fn folder(name: &str, dir: PathBuf) -> Self {
+        Self {
+            name: name.to_string(),
+            dir,
+            archive: None,
+            refused: None,
+            earlier_attempts: 0,
+        }
+    }
+
+    /// Its files, for an archive unpacked first (off the async threads)
+    /// with every cap and check of [`agh_archive::unpack`].
+    ///
+    /// # Errors
+    /// The result to record: a refused archive or folder is the student's
+    /// (an invalid submission), a host that cannot read it an infra error.
+    pub async fn snapshot(
+        &self,
+    ) -> Result<crate::grading::Snapshot, Box<crate::report::SubmissionResult>> {
+        if let Some(archive) = &self.archive {
+            let (archive, target) = (archive.clone(), self.dir.clone());
+            let unpacked = tokio::task::spawn_blocking(move || unpack_into(&archive, &target))
+                .await
+                .unwrap_or_else(|panic| Err(panic.to_string()));
+            if let Err(why) = unpacked {
+                return Err(Box::new(crate::report::SubmissionResult::failed(
+                    &self.name,
+                    crate::report::Status::InvalidSubmission,
+                    why,
+                )));
+            }
+        }
+        crate::grading::Snapshot::take(&self.name, &self.dir).await
+    }
+
+    /// Removes what [`Submission::snapshot`] unpacked; a folder is left alone.
+    pub async fn release(&self) {
+        if self.archive.is_some() {
+            let target = self.dir.clone();
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(target)).await;
+        }
+    }
+}
+
+/// Unpacks `archive` into `target` (a fresh folder; what an earlier
+/// unpack left there is removed first).
+///
+/// # Errors
+/// Why the archive was refused, or the staging folder cannot be made.
+pub fn unpack_into(archive: &Path, target: &Path) -> Result<(), String> {
+    let staging = target.parent().unwrap_or(target);
+    std::fs::create_dir_all(staging)
+        .map_err(|e| format!("cannot create {}: {e}", staging.display()))?;
+    match std::fs::remove_dir_all(target) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot clear {}: {e}", target.display())),
+    }
+    unpack(archive, target)
+}
+
+/// Submissions that cannot be taken in as named: what is wrong, and with
+/// which. Each is the operator's to fix (see [`IntakeError::blame`]).
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// The submissions folder cannot be read.
+    #[error("cannot read {}: {source}", .dir.display())]
+    Unreadable {
+        /// The folder.
+        dir: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// It holds nothing to grade.
+    #[error("{} holds no submission folders or archives", .0.display())]
+    Empty(PathBuf),
+    /// Two entries would be graded under one name.
+    #[error(
+        "{} and {} would both be graded as {name:?}; rename or remove one and grade again",
+        .first.display(),
+        .second.display()
+    )]
+    SameName {
+        /// The first entry.
+        first: PathBuf,
+        /// The second.
+        second: PathBuf,
+        /// The name both would take.
+        name: String,
+    },
+    /// The one submission named is neither a folder nor an archive.
+    #[error("{} is not a folder, a zip or a tarball (.tar, .tar.gz, .tgz)", .0.display())]
+    NotASubmission(PathBuf),
+    /// `--shard` is not `K/N`.
+    #[error("--shard {0:?}: write K/N with 1 <= K <= N, for example 2/8")]
+    BadShard(String),
+}
+
+impl IntakeError {
+    /// The operator's: the folder, file or flag they named.
+    #[must_use]
+    pub fn blame(&self) -> crate::blame::Blame {
+        crate::blame::Blame::Operator
+    }
+}
 
 const ARCHIVE_SUFFIXES: [&str; 4] = [".zip", ".tar.gz", ".tgz", ".tar"];
 
@@ -80,71 +185,54 @@ impl Found {
         }
     }
 
-    /// Unpacks an archive into `staging/NAME`; a folder is used in place.
+    /// An archive is to be unpacked into `staging/NAME` when graded; a
+    /// folder is used in place.
     fn into_submission(self, staging: &Path) -> Submission {
         if let Some(why) = self.bad_name {
             return Submission {
-                name: self.name,
-                dir: PathBuf::new(),
                 refused: Some(why),
-                digest: None,
-                earlier_attempts: 0,
+                ..Submission::folder(&self.name, PathBuf::new())
             };
         }
         if !self.archive {
-            return Submission {
-                name: self.name,
-                dir: self.source,
-                refused: None,
-                digest: None,
-                earlier_attempts: 0,
-            };
+            return Submission::folder(&self.name, self.source);
         }
         // The name is checked, so the target is a direct child of staging.
-        let target = staging.join(&self.name);
-        let refused = std::fs::create_dir_all(staging)
-            .map_err(|e| format!("cannot create {}: {e}", staging.display()))
-            .and_then(|()| unpack(&self.source, &target))
-            .err();
         Submission {
-            name: self.name,
-            dir: target,
-            refused,
-            digest: None,
-            earlier_attempts: 0,
+            archive: Some(self.source),
+            ..Submission::folder(&self.name, staging.join(&self.name))
         }
     }
 }
 
 /// Refuses two entries that would be graded under one name.
-fn refuse_duplicates(found: &[Found]) -> Result<(), String> {
+fn refuse_duplicates(found: &[Found]) -> Result<(), IntakeError> {
     let mut seen: std::collections::BTreeMap<&str, &Path> = Default::default();
     for entry in found {
         if let Some(first) = seen.insert(&entry.name, &entry.source) {
-            return Err(format!(
-                "{} and {} would both be graded as {:?}; rename or remove one and grade again",
-                first.display(),
-                entry.source.display(),
-                entry.name
-            ));
+            return Err(IntakeError::SameName {
+                first: first.to_path_buf(),
+                second: entry.source.clone(),
+                name: entry.name.clone(),
+            });
         }
     }
     Ok(())
 }
 
-/// Lists the submissions in `dir`, sorted by name, unpacking archives into
-/// `staging`. A refused archive, or an entry whose name cannot be used, is
-/// still listed with the reason, so it gets a result rather than vanishing.
+/// Lists the submissions in `dir`, sorted by name, each archive to be
+/// unpacked into `staging` when it is graded. An entry whose name cannot
+/// be used is still listed with the reason, so it gets a result rather
+/// than vanishing.
 ///
 /// # Errors
 /// When `dir` cannot be read, holds no submissions, or holds two that
 /// would be graded under one name (`alice/` and `alice.zip`).
 pub fn discover(dir: &Path, staging: &Path) -> Result<Vec<Submission>, IntakeError> {
-    discover_in(dir, staging).map_err(IntakeError)
-}
-
-fn discover_in(dir: &Path, staging: &Path) -> Result<Vec<Submission>, String> {
-    let read = std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let read = std::fs::read_dir(dir).map_err(|source| IntakeError::Unreadable {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     let mut found = Vec::new();
     for entry in read.filter_map(Result::ok) {
         let Ok(kind) = entry.file_type() else {
@@ -158,10 +246,7 @@ fn discover_in(dir: &Path, staging: &Path) -> Result<Vec<Submission>, String> {
         }
     }
     if found.is_empty() {
-        return Err(format!(
-            "{} holds no submission folders or archives",
-            dir.display()
-        ));
+        return Err(IntakeError::Empty(dir.to_path_buf()));
     }
     found.sort_by(|a, b| a.name.cmp(&b.name));
     refuse_duplicates(&found)?;
@@ -171,26 +256,19 @@ fn discover_in(dir: &Path, staging: &Path) -> Result<Vec<Submission>, String> {
         .collect())
 }
 
-/// The one submission at `path`: a folder, or an archive unpacked into
-/// `staging`.
+/// The one submission at `path`: a folder, or an archive to be unpacked
+/// into `staging` when it is graded.
 ///
 /// # Errors
 /// When `path` is neither a folder nor a zip or tarball.
 pub fn single(path: &Path, staging: &Path) -> Result<Submission, IntakeError> {
-    single_in(path, staging).map_err(IntakeError)
-}
-
-fn single_in(path: &Path, staging: &Path) -> Result<Submission, String> {
     let file_name = path.file_name().unwrap_or_default();
     let found = if path.is_dir() {
         Found::new(file_name, path.to_path_buf(), false)
     } else if let Some(stem) = archive_stem(file_name).filter(|_| path.is_file()) {
         Found::new(stem, path.to_path_buf(), true)
     } else {
-        return Err(format!(
-            "{} is not a folder, a zip or a tarball (.tar, .tar.gz, .tgz)",
-            path.display()
-        ));
+        return Err(IntakeError::NotASubmission(path.to_path_buf()));
     };
     Ok(found.into_submission(staging))
 }
@@ -214,18 +292,12 @@ pub fn shard(submissions: Vec<Submission>, k: u32, n: u32) -> Vec<Submission> {
 /// # Errors
 /// What is wrong with the text.
 pub fn parse_shard(text: &str) -> Result<(u32, u32), IntakeError> {
-    parse_shard_in(text).map_err(IntakeError)
-}
-
-fn parse_shard_in(text: &str) -> Result<(u32, u32), String> {
     let parsed = text
         .split_once('/')
         .and_then(|(k, n)| Some((k.parse::<u32>().ok()?, n.parse::<u32>().ok()?)));
     match parsed {
         Some((k, n)) if k >= 1 && k <= n => Ok((k, n)),
-        _ => Err(format!(
-            "--shard {text:?}: write K/N with 1 <= K <= N, for example 2/8"
-        )),
+        _ => Err(IntakeError::BadShard(text.to_string())),
     }
 }
 
@@ -258,6 +330,8 @@ mod tests {
             found.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
             ["alice", "bob"]
         );
+        assert!(!found[1].dir.exists(), "unpacked before it is graded");
+        unpack_into(found[1].archive.as_ref().unwrap(), &found[1].dir).unwrap();
         assert_eq!(
             std::fs::read(found[1].dir.join("src/main.c")).unwrap(),
             b"int main(){}"
@@ -321,13 +395,7 @@ mod tests {
     #[test]
     fn shards_partition_the_submissions() {
         let all: Vec<Submission> = (0..100)
-            .map(|i| Submission {
-                name: format!("s{i}"),
-                dir: PathBuf::new(),
-                refused: None,
-                digest: None,
-                earlier_attempts: 0,
-            })
+            .map(|i| Submission::folder(&format!("s{i}"), PathBuf::new()))
             .collect();
         let mut seen: Vec<String> = (1..=3)
             .flat_map(|k| shard(all.clone(), k, 3))
@@ -337,7 +405,7 @@ mod tests {
         let mut names: Vec<String> = all.iter().map(|s| s.name.clone()).collect();
         names.sort();
         assert_eq!(seen, names, "every submission in exactly one shard");
-        assert_eq!(parse_shard("2/8"), Ok((2, 8)));
+        assert_eq!(parse_shard("2/8").ok(), Some((2, 8)));
         assert!(
             parse_shard("0/8").is_err() && parse_shard("9/8").is_err() && parse_shard("x").is_err()
         );

@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::grading::{ResultSink, SinkError};
 use crate::layout::write_atomic;
 pub use crate::report::{RESULTS_DIR, result_path};
 use crate::report::{Status, SubmissionResult};
@@ -128,6 +129,55 @@ pub enum OutputError {
         /// The rule it breaks.
         why: crate::names::NameError,
     },
+    /// A results folder or one of its results cannot be read.
+    #[error("cannot read {}: {source}", .path.display())]
+    Unreadable {
+        /// The folder or file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A file in the results folder is not an agh result.
+    #[error("{} is not an agh result: {source}", .path.display())]
+    NotAResult {
+        /// The file.
+        path: PathBuf,
+        /// What the JSON reader found.
+        source: serde_json::Error,
+    },
+    /// A result was written by a newer agh, in a schema this one cannot read.
+    #[error(
+        "{} was written by a newer agh (result schema {schema}; this agh reads up to {}): \
+         read it with that agh, or grade again with --regrade",
+        .path.display(),
+        crate::report::RESULT_SCHEMA
+    )]
+    NewerResult {
+        /// The file.
+        path: PathBuf,
+        /// The schema it has.
+        schema: u32,
+    },
+    /// A result names a submission that cannot be a file name.
+    #[error("{}: the submission name {why}", .path.display())]
+    UnfileableResult {
+        /// The file.
+        path: PathBuf,
+        /// The rule its name breaks.
+        why: crate::names::NameError,
+    },
+    /// A result is filed under another name than its submission's
+    /// (planted or copied by hand).
+    #[error("{} holds the result of {holds:?}; a result must be filed under its own name", .path.display())]
+    Misfiled {
+        /// The file.
+        path: PathBuf,
+        /// The submission the result names.
+        holds: String,
+    },
+    /// The submission, with this content, already has a final result here.
+    #[error("{0:?} already has a final result in this folder; it is not recorded twice")]
+    AlreadyFinal(String),
     /// The folder, or one above it, is not private to the user running agh.
     #[error(transparent)]
     NotPrivate(#[from] crate::private_dir::PrivateError),
@@ -139,6 +189,29 @@ pub enum OutputError {
         /// The OS error.
         source: std::io::Error,
     },
+}
+
+impl OutputError {
+    /// Whose doing the failure is: the host's when writing failed (a full
+    /// disk among others), else the operator's, for the folder they named.
+    #[must_use]
+    pub fn blame(&self) -> crate::blame::Blame {
+        use crate::blame::Blame;
+        match self {
+            OutputError::Io { .. } | OutputError::AlreadyFinal(_) => Blame::Host,
+            OutputError::Locked(_)
+            | OutputError::Exists(_)
+            | OutputError::Newer { .. }
+            | OutputError::OtherGrader { .. }
+            | OutputError::BadName { .. }
+            | OutputError::Unreadable { .. }
+            | OutputError::NotAResult { .. }
+            | OutputError::NewerResult { .. }
+            | OutputError::UnfileableResult { .. }
+            | OutputError::Misfiled { .. }
+            | OutputError::NotPrivate(_) => Blame::Operator,
+        }
+    }
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> OutputError {
@@ -329,6 +402,18 @@ impl OutputDir {
     /// [`OutputError::Io`] (a full disk among others); what was written
     /// before stays whole.
     pub fn record(&mut self, result: &SubmissionResult) -> Result<(), OutputError> {
+        let sha256 = result
+            .provenance
+            .as_ref()
+            .map(|p| p.submission_sha256.clone())
+            .unwrap_or_default();
+        if self
+            .done
+            .get(&result.submission)
+            .is_some_and(|e| e.sha256 == sha256 && e.status.is_final())
+        {
+            return Err(OutputError::AlreadyFinal(result.submission.clone()));
+        }
         let file =
             result_path(&self.path, &result.submission).map_err(|why| OutputError::BadName {
                 name: result.submission.clone(),
@@ -338,11 +423,6 @@ impl OutputDir {
             .map_err(|e| io("encoding a result")(std::io::Error::other(e)))?;
         write_atomic(&self.path.join(RESULTS_DIR), &file, &bytes)
             .map_err(io(format!("writing {}", file.display())))?;
-        let sha256 = result
-            .provenance
-            .as_ref()
-            .map(|p| p.submission_sha256.clone())
-            .unwrap_or_default();
         let infra_attempts = if !result.status.is_final() {
             let this_run = u32::try_from(result.retries.len() + 1).unwrap_or(u32::MAX);
             self.infra_attempts(&result.submission)
@@ -392,9 +472,105 @@ fn read_journal(path: &Path) -> Result<HashMap<String, JournalEntry>, OutputErro
     Ok(done)
 }
 
+/// Reads every result in output folder `dir`, sorted by submission: the
+/// current result schema and the ones before it; a later one is refused
+/// rather than misread.
+///
+/// # Errors
+/// When the folder or a result cannot be read, or a result is not one,
+/// is newer, or is filed under another name.
+pub fn load_results(dir: &Path) -> Result<Vec<SubmissionResult>, OutputError> {
+    let folder = dir.join(RESULTS_DIR);
+    let unreadable = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| OutputError::Unreadable { path, source }
+    };
+    let read = std::fs::read_dir(&folder).map_err(unreadable(&folder))?;
+    let mut results = Vec::new();
+    for entry in read.filter_map(Result::ok) {
+        let path = entry.path();
+        if path.extension().is_none_or(|ext| ext != "json") {
+            continue;
+        }
+        let mut file = crate::layout::open_regular_file(&path).map_err(unreadable(&path))?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut bytes).map_err(unreadable(&path))?;
+        let result: SubmissionResult = match serde_json::from_slice(&bytes) {
+            Ok(result) => result,
+            Err(source) => return Err(OutputError::NotAResult { path, source }),
+        };
+        if result.schema > crate::report::RESULT_SCHEMA {
+            return Err(OutputError::NewerResult {
+                path,
+                schema: result.schema,
+            });
+        }
+        let filed = match result_path(dir, &result.submission) {
+            Ok(filed) => filed,
+            Err(why) => return Err(OutputError::UnfileableResult { path, why }),
+        };
+        if filed != path {
+            return Err(OutputError::Misfiled {
+                path,
+                holds: result.submission,
+            });
+        }
+        results.push(result);
+    }
+    results.sort_by(|a: &SubmissionResult, b| a.submission.cmp(&b.submission));
+    Ok(results)
+}
+
+impl ResultSink for OutputDir {
+    fn record(&mut self, result: &SubmissionResult) -> Result<(), SinkError> {
+        OutputDir::record(self, result).map_err(SinkError::from)
+    }
+
+    fn is_done(&self, name: &str, sha256: &str) -> bool {
+        OutputDir::is_done(self, name, sha256)
+    }
+
+    fn infra_attempts(&self, name: &str) -> u32 {
+        OutputDir::infra_attempts(self, name)
+    }
+
+    fn graded_any(&self) -> bool {
+        OutputDir::graded_any(self)
+    }
+
+    fn results(&self) -> Result<Vec<SubmissionResult>, SinkError> {
+        load_results(&self.path).map_err(SinkError::from)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Results carry their schema; a reader takes this one and those
+    /// before it (none: results from before schemas), and refuses a later
+    /// one rather than misread it.
+    #[test]
+    fn results_are_read_by_their_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join(crate::report::RESULTS_DIR);
+        std::fs::create_dir(&results).unwrap();
+        let mut graded = SubmissionResult::failed("alice", Status::Graded, String::new());
+        graded.score = 1.0;
+        let mut written = serde_json::to_value(graded).unwrap();
+        assert_eq!(written["schema"], crate::report::RESULT_SCHEMA);
+        written.as_object_mut().unwrap().remove("schema");
+        std::fs::write(results.join("alice.json"), written.to_string()).unwrap();
+        let read = load_results(dir.path()).unwrap();
+        assert_eq!((read.len(), read[0].schema, read[0].score), (1, 0, 1.0));
+        written["schema"] = (crate::report::RESULT_SCHEMA + 1).into();
+        std::fs::write(results.join("alice.json"), written.to_string()).unwrap();
+        let err = load_results(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("written by a newer agh (result schema 2"),
+            "{err}"
+        );
+    }
 
     fn open_dir(
         path: &Path,

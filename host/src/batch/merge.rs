@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::journal::{BATCH_FILE, BatchIdentity, OpenMode, OutputDir, OutputError, OutputLock};
-use crate::report::export::load_results;
+use super::journal::{
+    BATCH_FILE, BatchIdentity, OpenMode, OutputDir, OutputError, OutputLock, load_results,
+};
 use crate::report::{Status, SubmissionResult};
 
 /// Why folders could not be merged.
@@ -20,11 +21,26 @@ pub enum MergeError {
     #[error("{0} was graded in two inputs with different scores; refusing to pick one")]
     Conflict(String),
     /// An input's results could not be read.
-    #[error("{0}")]
-    Unreadable(String),
+    #[error(transparent)]
+    Unreadable(OutputError),
     /// The merged folder could not be written.
     #[error(transparent)]
     Output(#[from] OutputError),
+}
+
+impl MergeError {
+    /// Whose doing the failure is: the operator's for the folders named,
+    /// the host's when the merged folder cannot be written.
+    #[must_use]
+    pub fn blame(&self) -> crate::blame::Blame {
+        match self {
+            MergeError::Output(err) => err.blame(),
+            MergeError::NotAnOutputFolder(_)
+            | MergeError::OtherGrader(_)
+            | MergeError::Conflict(_)
+            | MergeError::Unreadable(_) => crate::blame::Blame::Operator,
+        }
+    }
 }
 
 /// Merges the results in `inputs` into the new output folder `out`, with a

@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use super::{Batch, BatchError, OpenMode, OutputDir, OutputError, OutputLock, Submission, intake};
 use crate::config::Config;
+use crate::grading::{MemorySink, PreparedGrader, ResultSink};
 use crate::report::SubmissionResult;
 use crate::report::export::{self, Format};
+use crate::sandbox::{HostTree, MAX_SUBMISSION_BYTES};
 
 /// How long in-flight submissions may finish after an interrupt before they
 /// are abandoned and their containers removed.
@@ -113,6 +115,19 @@ pub enum RunError {
     Host(String),
 }
 
+impl RunError {
+    /// Whose doing the failure is.
+    #[must_use]
+    pub fn blame(&self) -> crate::blame::Blame {
+        match self {
+            RunError::Submissions(err) => err.blame(),
+            RunError::Output(err) => err.blame(),
+            RunError::Batch(err) => err.blame(),
+            RunError::Host(_) => crate::blame::Blame::Host,
+        }
+    }
+}
+
 /// Where archives are unpacked: a folder of agh's own inside the output
 /// folder (whose lock is held), or a fresh private temporary folder. The
 /// former is removed explicitly while the lock is still held (a batch that
@@ -176,41 +191,50 @@ pub async fn run<F: Future<Output = ()>>(
             .map_or(0, |d| d.as_secs());
         format!("{}-{now}", std::process::id())
     });
-    let plugin_sha =
-        crate::plugin::component_sha256(&request.plugin).map_err(BatchError::Plugin)?;
-    let mut output = lock
-        .map(|lock| OutputDir::open(lock, &new_id, &plugin_sha, request.mode))
-        .transpose()?;
-    let batch_id = output.as_ref().map_or(new_id, |o| o.identity().id.clone());
-    let batch = Batch::prepare_noting(&request.plugin, request.config, batch_id, &mut |notice| {
+    let grader = PreparedGrader::prepare(&request.plugin, request.config, &mut |notice| {
         on_event(Event::Loading(notice));
     })
     .await?;
+    let mut output = lock
+        .map(|lock| OutputDir::open(lock, &new_id, &grader.key().plugin_sha256, request.mode))
+        .transpose()?;
+    let batch_id = output.as_ref().map_or(new_id, |o| o.identity().id.clone());
+    let batch = Batch::new(grader, batch_id);
     if let Ok(removed) = batch.remove_leftovers().await
         && removed > 0
     {
         on_event(Event::LeftoversRemoved(removed));
     }
-    if output.as_ref().is_some_and(OutputDir::graded_any) {
+    let mut memory = MemorySink::default();
+    let sink: &mut dyn ResultSink = match output.as_mut() {
+        Some(folder) => folder,
+        None => &mut memory,
+    };
+    if sink.graded_any() {
         batch.grader_worked_before();
     }
     let total = submissions.len();
-    let todo = in_an_order_no_student_chooses(pending(submissions, output.as_ref()));
+    // A sink that holds nothing yet (no output folder) has nothing to skip,
+    // so nothing is hashed before grading.
+    let resuming = request.out.is_some();
+    let todo = if resuming {
+        pending(submissions, &*sink)
+    } else {
+        submissions
+    };
+    let todo = in_an_order_no_student_chooses(todo);
     on_event(Event::Starting {
         total,
         todo: todo.len(),
     });
 
-    let mut results = Vec::new();
     let mut write_error: Option<String> = None;
     // Told from inside grading and beside it, never at the same moment.
     let events = std::cell::RefCell::new(&mut on_event);
     let tell = |event: Event<'_>| (events.borrow_mut())(event);
     let interrupted = {
         let grading = batch.grade_all(todo, request.jobs, |result| {
-            if let Some(out) = output.as_mut()
-                && let Err(err) = out.record(result)
-            {
+            if let Err(err) = sink.record(result) {
                 if write_error.is_none() {
                     let message = err.to_string();
                     tell(Event::WriteFailed(&message));
@@ -219,11 +243,6 @@ pub async fn run<F: Future<Output = ()>>(
                 batch.interrupt();
             }
             tell(Event::Graded(result));
-            // With an output folder the summary is read back from it (the
-            // whole batch, earlier runs included), so nothing is held here.
-            if output.is_none() {
-                results.push(result.clone());
-            }
         });
         tokio::pin!(grading);
         tokio::select! {
@@ -250,22 +269,26 @@ pub async fn run<F: Future<Output = ()>>(
     if let Staging::InOutput(path) = &staging {
         let _ = std::fs::remove_dir_all(path);
     }
-    if let Some(out) = &request.out
-        && write_error.is_none()
-    {
-        match export::load_results(out) {
+    // The summary is read back from the sink: with an output folder the
+    // whole batch, earlier runs included, so nothing was held here.
+    let mut results = Vec::new();
+    if write_error.is_none() {
+        match sink.results() {
             Ok(all) => results = all,
             Err(err) => on_event(Event::Warning(format!(
                 "reading the batch's results back: {err}"
             ))),
         }
+    }
+    if let Some(out) = &request.out
+        && write_error.is_none()
+    {
         for format in &request.formats {
             if let Err(err) = export::export(&results, *format, out) {
                 write_error = Some(format!("exporting {format:?}: {err}"));
             }
         }
     }
-    results.sort_by(|a, b| a.submission.cmp(&b.submission));
     let ending = if interrupted {
         Ending::Interrupted
     } else if batch.stopped() {
@@ -294,26 +317,36 @@ fn in_an_order_no_student_chooses(mut submissions: Vec<Submission>) -> Vec<Submi
     submissions
 }
 
-/// The submissions not yet graded in `output` (same name, same content),
-/// each hashed once here and never again for grading.
-fn pending(submissions: Vec<Submission>, output: Option<&OutputDir>) -> Vec<Submission> {
-    let Some(output) = output else {
-        return submissions;
-    };
+/// The submissions not yet graded in `output` (same name, same content).
+/// Each is hashed here (an archive unpacked for it and removed again, so
+/// staging holds only what is being graded); grading hashes what it copies.
+fn pending(submissions: Vec<Submission>, output: &dyn ResultSink) -> Vec<Submission> {
     submissions
         .into_iter()
         .filter_map(|mut submission| {
             if submission.refused.is_some() {
                 return Some(submission);
             }
-            let digest = super::submission_digest(&submission.dir).ok();
+            let unpacked = submission
+                .archive
+                .as_ref()
+                .is_none_or(|archive| intake::unpack_into(archive, &submission.dir).is_ok());
+            let digest = unpacked
+                .then(|| {
+                    HostTree::walk(&submission.dir, MAX_SUBMISSION_BYTES)
+                        .and_then(|tree| tree.digest())
+                        .ok()
+                })
+                .flatten();
+            if submission.archive.is_some() {
+                let _ = std::fs::remove_dir_all(&submission.dir);
+            }
             if digest
                 .as_deref()
                 .is_some_and(|sha| output.is_done(&submission.name, sha))
             {
                 return None;
             }
-            submission.digest = digest;
             submission.earlier_attempts = output.infra_attempts(&submission.name);
             Some(submission)
         })

@@ -1,7 +1,8 @@
 //! `agh plan`, `agh grade`, `agh export` and `agh merge`.
 
 use super::*;
-use agh::batch::run::{Ending, Event, RunError, RunRequest, Submissions};
+use agh::batch::run::{Ending, Event, RunRequest, Submissions};
+use agh::grading;
 use agh::names::for_terminal;
 
 #[derive(Debug, Args)]
@@ -96,7 +97,7 @@ pub(super) async fn plan_command(args: PlanArgs) -> Outcome {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let checked = match batch::check_plan(
+    let checked = match grading::check_plan(
         &args.plugin,
         &config,
         args.resolve,
@@ -107,7 +108,7 @@ pub(super) async fn plan_command(args: PlanArgs) -> Outcome {
         Ok(checked) => checked,
         Err(err) => return batch_error_exit(&err),
     };
-    let batch::PlanCheck {
+    let grading::PlanCheck {
         plan,
         image: image_check,
         resolved,
@@ -183,7 +184,7 @@ pub(super) async fn plan_command(args: PlanArgs) -> Outcome {
         budget.fuel as f64 / 1e9,
         humantime::format_duration(budget.wall_time),
     );
-    let bound = batch::SlotBound::new(&config, &budget);
+    let bound = grading::SlotBound::new(&config, &budget);
     let show = |d: std::time::Duration| humantime::format_duration(d).to_string();
     println!(
         "bound    a submission holds a grading slot at most {} (start {} + copy {} + grader {} + its commands {} + teardown {})",
@@ -461,15 +462,9 @@ pub(super) async fn grade_command(args: GradeArgs) -> Outcome {
     }
     let report = match ran {
         Ok(report) => report,
-        Err(RunError::Output(err)) => return output_error_exit(&err),
-        Err(RunError::Batch(err)) => return batch_error_exit(&err),
-        Err(RunError::Submissions(err)) => {
+        Err(err) => {
             eprintln!("agh: {err}");
-            return Outcome::Usage;
-        }
-        Err(RunError::Host(err)) => {
-            eprintln!("agh: {err}");
-            return Outcome::Infra;
+            return Outcome::from(err.blame());
         }
     };
     let results = &report.results;
@@ -508,15 +503,6 @@ pub(super) async fn grade_command(args: GradeArgs) -> Outcome {
     }
 }
 
-fn output_error_exit(err: &OutputError) -> Outcome {
-    eprintln!("agh: {err}");
-    if matches!(err, OutputError::Io { .. }) {
-        Outcome::Infra
-    } else {
-        Outcome::Usage
-    }
-}
-
 pub(super) async fn export_command(args: ExportArgs) -> Outcome {
     // Results are read from, and exports written to, folders no other user
     // can change: a result swapped in there would be published as a grade.
@@ -531,11 +517,11 @@ pub(super) async fn export_command(args: ExportArgs) -> Outcome {
         eprintln!("agh: {err}");
         return Outcome::Usage;
     }
-    let results = match export::load_results(&args.from) {
+    let results = match batch::journal::load_results(&args.from) {
         Ok(results) => results,
         Err(err) => {
             eprintln!("agh: {err}");
-            return Outcome::Usage;
+            return Outcome::from(err.blame());
         }
     };
     let to = args.to.as_ref().unwrap_or(&args.from);
@@ -570,15 +556,7 @@ pub(super) async fn merge_command(args: MergeArgs) -> Outcome {
         }
         Err(err) => {
             eprintln!("agh: {err}");
-            let infra = matches!(
-                err,
-                batch::merge::MergeError::Output(OutputError::Io { .. })
-            );
-            if infra {
-                Outcome::Infra
-            } else {
-                Outcome::Usage
-            }
+            Outcome::from(err.blame())
         }
     }
 }

@@ -23,7 +23,8 @@ use bytesize::ByteSize;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
-use agh::batch::{self, BatchError, OpenMode, OutputError};
+use agh::batch::{self, BatchError, OpenMode};
+use agh::blame::Blame;
 use agh::config::Config;
 use agh::doctor;
 use agh::report::Verdict;
@@ -61,6 +62,17 @@ pub enum Outcome {
     Unhealthy,
     /// Stopped by Ctrl-C.
     Interrupted,
+}
+
+impl From<Blame> for Outcome {
+    /// The one map from whose doing a failure is to how agh ends.
+    fn from(blame: Blame) -> Self {
+        match blame {
+            Blame::Student | Blame::Operator => Outcome::Usage,
+            Blame::Grader => Outcome::Grader,
+            Blame::Host => Outcome::Infra,
+        }
+    }
 }
 
 impl Outcome {
@@ -162,11 +174,7 @@ pub(super) fn load_config(path: Option<&PathBuf>) -> Result<Config, Outcome> {
 
 pub(super) fn batch_error_exit(err: &BatchError) -> Outcome {
     eprintln!("agh: {err}");
-    if err.is_infra() {
-        Outcome::Infra
-    } else {
-        Outcome::Grader
-    }
+    Outcome::from(err.blame())
 }
 
 /// `--format`: the library's [`Format`], as the command line names it.

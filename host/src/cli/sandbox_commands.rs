@@ -135,11 +135,7 @@ pub(super) async fn doctor_command(images: Vec<String>) -> Outcome {
 
 pub(super) fn sandbox_error_exit(err: &SandboxError) -> Outcome {
     eprintln!("agh: {err}");
-    if err.is_infra() {
-        Outcome::Infra
-    } else {
-        Outcome::Usage
-    }
+    Outcome::from(err.blame().when_the_operator_asked())
 }
 
 pub(super) async fn sandbox_run(args: SandboxRunArgs) -> Outcome {

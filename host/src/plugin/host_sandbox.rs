@@ -252,15 +252,16 @@ impl Host for GraderState {
         }
         session.resets += 1;
         let old = session.sandbox.clone();
-        let submission = session.submission_path.clone();
+        let submission = session.submission.clone();
+        let first_copy = session.submission_sha256.clone();
         let started = Instant::now();
         // A reset rebuilds the submission's sandbox (after a program brought
         // it down, or so a test does not see what earlier ones left): its
         // time goes with the commands', not with the grader's own work.
         self.student_clock.start();
-        old.teardown().await;
-        let fresh = match old.renew().await {
-            Ok(fresh) => fresh,
+        let reset = old.reset(&submission).await;
+        let (fresh, copied) = match reset {
+            Ok(reset) => reset,
             Err(err) => {
                 self.student_clock.stop();
                 self.add_host_time(started);
@@ -270,15 +271,22 @@ impl Host for GraderState {
         // From here on the fresh sandbox is the session's, so the batch
         // tears it down whatever happens next.
         self.session()?.sandbox = fresh.clone();
-        let mut done = fresh
-            .copy_dir_in(&submission, "/work", Owner::Student, false)
-            .await;
+        if copied != first_copy {
+            self.student_clock.stop();
+            self.add_host_time(started);
+            return Err(wasmtime::Error::new(InfraFailure(
+                "the submission's files changed on the host while it was graded; \
+                 it is graded again from the start"
+                    .into(),
+            )));
+        }
+        let mut done = Ok(());
         for asset in placements {
+            let (dest, entries) = asset.placement();
+            done = fresh.copy_in(&dest, entries, asset.owner(), true).await;
             if done.is_err() {
                 break;
             }
-            let (dest, entries) = asset.placement();
-            done = fresh.copy_in(&dest, entries, asset.owner(), true).await;
         }
         self.student_clock.stop();
         self.add_host_time(started);

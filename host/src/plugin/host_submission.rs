@@ -1,12 +1,12 @@
-//! `agh:grader/submission`: the pristine host-side copy of the submission,
-//! read through cap-std so no path leaves the submission's folder.
+//! `agh:grader/submission`: the pristine host-side copy of the submission:
+//! listed from the walk its sandbox was filled from, read through cap-std
+//! so no path leaves the submission's folder.
 
 use std::io::Read;
 
 use super::bindings::current::agh::grader::submission::Host;
 use super::bindings::types::Error;
 use super::state::{GraderState, InfraFailure};
-use crate::sandbox::{MAX_SUBMISSION_BYTES, host_tree_entries};
 
 /// Largest submission file a grader may read whole.
 pub const MAX_SUBMISSION_FILE_BYTES: u64 = 16 * 1024 * 1024;
@@ -15,17 +15,7 @@ impl Host for GraderState {
     async fn list_files(&mut self) -> wasmtime::Result<Result<Vec<String>, Error>> {
         self.count_call()?;
         let session = self.session()?;
-        match host_tree_entries(&session.submission_path, MAX_SUBMISSION_BYTES) {
-            Ok(entries) => Ok(Ok(entries
-                .into_iter()
-                .filter(|e| e.source.is_some())
-                .map(|e| e.path)
-                .collect())),
-            // Intake accepted this folder; failing to list it now is the host's.
-            Err(err) => Err(wasmtime::Error::new(InfraFailure(format!(
-                "listing the submission: {err}"
-            )))),
-        }
+        Ok(Ok(session.submission.files().map(String::from).collect()))
     }
 
     async fn read_file(&mut self, path: String) -> wasmtime::Result<Result<Vec<u8>, Error>> {

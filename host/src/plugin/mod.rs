@@ -33,7 +33,9 @@ use state::GraderState;
 use crate::policy::Budget;
 
 use crate::private_dir::{self, SIGNATURE_BYTES, SigningKey};
-pub use state::{GRADER_MEMORY_BYTES, InfraFailure, MAX_HOST_CALLS, PolicyViolation, Session};
+pub use state::{
+    GRADER_MEMORY_BYTES, InfraFailure, MAX_HOST_CALLS, PolicyViolation, Session, SessionParts,
+};
 pub use validate::Description;
 
 /// The contract version new graders target.
@@ -73,6 +75,19 @@ pub enum PluginError {
     /// The host failed under the grader (Docker, disk): retry, never score.
     #[error("infrastructure failed while grading: {0}")]
     Infra(String),
+}
+
+impl PluginError {
+    /// Whose doing the failure is.
+    #[must_use]
+    pub fn blame(&self) -> crate::blame::Blame {
+        use crate::blame::Blame;
+        match self {
+            PluginError::Load { .. } | PluginError::Failed(_) => Blame::Grader,
+            PluginError::Ungradable(_) => Blame::Student,
+            PluginError::Infra(_) => Blame::Host,
+        }
+    }
 }
 
 /// The engine and its on-disk cache of compiled components.
@@ -146,21 +161,34 @@ impl Hasher for Sha256Hasher {
     }
 }
 
+/// The one wasmtime engine of this process: every host and grader shares
+/// it (an engine holds compiled code's memory and its settings, which never
+/// vary), so loading another grader costs no engine.
+fn process_engine() -> Result<Engine, PluginError> {
+    static ENGINE: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
+    if let Some(engine) = ENGINE.get() {
+        return Ok(engine.clone());
+    }
+    let mut config = EngineConfig::new();
+    config.wasm_component_model(true);
+    config.consume_fuel(true);
+    config.max_wasm_stack(512 * 1024);
+    config.parallel_compilation(true);
+    let engine = Engine::new(&config).map_err(|e| PluginError::Failed(format!("engine: {e}")))?;
+    Ok(ENGINE.get_or_init(|| engine).clone())
+}
+
 impl PluginHost {
-    /// Creates the engine. `cache_dir` holds compiled components; `None`
+    /// A host on the process's engine. `cache_dir` holds compiled components; `None`
     /// compiles every time.
     ///
     /// # Errors
     /// When wasmtime rejects the configuration (a host bug).
     pub fn new(cache_dir: Option<PathBuf>) -> Result<Self, PluginError> {
-        let mut config = EngineConfig::new();
-        config.wasm_component_model(true);
-        config.consume_fuel(true);
-        config.max_wasm_stack(512 * 1024);
-        config.parallel_compilation(true);
-        let engine =
-            Engine::new(&config).map_err(|e| PluginError::Failed(format!("engine: {e}")))?;
-        Ok(Self { engine, cache_dir })
+        Ok(Self {
+            engine: process_engine()?,
+            cache_dir,
+        })
     }
 
     /// Loads a grader: reads it, compiles it (or reuses the cached

@@ -1,7 +1,6 @@
 //! What a grader's store holds: its WASI context (which grants nothing of
 //! the host), its limits, and the session of the submission being graded.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::types::Error;
 use crate::assets::ResolvedAsset;
-use crate::sandbox::{CommandOutcome, SandboxPort};
+use crate::sandbox::{CommandOutcome, HostTree, SandboxPort};
 
 /// Linear memory one grader instance may use.
 pub const GRADER_MEMORY_BYTES: usize = 256 * 1024 * 1024;
@@ -80,8 +79,12 @@ impl StudentClock {
 pub struct Session {
     /// Its sandbox: a real one when grading, a scripted one in tests.
     pub sandbox: Arc<dyn SandboxPort>,
-    /// The host-side copy of the submission.
-    pub submission_path: PathBuf,
+    /// The submission's files on the host, walked once: what its sandbox
+    /// was given, what `submission.list-files` lists, what a reset copies.
+    pub submission: Arc<HostTree>,
+    /// The digest of what was copied into its first sandbox; a reset that
+    /// copies anything else stops grading as an infra error.
+    pub submission_sha256: String,
     /// The same folder, opened for confined reads.
     pub submission_dir: cap_std::fs::Dir,
     /// Assets the policy granted, resolved before the batch.
@@ -98,30 +101,42 @@ pub struct Session {
     pub command_time: Duration,
 }
 
+/// What a [`Session`] grades with besides its sandbox and submission.
+#[derive(Clone)]
+pub struct SessionParts {
+    /// Assets the policy granted, resolved before the batch.
+    pub assets: Arc<Vec<ResolvedAsset>>,
+    /// Where small asset files are read through.
+    pub memory: Arc<crate::assets::AssetCache>,
+    /// The operator's `submission_time`.
+    pub command_time: Duration,
+}
+
 impl Session {
-    /// A session grading the submission in `submission_path` (opened here
-    /// for confined reads) in `sandbox`, with nothing run yet.
+    /// A session grading `submission` (its root opened here for confined
+    /// reads), already copied into `sandbox` with digest
+    /// `submission_sha256`, with nothing run yet.
     ///
     /// # Errors
     /// When the submission folder cannot be opened.
     pub fn new(
         sandbox: Arc<dyn SandboxPort>,
-        submission_path: &std::path::Path,
-        assets: Arc<Vec<ResolvedAsset>>,
-        memory: Arc<crate::assets::AssetCache>,
-        command_time: Duration,
+        submission: Arc<HostTree>,
+        submission_sha256: String,
+        parts: SessionParts,
     ) -> std::io::Result<Self> {
         let submission_dir =
-            cap_std::fs::Dir::open_ambient_dir(submission_path, cap_std::ambient_authority())?;
+            cap_std::fs::Dir::open_ambient_dir(submission.root(), cap_std::ambient_authority())?;
         Ok(Self {
             sandbox,
-            submission_path: submission_path.to_path_buf(),
+            submission,
+            submission_sha256,
             submission_dir,
-            assets,
+            assets: parts.assets,
             commands: Vec::new(),
             resets: 0,
-            memory,
-            command_time,
+            memory: parts.memory,
+            command_time: parts.command_time,
         })
     }
 }

@@ -20,53 +20,6 @@ pub enum Format {
     Junit,
 }
 
-/// Reads every result in an output folder, sorted by submission.
-///
-/// # Errors
-/// When the folder or a result cannot be read.
-pub fn load_results(dir: &Path) -> Result<Vec<SubmissionResult>, String> {
-    let folder = dir.join(crate::report::RESULTS_DIR);
-    let read =
-        std::fs::read_dir(&folder).map_err(|e| format!("cannot read {}: {e}", folder.display()))?;
-    let mut results = Vec::new();
-    for entry in read.filter_map(Result::ok) {
-        let path = entry.path();
-        if path.extension().is_none_or(|ext| ext != "json") {
-            continue;
-        }
-        let mut file = crate::layout::open_regular_file(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut file, &mut bytes)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let result: SubmissionResult = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("{} is not an agh result: {e}", path.display()))?;
-        if result.schema > crate::report::RESULT_SCHEMA {
-            return Err(format!(
-                "{} was written by a newer agh (result schema {}; this agh reads up to {}): \
-                 read it with that agh, or grade again with --regrade",
-                path.display(),
-                result.schema,
-                crate::report::RESULT_SCHEMA
-            ));
-        }
-        // A result is filed under its own name; one that claims another
-        // (planted or copied by hand) is refused, not published.
-        let filed = crate::report::result_path(dir, &result.submission)
-            .map_err(|why| format!("{}: the submission name {why}", path.display()))?;
-        if filed != path {
-            return Err(format!(
-                "{} holds the result of {:?}; a result must be filed under its own name",
-                path.display(),
-                result.submission
-            ));
-        }
-        results.push(result);
-    }
-    results.sort_by(|a: &SubmissionResult, b| a.submission.cmp(&b.submission));
-    Ok(results)
-}
-
 /// Writes `format` for `results` into `dir`; returns the paths written.
 ///
 /// # Errors
@@ -283,29 +236,6 @@ mod tests {
             },
         ];
         r
-    }
-
-    /// Results carry their schema; a reader takes this one and those
-    /// before it (none: results from before schemas), and refuses a later
-    /// one rather than misread it.
-    #[test]
-    fn results_are_read_by_their_schema() {
-        let dir = tempfile::tempdir().unwrap();
-        let results = dir.path().join(crate::report::RESULTS_DIR);
-        std::fs::create_dir(&results).unwrap();
-        let mut written = serde_json::to_value(graded()).unwrap();
-        assert_eq!(written["schema"], crate::report::RESULT_SCHEMA);
-        written.as_object_mut().unwrap().remove("schema");
-        std::fs::write(results.join("alice.json"), written.to_string()).unwrap();
-        let read = load_results(dir.path()).unwrap();
-        assert_eq!((read.len(), read[0].schema, read[0].score), (1, 0, 1.0));
-        written["schema"] = (crate::report::RESULT_SCHEMA + 1).into();
-        std::fs::write(results.join("alice.json"), written.to_string()).unwrap();
-        let err = load_results(dir.path()).unwrap_err();
-        assert!(
-            err.contains("written by a newer agh (result schema 2"),
-            "{err}"
-        );
     }
 
     #[test]

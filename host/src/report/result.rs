@@ -21,6 +21,21 @@ pub enum Status {
 }
 
 impl Status {
+    /// What becomes of a submission whose grading failed, by whose doing
+    /// the failure was: the one map from blame to status. The student's is
+    /// scored as invalid; the grader's is a plugin error (never charged);
+    /// an outside cause (the host, the operator's setup) is an infra error,
+    /// tried again.
+    #[must_use]
+    pub fn of_failure(blame: crate::blame::Blame) -> Self {
+        use crate::blame::Blame;
+        match blame {
+            Blame::Student => Status::InvalidSubmission,
+            Blame::Grader => Status::PluginError,
+            Blame::Operator | Blame::Host => Status::InfraError,
+        }
+    }
+
     /// Whether a result of this status is the submission's final one: an
     /// infra error is not (it had an outside cause, and is tried again).
     #[must_use]

@@ -12,6 +12,7 @@
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 
+use sha2::{Digest, Sha256};
 use tokio_util::io::SyncIoBridge;
 
 use agh_protocol::{ProcessLimits, Request, RunReport, RunSpec};
@@ -155,14 +156,17 @@ pub fn host_tree_entries(root: &Path, max_bytes: u64) -> Result<Vec<FileEntry>, 
     Ok(entries)
 }
 
-/// Writes `entries` as a tar stream with the given owner and modes.
+/// Writes `entries` as a tar stream with the given owner and modes, and
+/// returns the [`TreeDigest`] of what it wrote: the bytes that went in,
+/// not what the files held before or after.
 fn write_tar(
     out: impl io::Write,
     prefix: &str,
     entries: Vec<FileEntry>,
     owner: Owner,
     read_only: bool,
-) -> io::Result<()> {
+) -> io::Result<String> {
+    let mut digest = TreeDigest::default();
     let mut builder = tar::Builder::new(out);
     let mut parents: Vec<String> = Vec::new();
     // Intermediate folders of the prefix, so tar creates them owned right.
@@ -199,6 +203,7 @@ fn write_tar(
     let write_bits = if read_only { 0 } else { 0o200 };
     for entry in entries {
         let exec_bits = if entry.executable { 0o111 } else { 0 };
+        digest.start(&entry.path);
         match entry.source {
             None => {
                 // Folders stay writable by their owner so the rest extracts.
@@ -211,6 +216,7 @@ fn write_tar(
                     0o444 | write_bits | exec_bits,
                     tar::EntryType::Regular,
                 );
+                digest.content(&bytes);
                 builder.append_data(&mut header, join(&entry.path), bytes.as_slice())?;
             }
             Some(EntrySource::HostFile(path)) => {
@@ -222,11 +228,151 @@ fn write_tar(
                     tar::EntryType::Regular,
                 );
                 // take(): a file that grows while copying cannot overrun its header.
-                builder.append_data(&mut header, join(&entry.path), file.take(size))?;
+                let hashed = Hashing {
+                    inner: file.take(size),
+                    digest: &mut digest,
+                };
+                builder.append_data(&mut header, join(&entry.path), hashed)?;
             }
         }
+        digest.end();
     }
-    builder.finish()
+    builder.finish()?;
+    Ok(digest.finish())
+}
+
+/// The sha256 agh records for a tree of files: over each entry in order,
+/// its relative path, a zero byte, its content (none for a folder), a zero
+/// byte. Computed while the files are copied in, so what is recorded is
+/// what was copied.
+#[derive(Default)]
+pub struct TreeDigest(Sha256);
+
+impl TreeDigest {
+    fn start(&mut self, path: &str) {
+        self.0.update(path.as_bytes());
+        self.0.update([0]);
+    }
+
+    fn content(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn end(&mut self) {
+        self.0.update([0]);
+    }
+
+    fn finish(self) -> String {
+        crate::layout::hex(&self.0.finalize())
+    }
+}
+
+/// A reader that feeds what it reads to a [`TreeDigest`].
+struct Hashing<'a, R> {
+    inner: R,
+    digest: &'a mut TreeDigest,
+}
+
+impl<R: Read> Read for Hashing<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.digest.content(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// A host folder walked once ([`host_tree_entries`]): the files and
+/// folders every later use of it (the copy into a sandbox, a grader's
+/// listing, a reset) takes, so none of them walks it again or sees a
+/// different set of entries.
+#[derive(Debug, Clone)]
+pub struct HostTree {
+    root: PathBuf,
+    entries: Vec<TreeEntry>,
+}
+
+#[derive(Debug, Clone)]
+struct TreeEntry {
+    path: String,
+    file: bool,
+    executable: bool,
+}
+
+impl HostTree {
+    /// Walks `root` once, with the checks and bound of [`host_tree_entries`].
+    ///
+    /// # Errors
+    /// As [`host_tree_entries`].
+    pub fn walk(root: &Path, max_bytes: u64) -> Result<Self, SandboxError> {
+        let entries = host_tree_entries(root, max_bytes)?
+            .into_iter()
+            .map(|entry| TreeEntry {
+                file: entry.source.is_some(),
+                path: entry.path,
+                executable: entry.executable,
+            })
+            .collect();
+        Ok(Self {
+            root: root.to_path_buf(),
+            entries,
+        })
+    }
+
+    /// The folder on the host.
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The files' relative paths, in walk order (folders left out).
+    pub fn files(&self) -> impl Iterator<Item = &str> {
+        self.entries
+            .iter()
+            .filter(|e| e.file)
+            .map(|e| e.path.as_str())
+    }
+
+    /// The entries to copy, each file streamed from the host.
+    #[must_use]
+    pub fn file_entries(&self) -> Vec<FileEntry> {
+        self.entries
+            .iter()
+            .map(|e| FileEntry {
+                path: e.path.clone(),
+                source: e
+                    .file
+                    .then(|| EntrySource::HostFile(self.root.join(&e.path))),
+                executable: e.executable,
+            })
+            .collect()
+    }
+
+    /// The [`TreeDigest`] of the files as they are now: one read of each.
+    ///
+    /// # Errors
+    /// When a file cannot be opened (a link planted since the walk
+    /// included) or read.
+    pub fn digest(&self) -> Result<String, SandboxError> {
+        let mut digest = TreeDigest::default();
+        for entry in &self.entries {
+            digest.start(&entry.path);
+            if entry.file {
+                let path = self.root.join(&entry.path);
+                let io = |source| SandboxError::Io {
+                    context: format!("hashing {}", path.display()),
+                    source,
+                };
+                let file = open_regular_file(&path).map_err(io)?;
+                let mut hashed = Hashing {
+                    inner: file,
+                    digest: &mut digest,
+                };
+                io::copy(&mut hashed, &mut io::sink()).map_err(io)?;
+            }
+            digest.end();
+        }
+        Ok(digest.finish())
+    }
 }
 
 impl Sandbox {
@@ -243,6 +389,34 @@ impl Sandbox {
         owner: Owner,
         read_only: bool,
     ) -> Result<(), SandboxError> {
+        self.copy_in_digest(dest, entries, owner, read_only)
+            .await
+            .map(drop)
+    }
+
+    /// Places a walked host tree below `dest`, as [`Sandbox::copy_in`],
+    /// and returns the [`TreeDigest`] of the bytes that went in.
+    ///
+    /// # Errors
+    /// As [`Sandbox::copy_in`].
+    pub async fn copy_tree_in(
+        &self,
+        tree: &HostTree,
+        dest: &str,
+        owner: Owner,
+        read_only: bool,
+    ) -> Result<String, SandboxError> {
+        self.copy_in_digest(dest, tree.file_entries(), owner, read_only)
+            .await
+    }
+
+    async fn copy_in_digest(
+        &self,
+        dest: &str,
+        entries: Vec<FileEntry>,
+        owner: Owner,
+        read_only: bool,
+    ) -> Result<String, SandboxError> {
         self.ensure_alive()?;
         let (place, prefix) = check_sandbox_path(dest, owner)?;
         for entry in &entries {
@@ -306,8 +480,7 @@ impl Sandbox {
         built.map_err(|source| SandboxError::Io {
             context: format!("copying into {dest}"),
             source,
-        })?;
-        Ok(())
+        })
     }
 
     /// Copies a host folder's files below `dest`; see [`host_tree_entries`].
@@ -322,14 +495,16 @@ impl Sandbox {
         read_only: bool,
     ) -> Result<(), SandboxError> {
         let walked = host_dir.to_path_buf();
-        let entries =
-            tokio::task::spawn_blocking(move || host_tree_entries(&walked, MAX_SUBMISSION_BYTES))
+        let tree =
+            tokio::task::spawn_blocking(move || HostTree::walk(&walked, MAX_SUBMISSION_BYTES))
                 .await
                 .map_err(|e| SandboxError::Io {
                     context: format!("listing {}", host_dir.display()),
                     source: io::Error::other(e),
                 })??;
-        self.copy_in(dest, entries, owner, read_only).await
+        self.copy_tree_in(&tree, dest, owner, read_only)
+            .await
+            .map(drop)
     }
 
     /// Writes one file at `path` with `bytes`.

@@ -54,11 +54,12 @@ pub use agent::AGENT_IN_SANDBOX;
 pub use container::{Cleaned, Leftovers, Sandbox, remove_leftovers};
 pub use exec::{Command, CommandOutcome};
 pub use files::{
-    COPY_TIMEOUT, EntrySource, FileEntry, MAX_READ_BYTES, MAX_SUBMISSION_BYTES, host_tree_entries,
+    COPY_TIMEOUT, EntrySource, FileEntry, HostTree, MAX_READ_BYTES, MAX_SUBMISSION_BYTES,
+    TreeDigest, host_tree_entries,
 };
 pub use limits::{Limit, Limits, MIB};
-pub use port::{PortFuture, SandboxPort};
-pub use proof::{NotGvisor, prove_gvisor};
+pub use port::{PortFuture, SUBMISSION_DEST, SandboxPort};
+pub use proof::{NotGvisor, forget_proofs, prove_gvisor, prove_gvisor_once};
 
 /// The images `scripts/setup` builds from Debian's packages, granted when
 /// a config names none.
@@ -216,17 +217,7 @@ impl SandboxSpec {
     }
 }
 
-/// Whose doing a failure is, which decides what becomes of the submission.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Blame {
-    /// The student's: what the submission holds or left in the sandbox.
-    Student,
-    /// The grader's (or the operator's): a request that breaks the rules.
-    Grader,
-    /// The host's: Docker, the disk, a sandbox lost from outside. Retried,
-    /// never scored.
-    Host,
-}
+pub use crate::blame::Blame;
 
 /// Failures of the sandbox layer, one variant per cause; [`SandboxError::blame`]
 /// says whose doing each is.

@@ -8,11 +8,15 @@
 //! is the implementation agh grades with.
 
 use std::future::Future;
-use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use super::{Command, CommandOutcome, FileEntry, Owner, Sandbox, SandboxError, SandboxSpec, User};
+use super::{
+    Command, CommandOutcome, FileEntry, HostTree, Owner, Sandbox, SandboxError, SandboxSpec, User,
+};
+
+/// Where a submission's files are placed in its sandbox.
+pub const SUBMISSION_DEST: &str = "/work";
 
 /// What a port's operations return.
 pub type PortFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, SandboxError>> + Send + 'a>>;
@@ -60,17 +64,42 @@ pub trait SandboxPort: Send + Sync {
         read_only: bool,
     ) -> PortFuture<'a, ()>;
 
-    /// Puts a host folder's files below `dest`.
-    fn copy_dir_in<'a>(
+    /// Puts a walked host tree below `dest`; returns the digest of the
+    /// bytes that went in ([`super::TreeDigest`]).
+    fn copy_tree_in<'a>(
         &'a self,
-        host_dir: &'a Path,
+        tree: &'a HostTree,
         dest: &'a str,
         owner: Owner,
         read_only: bool,
-    ) -> PortFuture<'a, ()>;
+    ) -> PortFuture<'a, String>;
 
     /// A new, empty sandbox from the same spec; this one is left as it is.
     fn renew(&self) -> PortFuture<'_, Arc<dyn SandboxPort>>;
+
+    /// A fresh sandbox holding `submission` in `/work` as the first one
+    /// did, this one torn down first (so two sandboxes of one submission
+    /// never run at once); returns it with the digest of what was copied.
+    /// A renewed sandbox that cannot be filled is torn down here.
+    fn reset<'a>(
+        &'a self,
+        submission: &'a HostTree,
+    ) -> PortFuture<'a, (Arc<dyn SandboxPort>, String)> {
+        Box::pin(async move {
+            self.teardown().await;
+            let fresh = self.renew().await?;
+            match fresh
+                .copy_tree_in(submission, SUBMISSION_DEST, Owner::Student, false)
+                .await
+            {
+                Ok(digest) => Ok((fresh, digest)),
+                Err(err) => {
+                    fresh.teardown().await;
+                    Err(err)
+                }
+            }
+        })
+    }
 
     /// Ends the sandbox; never fails (what cannot be removed now is
     /// removed as a leftover later).
@@ -123,14 +152,14 @@ impl SandboxPort for Sandbox {
         Box::pin(Sandbox::copy_in(self, dest, entries, owner, read_only))
     }
 
-    fn copy_dir_in<'a>(
+    fn copy_tree_in<'a>(
         &'a self,
-        host_dir: &'a Path,
+        tree: &'a HostTree,
         dest: &'a str,
         owner: Owner,
         read_only: bool,
-    ) -> PortFuture<'a, ()> {
-        Box::pin(Sandbox::copy_dir_in(self, host_dir, dest, owner, read_only))
+    ) -> PortFuture<'a, String> {
+        Box::pin(Sandbox::copy_tree_in(self, tree, dest, owner, read_only))
     }
 
     fn renew(&self) -> PortFuture<'_, Arc<dyn SandboxPort>> {

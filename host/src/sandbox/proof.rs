@@ -3,7 +3,71 @@
 //! is looked at from the host. Nothing inside the image is asked, so an
 //! image (which a grader chooses) cannot fake it.
 
-use super::{Docker, Runtime, Sandbox, SandboxSpec};
+use std::sync::Mutex;
+
+use super::{DOCKER_CALL_TIMEOUT, Docker, Runtime, Sandbox, SandboxSpec, docker_call};
+
+/// What this process has proved gVisor for: an image (by id) under a
+/// runtime, on a daemon whose identity and registration of that runtime
+/// were as recorded. A daemon restarted with another registration, another
+/// daemon, or a rebuilt image makes a new key, so it is proved again.
+static PROVED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn proved() -> std::sync::MutexGuard<'static, Vec<String>> {
+    PROVED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What a proof of `image_id` under `runtime` holds for: the daemon's id
+/// and how it registers the runtime now.
+async fn proof_key(docker: &Docker, image_id: &str, runtime: Runtime) -> Result<String, NotGvisor> {
+    let info = docker_call("info", DOCKER_CALL_TIMEOUT, docker.info())
+        .await
+        .map_err(|err| NotGvisor {
+            detail: err.to_string(),
+            fix: "start Docker (`sudo scripts/setup`) and check `agh doctor`",
+        })?;
+    let registered = info
+        .runtimes
+        .as_ref()
+        .and_then(|runtimes| runtimes.get(runtime.docker_name()))
+        .map(|entry| serde_json::to_string(entry).unwrap_or_default());
+    Ok(format!(
+        "{image_id}\0{}\0{}\0{}",
+        runtime.docker_name(),
+        info.id.unwrap_or_default(),
+        registered.unwrap_or_default()
+    ))
+}
+
+/// [`prove_gvisor`], once per process for each image, runtime and daemon
+/// registration: later calls with the same ones ask the daemon only how it
+/// registers the runtime (one `info` call), not for a sandbox.
+///
+/// # Errors
+/// As [`prove_gvisor`], or when the daemon does not answer.
+pub async fn prove_gvisor_once(
+    docker: &Docker,
+    image: &str,
+    image_id: &str,
+    runtime: Runtime,
+) -> Result<(), NotGvisor> {
+    let key = proof_key(docker, image_id, runtime).await?;
+    if proved().contains(&key) {
+        return Ok(());
+    }
+    prove_gvisor(docker, image, runtime).await?;
+    proved().push(key);
+    Ok(())
+}
+
+/// Forgets every proof: the next [`prove_gvisor_once`] starts a sandbox
+/// again. Called when the daemon failed under a grade, so a daemon that
+/// came back (perhaps configured otherwise) is proved before it is trusted.
+pub fn forget_proofs() {
+    proved().clear();
+}
 
 /// The name gVisor's sandbox process gives itself.
 const GVISOR_PROCESS: &str = "runsc-sandbox";

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use agh::batch::{self, Batch, BatchError};
 use agh::config::{Config, OnExcess};
+use agh::grading;
 use agh::plugin::{PluginError, PluginHost};
 use agh::policy::Budget;
 use agh::report::Status;
@@ -113,12 +114,11 @@ async fn feedback_past_the_cap_is_clipped_and_graded_not_refused() {
 async fn the_batch_stops_after_plugin_errors_in_a_row() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dirs: Vec<batch::Submission> = (0..8)
-        .map(|i| batch::Submission {
-            name: format!("{i}"),
-            dir: submission(dir.path(), &format!("{i}"), "panic"),
-            refused: None,
-            digest: None,
-            earlier_attempts: 0,
+        .map(|i| {
+            batch::Submission::folder(
+                &format!("{i}"),
+                submission(dir.path(), &format!("{i}"), "panic"),
+            )
         })
         .collect();
     let id = support::batch_id("stop");
@@ -154,12 +154,11 @@ async fn plugin_errors_from_the_start_do_not_stop_a_batch_whose_reference_grades
     let dir = tempfile::tempdir().expect("tempdir");
     let hostile = 2 * batch::MAX_CONSECUTIVE_PLUGIN_ERRORS;
     let dirs: Vec<batch::Submission> = (0..hostile)
-        .map(|i| batch::Submission {
-            name: format!("000-{i}"),
-            dir: submission(dir.path(), &format!("000-{i}"), "panic"),
-            refused: None,
-            digest: None,
-            earlier_attempts: 0,
+        .map(|i| {
+            batch::Submission::folder(
+                &format!("000-{i}"),
+                submission(dir.path(), &format!("000-{i}"), "panic"),
+            )
         })
         .collect();
     let config = Config {
@@ -192,27 +191,20 @@ async fn plugin_errors_from_the_start_do_not_stop_a_batch_whose_reference_grades
 async fn hostile_submissions_in_a_row_do_not_stop_a_working_grader() {
     let dir = tempfile::tempdir().expect("tempdir");
     let hostile = 3 * batch::MAX_CONSECUTIVE_PLUGIN_ERRORS;
-    let mut dirs = vec![batch::Submission {
-        name: "00-honest".into(),
-        dir: submission(dir.path(), "00-honest", "ok"),
-        refused: None,
-        digest: None,
-        earlier_attempts: 0,
-    }];
-    dirs.extend((1..=hostile).map(|i| batch::Submission {
-        name: format!("{i:02}-hostile"),
-        dir: submission(dir.path(), &format!("{i:02}-hostile"), "panic"),
-        refused: None,
-        digest: None,
-        earlier_attempts: 0,
+    let mut dirs = vec![batch::Submission::folder(
+        "00-honest",
+        submission(dir.path(), "00-honest", "ok"),
+    )];
+    dirs.extend((1..=hostile).map(|i| {
+        batch::Submission::folder(
+            &format!("{i:02}-hostile"),
+            submission(dir.path(), &format!("{i:02}-hostile"), "panic"),
+        )
     }));
-    dirs.push(batch::Submission {
-        name: "99-honest".into(),
-        dir: submission(dir.path(), "99-honest", "ok"),
-        refused: None,
-        digest: None,
-        earlier_attempts: 0,
-    });
+    dirs.push(batch::Submission::folder(
+        "99-honest",
+        submission(dir.path(), "99-honest", "ok"),
+    ));
     let id = support::batch_id("no-stop");
     let batch = Batch::prepare(
         Path::new(graders::MISBEHAVING),
@@ -265,7 +257,7 @@ async fn describe_time_misbehaviour_is_refused_before_any_sandbox() {
     for (mode, is_policy, phrase) in cases {
         let mut config = config_with_mode(mode);
         config.on_excess = OnExcess::Refuse;
-        let err = match batch::plan(plugin, &config).await {
+        let err = match grading::plan(plugin, &config).await {
             Ok(_) => panic!("{mode}: the plan was accepted"),
             Err(err) => err,
         };
@@ -278,7 +270,7 @@ async fn describe_time_misbehaviour_is_refused_before_any_sandbox() {
     }
     // Clamping instead of refusing lowers the request to the ceiling, never widens it.
     let config = config_with_mode("above-ceilings");
-    let plan = batch::plan(plugin, &config).await.expect("clamped plan");
+    let plan = grading::plan(plugin, &config).await.expect("clamped plan");
     assert_eq!(
         plan.effective.limits.memory_bytes,
         config.ceilings.memory_bytes

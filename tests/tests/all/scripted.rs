@@ -6,26 +6,28 @@
 //! milliseconds, beside the same modes graded in real sandboxes in
 //! `plugin::each_bad_mode_fails_only_its_own_submission`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agh::assets::AssetCache;
-use agh::batch;
 use agh::config::Config;
-use agh::plugin::{GradeContext, Session};
+use agh::grading;
+use agh::plugin::{GradeContext, PluginError, Session, SessionParts};
 use agh::sandbox::{
-    Command, CommandOutcome, FileEntry, Owner, PortFuture, SandboxError, SandboxPort, SandboxSpec,
-    User,
+    Command, CommandOutcome, FileEntry, HostTree, MAX_SUBMISSION_BYTES, Owner, PortFuture,
+    SandboxError, SandboxPort, SandboxSpec, User,
 };
 
 use agh_tests::graders;
 
 /// Answers every command with exit 0 and its argv echoed on stdout; keeps
-/// a line per call.
+/// a line per call. With `tamper`, every command also appends to that host
+/// file: another local user changing a submission while it is graded.
 struct Scripted {
     spec: SandboxSpec,
     calls: Arc<Mutex<Vec<String>>>,
+    tamper: Option<PathBuf>,
 }
 
 impl Scripted {
@@ -33,6 +35,7 @@ impl Scripted {
         Self {
             spec: SandboxSpec::new("scripted"),
             calls,
+            tamper: None,
         }
     }
 
@@ -57,6 +60,11 @@ impl SandboxPort for Scripted {
 
     fn run<'a>(&'a self, command: &'a Command) -> PortFuture<'a, CommandOutcome> {
         self.note(format!("run {}", command.argv.join(" ")));
+        if let Some(file) = &self.tamper {
+            let mut bytes = std::fs::read(file).expect("read the submission");
+            bytes.extend_from_slice(b"changed\n");
+            std::fs::write(file, bytes).expect("change the submission");
+        }
         Box::pin(async move { Ok(Self::ran(command)) })
     }
 
@@ -101,20 +109,23 @@ impl SandboxPort for Scripted {
         Box::pin(async { Ok(()) })
     }
 
-    fn copy_dir_in<'a>(
+    fn copy_tree_in<'a>(
         &'a self,
-        _host_dir: &'a Path,
+        tree: &'a HostTree,
         dest: &'a str,
         _owner: Owner,
         _read_only: bool,
-    ) -> PortFuture<'a, ()> {
-        self.note(format!("copy a folder into {dest}"));
-        Box::pin(async { Ok(()) })
+    ) -> PortFuture<'a, String> {
+        self.note(format!("copy a tree into {dest}"));
+        Box::pin(async move { tree.digest() })
     }
 
     fn renew(&self) -> PortFuture<'_, Arc<dyn SandboxPort>> {
         self.note("renew".into());
-        let fresh: Arc<dyn SandboxPort> = Arc::new(Scripted::new(self.calls.clone()));
+        let fresh: Arc<dyn SandboxPort> = Arc::new(Scripted {
+            tamper: self.tamper.clone(),
+            ..Scripted::new(self.calls.clone())
+        });
         Box::pin(async move { Ok(fresh) })
     }
 
@@ -134,7 +145,7 @@ const SANDBOX_DECIDED: &str = "bad-path";
 #[tokio::test]
 async fn the_grader_host_rules_hold_against_a_scripted_sandbox() {
     let started = Instant::now();
-    let plan = batch::plan(Path::new(graders::MISBEHAVING), &Config::default())
+    let plan = grading::plan(Path::new(graders::MISBEHAVING), &Config::default())
         .await
         .expect("plan");
     let root = tempfile::tempdir().expect("tempdir");
@@ -144,14 +155,15 @@ async fn the_grader_host_rules_hold_against_a_scripted_sandbox() {
         std::fs::create_dir_all(&dir).expect("mkdir");
         std::fs::write(dir.join("mode.txt"), mode).expect("mode");
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let session = Session::new(
-            Arc::new(Scripted::new(calls.clone())),
-            &dir,
-            Arc::new(Vec::new()),
-            memory.clone(),
-            Duration::from_secs(60),
-        )
-        .expect("session");
+        let tree = Arc::new(HostTree::walk(&dir, MAX_SUBMISSION_BYTES).expect("walk"));
+        let copied = tree.digest().expect("digest");
+        let parts = SessionParts {
+            assets: Arc::new(Vec::new()),
+            memory: memory.clone(),
+            command_time: Duration::from_secs(60),
+        };
+        let session = Session::new(Arc::new(Scripted::new(calls.clone())), tree, copied, parts)
+            .expect("session");
         let context = GradeContext {
             submission: mode.into(),
             settings: Vec::new(),
@@ -184,4 +196,65 @@ async fn the_grader_host_rules_hold_against_a_scripted_sandbox() {
         host_decided.count() + 1,
         started.elapsed()
     );
+}
+
+/// `sandbox.reset` goes through the port (teardown, renew, the walked
+/// submission copied again) and copies exactly what the first sandbox got:
+/// when the submission's files changed on the host while it was graded,
+/// the grade stops as an infra error (an outside cause, graded again from
+/// the start), never graded on files its first sandbox did not hold.
+#[tokio::test]
+async fn a_reset_copies_the_snapshot_and_refuses_files_changed_since() {
+    let plan = grading::plan(Path::new(graders::MISBEHAVING), &Config::default())
+        .await
+        .expect("plan");
+    let root = tempfile::tempdir().expect("tempdir");
+    let memory = Arc::new(AssetCache::open(&root.path().join("cache"), 1 << 20).expect("cache"));
+    let grade = |name: &str, tampered: bool| {
+        let dir = root.path().join(name);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("mode.txt"), "reset\n").expect("mode");
+        let tree = Arc::new(HostTree::walk(&dir, MAX_SUBMISSION_BYTES).expect("walk"));
+        let copied = tree.digest().expect("digest");
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let port = Scripted {
+            tamper: tampered.then(|| dir.join("mode.txt")),
+            ..Scripted::new(calls.clone())
+        };
+        let parts = SessionParts {
+            assets: Arc::new(Vec::new()),
+            memory: memory.clone(),
+            command_time: Duration::from_secs(60),
+        };
+        let session = Session::new(Arc::new(port), tree, copied, parts).expect("session");
+        let context = GradeContext {
+            submission: name.into(),
+            settings: Vec::new(),
+        };
+        let run = plan.grader.grade(session, context, plan.effective.budget);
+        async move { (run.await, calls) }
+    };
+    let (steady, calls) = grade("steady", false).await;
+    let calls = calls.lock().expect("calls").clone();
+    let reset = calls
+        .iter()
+        .position(|c| c == "teardown")
+        .expect("the reset tore the first sandbox down");
+    assert_eq!(
+        calls[reset..reset + 3],
+        ["teardown", "renew", "copy a tree into /work"],
+        "{calls:?}"
+    );
+    // The scripted sandbox holds no files, so the grader's read after the
+    // reset fails: its own failure, not an infra error.
+    let steady = steady
+        .report
+        .expect_err("the scripted sandbox reads nothing");
+    assert!(!matches!(steady, PluginError::Infra(_)), "{steady:?}");
+
+    let (tampered, _) = grade("tampered", true).await;
+    match tampered.report {
+        Err(PluginError::Infra(why)) => assert!(why.contains("changed on the host"), "{why}"),
+        other => panic!("expected an infra error, got {other:?}"),
+    }
 }
