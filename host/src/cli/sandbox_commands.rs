@@ -202,7 +202,7 @@ pub(super) async fn sandbox_run(args: SandboxRunArgs) -> Outcome {
     };
     let printed = json!({
         "verdict": Verdict::of_outcome(&outcome),
-        "outcome": &outcome,
+        "outcome": agh::report::CommandRecord::from(&outcome),
         "stdout": String::from_utf8_lossy(&outcome.stdout),
         "stderr": String::from_utf8_lossy(&outcome.stderr),
         "image": sandbox.spec().image,

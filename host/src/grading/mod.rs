@@ -27,7 +27,7 @@ use crate::config::Config;
 use crate::plugin::{self, GradeContext, PluginError, Session, SessionParts};
 use crate::policy;
 use crate::report::{
-    AssetDigest, Provenance, Retry, Status, SubmissionResult, TestRecord, Timings,
+    AssetDigest, CommandRecord, Provenance, Retry, Status, SubmissionResult, TestRecord, Timings,
 };
 use crate::sandbox::{
     self, Blame, Docker, HostTree, Owner, Runtime, SUBMISSION_DEST, Sandbox, SandboxError,
@@ -444,7 +444,7 @@ impl PreparedGrader {
                 SubmissionResult::failed(&name, status, why)
             }
         };
-        result.commands = run.commands;
+        result.commands = run.commands.iter().map(CommandRecord::from).collect();
         result.log = run.log;
         result.provenance = Some(provenance);
         result.timings = timings;

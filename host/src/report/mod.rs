@@ -5,7 +5,8 @@ mod result;
 mod verdict;
 
 pub use result::{
-    AssetDigest, Provenance, RESULT_SCHEMA, RESULTS_DIR, Retry, Status, SubmissionResult,
-    TestRecord, TestStatus, TestVisibility, Timings, result_path,
+    AssetDigest, CommandRecord, Provenance, RESULT_SCHEMA, RESULT_SCHEMA_FILE, RESULTS_DIR, Retry,
+    Status, SubmissionResult, TestRecord, TestStatus, TestVisibility, Timings, result_json_schema,
+    result_path,
 };
 pub use verdict::{Limit, Verdict};

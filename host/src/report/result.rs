@@ -1,12 +1,15 @@
 //! The result of grading one submission, as written to `<out>/<name>.json`.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::Verdict;
-use crate::sandbox::{CommandOutcome, Limits, Runtime};
+use std::time::Duration;
+
+use crate::sandbox::{CommandOutcome, Limit, Limits, Runtime, User, duration_ms};
 
 /// How grading a submission ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     /// The grader produced a valid report; scores count.
@@ -56,7 +59,7 @@ impl Status {
 }
 
 /// One test in a result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TestRecord {
     /// Test name.
     pub name: String,
@@ -75,7 +78,7 @@ pub struct TestRecord {
 }
 
 /// Whether a test earned its full marks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum TestStatus {
     /// Full marks, accepted.
@@ -85,7 +88,7 @@ pub enum TestStatus {
 }
 
 /// Who may see a test's feedback, and when.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum TestVisibility {
     /// The student, at once.
@@ -112,7 +115,7 @@ impl TestVisibility {
 }
 
 /// Where a result came from: enough to reproduce it or distrust it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Provenance {
     /// agh's version.
     pub agh_version: String,
@@ -143,7 +146,7 @@ pub struct Provenance {
 }
 
 /// An asset's identity in a result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AssetDigest {
     /// The name the grader uses.
     pub name: String,
@@ -156,7 +159,7 @@ pub struct AssetDigest {
 }
 
 /// Timings in milliseconds (instantiation in microseconds).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Timings {
     /// Everything, sandbox creation to teardown.
     pub total_ms: u64,
@@ -191,8 +194,18 @@ pub fn result_path(
 /// have none, read as 0); a later one is refused, not misread.
 pub const RESULT_SCHEMA: u32 = 1;
 
+/// Where the JSON Schema of a result is kept, from the repository's root.
+pub const RESULT_SCHEMA_FILE: &str = "docs/result.schema.json";
+
+/// The JSON Schema of a result as this agh writes it, derived from the
+/// types themselves; [`RESULT_SCHEMA_FILE`] holds it for readers.
+#[must_use]
+pub fn result_json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(SubmissionResult)).unwrap_or_default()
+}
+
 /// The result of one submission.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SubmissionResult {
     /// The version of this JSON ([`RESULT_SCHEMA`] when written here).
     #[serde(default)]
@@ -213,7 +226,7 @@ pub struct SubmissionResult {
     /// Overall feedback from the grader.
     pub output: String,
     /// Every command run.
-    pub commands: Vec<CommandOutcome>,
+    pub commands: Vec<CommandRecord>,
     /// The grader's log.
     pub log: Vec<String>,
     /// Where it came from.
@@ -225,8 +238,82 @@ pub struct SubmissionResult {
     pub retries: Vec<Retry>,
 }
 
+/// A command as a result keeps it: its own type, so a change inside the
+/// sandbox layer cannot rename a field of a file users keep. What it
+/// printed is not kept (the grader judged it; feedback carries what
+/// students see).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CommandRecord {
+    /// The argv that ran.
+    pub argv: Vec<String>,
+    /// The user that ran it.
+    pub user: User,
+    /// Exit status, when the command ended by itself.
+    pub exit_code: Option<i64>,
+    /// The signal that ended it.
+    pub signal: Option<String>,
+    /// Stdout went past the cap; the command was killed.
+    pub stdout_truncated: bool,
+    /// Stderr went past the cap; the command was killed.
+    pub stderr_truncated: bool,
+    /// The deadline passed; the command was killed.
+    pub timed_out: bool,
+    /// A process used up its CPU time.
+    #[serde(default)]
+    pub cpu_time_exceeded: bool,
+    /// The sandbox ran out of memory.
+    pub out_of_memory: bool,
+    /// The user met its process limit.
+    pub process_limit_reached: bool,
+    /// A write stopped at the file-size limit.
+    #[serde(default)]
+    pub file_size_exceeded: bool,
+    /// A writable place was full when the command failed.
+    pub storage_full: bool,
+    /// The sandbox died during the command.
+    pub sandbox_lost: bool,
+    /// The limit that ended the command, by the documented precedence.
+    #[serde(default)]
+    pub limit: Option<Limit>,
+    /// Wall time from start to end (or kill), in milliseconds.
+    #[serde(with = "duration_ms")]
+    #[schemars(with = "u64")]
+    pub wall_time: Duration,
+    /// CPU time of all its processes, in milliseconds.
+    #[serde(default, with = "duration_ms")]
+    #[schemars(with = "u64")]
+    pub cpu_time: Duration,
+    /// The largest resident memory of any one of its processes.
+    #[serde(default)]
+    pub peak_memory_bytes: u64,
+}
+
+impl From<&CommandOutcome> for CommandRecord {
+    fn from(outcome: &CommandOutcome) -> Self {
+        Self {
+            argv: outcome.argv.clone(),
+            user: outcome.user,
+            exit_code: outcome.exit_code,
+            signal: outcome.signal.clone(),
+            stdout_truncated: outcome.stdout_truncated,
+            stderr_truncated: outcome.stderr_truncated,
+            timed_out: outcome.timed_out,
+            cpu_time_exceeded: outcome.cpu_time_exceeded,
+            out_of_memory: outcome.out_of_memory,
+            process_limit_reached: outcome.process_limit_reached,
+            file_size_exceeded: outcome.file_size_exceeded,
+            storage_full: outcome.storage_full,
+            sandbox_lost: outcome.sandbox_lost,
+            limit: outcome.limit,
+            wall_time: outcome.wall_time,
+            cpu_time: outcome.cpu_time,
+            peak_memory_bytes: outcome.peak_memory_bytes,
+        }
+    }
+}
+
 /// One infra failure before the attempt that produced a result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Retry {
     /// The attempt that failed, from 1.
     pub attempt: u32,
@@ -253,5 +340,31 @@ impl SubmissionResult {
             timings: Timings::default(),
             retries: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The schema file in the repository is the one the types give: a
+    /// renamed or retyped field changes it, in the same change.
+    /// `AGH_WRITE_SCHEMA=1 cargo test -p agh result_schema` writes it.
+    #[test]
+    fn the_result_schema_file_matches_the_types() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(RESULT_SCHEMA_FILE);
+        let derived = serde_json::to_string_pretty(&result_json_schema()).expect("schema") + "\n";
+        if std::env::var_os("AGH_WRITE_SCHEMA").is_some() {
+            std::fs::write(&path, &derived).expect("write the schema");
+        }
+        let kept = std::fs::read_to_string(&path).expect("the schema file");
+        assert!(
+            kept == derived,
+            "{} differs from the result types; run `AGH_WRITE_SCHEMA=1 cargo test -p agh result_schema` \
+             and bump RESULT_SCHEMA if a field changed meaning",
+            path.display()
+        );
     }
 }

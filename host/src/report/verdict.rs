@@ -6,7 +6,7 @@ use crate::sandbox::CommandOutcome;
 pub use crate::sandbox::Limit;
 
 /// The student-side verdict of one command or test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     /// Ran to completion and the grader accepted the result.

@@ -175,15 +175,24 @@ pub struct CommandOutcome {
     pub peak_memory_bytes: u64,
 }
 
-mod duration_ms {
+/// A `Duration` as whole milliseconds in JSON.
+pub mod duration_ms {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// Writes `d` as milliseconds.
+    ///
+    /// # Errors
+    /// The serializer's.
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 
+    /// Reads milliseconds.
+    ///
+    /// # Errors
+    /// The deserializer's.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         Ok(Duration::from_millis(u64::deserialize(d)?))
     }

@@ -36,18 +36,20 @@ pub const SANDBOX_OVERHEAD_BYTES: u64 = 64 * MIB;
 pub const STACK_BYTES: u64 = 64 * MIB;
 
 /// Limits applied to one sandbox and, as defaults, to its commands.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Time limit of one command: it bounds CPU time (with `cpu_time`),
     /// and the wall clock stops the command at the sandbox's
     /// [`super::SandboxSpec::wall_multiple`] of it.
     #[serde(with = "humantime_serde_compat")]
+    #[schemars(with = "String")]
     pub wall_time: Duration,
     /// CPU time of each process of one command, rounded up to whole
     /// seconds: bounds computation while a slow, waiting command may use
     /// its whole wall time.
     #[serde(with = "humantime_serde_compat")]
+    #[schemars(with = "String")]
     pub cpu_time: Duration,
     /// Memory of the whole sandbox in bytes; swap is set equal, so no swap.
     pub memory_bytes: u64,
@@ -204,7 +206,9 @@ mod tests {
 ///    if the deadline passed while it was dying.
 /// 6. `wall-time`: the deadline is the bound of last resort.
 /// 7. `output`: a program killed for its output was within every other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Limit {
     /// The process limit (or the sandbox's host-side pids bound).

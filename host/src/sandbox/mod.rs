@@ -52,7 +52,7 @@ use crate::layout::Place;
 pub use crate::layout::{Owner, check_sandbox_path, open_regular_file};
 pub use agent::AGENT_IN_SANDBOX;
 pub use container::{Cleaned, Leftovers, Sandbox, remove_leftovers};
-pub use exec::{Command, CommandOutcome};
+pub use exec::{Command, CommandOutcome, duration_ms};
 pub use files::{
     COPY_TIMEOUT, EntrySource, FileEntry, HostTree, MAX_READ_BYTES, MAX_SUBMISSION_BYTES,
     TreeDigest, host_tree_entries,
@@ -87,7 +87,9 @@ pub const KILL_MARGIN: Duration = Duration::from_millis(agh_protocol::KILL_MARGI
 pub const AGENT_GRACE: Duration = Duration::from_secs(10);
 
 /// The OCI runtime containers run under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Runtime {
     /// gVisor: a user-space kernel between the student and the host.
@@ -110,7 +112,9 @@ impl Runtime {
 }
 
 /// Which user inside the sandbox runs a command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum User {
     /// The unprivileged owner of `/work` (uid 1000).

@@ -44,6 +44,31 @@ fn agh_grade(
         .expect("running agh grade")
 }
 
+/// Every result is valid under `docs/result.schema.json`, the schema
+/// readers of agh's results are given.
+fn assert_results_follow_the_schema(results: &[serde_json::Value]) {
+    let path = support::repo_root().join(agh::report::RESULT_SCHEMA_FILE);
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("the schema file"))
+            .expect("the schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
+    let mut forged = results.first().cloned().expect("a result");
+    forged["score"] = "full marks".into();
+    assert!(!validator.is_valid(&forged), "the schema takes a score that is text");
+    for result in results {
+        let errors: Vec<String> = validator
+            .iter_errors(result)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{} does not follow {}: {errors:?}",
+            result["submission"],
+            path.display()
+        );
+    }
+}
+
 /// Grades the submissions `root/expected.toml` names (`root/submissions`
 /// by default) under `config` and checks every score and verdict against
 /// it; returns the results.
@@ -73,6 +98,7 @@ async fn grade_folder(
         expected.scores.len(),
         "one result per submission"
     );
+    assert_results_follow_the_schema(&results);
     let mut problems = Vec::new();
     for result in &results {
         let name = result["submission"].as_str().expect("name");
