@@ -54,7 +54,10 @@ fn assert_results_follow_the_schema(results: &[serde_json::Value]) {
     let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
     let mut forged = results.first().cloned().expect("a result");
     forged["score"] = "full marks".into();
-    assert!(!validator.is_valid(&forged), "the schema takes a score that is text");
+    assert!(
+        !validator.is_valid(&forged),
+        "the schema takes a score that is text"
+    );
     for result in results {
         let errors: Vec<String> = validator
             .iter_errors(result)

@@ -28,6 +28,8 @@ struct Scripted {
     spec: SandboxSpec,
     calls: Arc<Mutex<Vec<String>>>,
     tamper: Option<PathBuf>,
+    /// What a command prints, when not its argv.
+    stdout: Option<Vec<u8>>,
 }
 
 impl Scripted {
@@ -36,6 +38,7 @@ impl Scripted {
             spec: SandboxSpec::new("scripted"),
             calls,
             tamper: None,
+            stdout: None,
         }
     }
 
@@ -43,11 +46,14 @@ impl Scripted {
         self.calls.lock().expect("calls").push(call);
     }
 
-    fn ran(command: &Command) -> CommandOutcome {
+    fn ran(&self, command: &Command) -> CommandOutcome {
         CommandOutcome {
             argv: command.argv.clone(),
             exit_code: Some(0),
-            stdout: command.argv[1..].join(" ").into_bytes(),
+            stdout: self
+                .stdout
+                .clone()
+                .unwrap_or_else(|| command.argv[1..].join(" ").into_bytes()),
             ..CommandOutcome::default()
         }
     }
@@ -65,7 +71,7 @@ impl SandboxPort for Scripted {
             bytes.extend_from_slice(b"changed\n");
             std::fs::write(file, bytes).expect("change the submission");
         }
-        Box::pin(async move { Ok(Self::ran(command)) })
+        Box::pin(async move { Ok(self.ran(command)) })
     }
 
     fn converse<'a>(
@@ -74,7 +80,7 @@ impl SandboxPort for Scripted {
         student: &'a Command,
     ) -> PortFuture<'a, (CommandOutcome, CommandOutcome)> {
         self.note(format!("converse {}", judge.argv.join(" ")));
-        Box::pin(async move { Ok((Self::ran(judge), Self::ran(student))) })
+        Box::pin(async move { Ok((self.ran(judge), self.ran(student))) })
     }
 
     fn write_file<'a>(
@@ -257,4 +263,89 @@ async fn a_reset_copies_the_snapshot_and_refuses_files_changed_since() {
         Err(PluginError::Infra(why)) => assert!(why.contains("changed on the host"), "{why}"),
         other => panic!("expected an infra error, got {other:?}"),
     }
+}
+
+/// A session of `dir`'s files in `port`, with no assets.
+fn session_in(port: Scripted, dir: &Path, memory: &Arc<AssetCache>) -> Session {
+    let tree = Arc::new(HostTree::walk(dir, MAX_SUBMISSION_BYTES).expect("walk"));
+    let copied = tree.digest().expect("digest");
+    let parts = SessionParts {
+        assets: Arc::new(Vec::new()),
+        memory: memory.clone(),
+        command_time: Duration::from_secs(60),
+    };
+    Session::new(Arc::new(port), tree, copied, parts).expect("session")
+}
+
+/// A grader built against the frozen contract 0.1.0 is served through the
+/// conversion: its command reaches the port and its report comes back
+/// scored, right and wrong, with no Docker (beside
+/// `plugin::a_grader_built_against_contract_0_1_0_still_grades`). A grader
+/// importing what agh does not grant fails only its own call, naming it.
+#[tokio::test]
+async fn contract_0_1_and_foreign_imports_hold_against_a_scripted_sandbox() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let memory = Arc::new(AssetCache::open(&root.path().join("cache"), 1 << 20).expect("cache"));
+    let dir = root.path().join("submission");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("answer.txt"), "42\n").expect("answer");
+    let old = grading::plan(Path::new(graders::CONTRACT_0_1), &Config::default())
+        .await
+        .expect("plan");
+    assert_eq!(old.grader.contract(), "0.1.0");
+    let mut scores = Vec::new();
+    for printed in ["42\n", "41\n"] {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let port = Scripted {
+            stdout: Some(printed.as_bytes().to_vec()),
+            ..Scripted::new(calls.clone())
+        };
+        let context = GradeContext {
+            submission: "submission".into(),
+            settings: Vec::new(),
+        };
+        let run = old
+            .grader
+            .grade(
+                session_in(port, &dir, &memory),
+                context,
+                old.effective.budget,
+            )
+            .await;
+        let report = run.report.expect("the 0.1 grader grades");
+        assert_eq!(*calls.lock().expect("calls"), ["run cat /work/answer.txt"]);
+        scores.push((report.tests[0].score, report.tests[0].verdict));
+    }
+    assert_eq!(
+        scores,
+        [
+            (1.0, agh::plugin::WitVerdict::Accepted),
+            (0.0, agh::plugin::WitVerdict::Wrong)
+        ]
+    );
+
+    let foreign = grading::plan(Path::new(graders::FOREIGN_IMPORT), &Config::default())
+        .await
+        .expect("plan");
+    let context = GradeContext {
+        submission: "submission".into(),
+        settings: Vec::new(),
+    };
+    let port = Scripted::new(Arc::new(Mutex::new(Vec::new())));
+    let run = foreign
+        .grader
+        .grade(
+            session_in(port, &dir, &memory),
+            context,
+            foreign.effective.budget,
+        )
+        .await;
+    let error = run
+        .report
+        .expect_err("the foreign import fails")
+        .to_string();
+    assert!(
+        error.contains("example:net/fetch") && error.contains("--disable http"),
+        "{error}"
+    );
 }
