@@ -59,26 +59,74 @@ pub struct Effective {
     pub clamped: Vec<String>,
 }
 
+/// Why the operator's policy refuses part of what a grader asks for: what
+/// was asked, and what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The image is not among those the config grants.
+    #[error("image {image:?} is not granted; the config allows {}", .granted.join(", "))]
+    ImageNotGranted {
+        /// The image asked for.
+        image: String,
+        /// What the config grants.
+        granted: Vec<String>,
+    },
+    /// The image is granted but the daemon does not have it.
+    #[error(
+        "image {image} does not exist on this Docker daemon ({hint}); fix the image the grader \
+         asks for, or build agh's sandbox images with `sudo scripts/setup`"
+    )]
+    ImageMissing {
+        /// The image asked for.
+        image: String,
+        /// The closest image the daemon has, in words.
+        hint: String,
+    },
+    /// A limit or budget that cannot work (zero, or no room for `/work`).
+    #[error("the grader asks for {0}")]
+    Unusable(String),
+    /// A value above the operator's ceiling, with `on_excess = "refuse"`.
+    #[error("{what} of {asked} is above the ceiling of {ceiling}")]
+    AboveCeiling {
+        /// What was asked for.
+        what: String,
+        /// How much, in its unit.
+        asked: String,
+        /// The ceiling, in the same unit.
+        ceiling: String,
+    },
+    /// An asset declaration the config cannot grant.
+    #[error("asset {name:?}: {why}")]
+    Asset {
+        /// The asset's name.
+        name: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// Two assets of one name.
+    #[error("two assets share a name")]
+    SharedAssetName,
+}
+
 /// Intersects a grader's request with the operator's grant.
 ///
 /// # Errors
 /// Every refusal at once, one sentence each saying what was asked and what
 /// is allowed.
-pub fn intersect(request: &Request, config: &Config) -> Result<Effective, Vec<String>> {
+pub fn intersect(request: &Request, config: &Config) -> Result<Effective, Vec<Refusal>> {
     let mut refusals = Vec::new();
     let mut clamped = Vec::new();
     if !config.grants_image(&request.image) {
-        refusals.push(format!(
-            "image {:?} is not granted; the config allows {}",
-            request.image,
-            config.images.join(", ")
-        ));
+        refusals.push(Refusal::ImageNotGranted {
+            image: request.image.clone(),
+            granted: config.images.clone(),
+        });
     }
     if let Err(why) = request.limits.validate() {
-        refusals.push(format!("the grader asks for {why}"));
+        refusals.push(Refusal::Unusable(why.to_string()));
     }
     if let Err(why) = request.budget.validate() {
-        refusals.push(format!("the grader asks for {why}"));
+        refusals.push(Refusal::Unusable(why.to_string()));
     }
     let budget = clamp_budget(
         request.budget,
@@ -96,7 +144,7 @@ pub fn intersect(request: &Request, config: &Config) -> Result<Effective, Vec<St
     );
     // Checked on what the sandbox would get, after every clamp.
     if let Some(why) = limits.room_for_work() {
-        refusals.push(format!("the grader asks for {why}"));
+        refusals.push(Refusal::Unusable(why.to_string()));
     }
     let mut assets = Vec::new();
     for (name, spec, target) in &request.assets {
@@ -108,7 +156,7 @@ pub fn intersect(request: &Request, config: &Config) -> Result<Effective, Vec<St
     let mut names: Vec<&str> = assets.iter().map(|a| a.name.as_str()).collect();
     names.sort_unstable();
     if names.windows(2).any(|w| w[0] == w[1]) {
-        refusals.push("two assets share a name".into());
+        refusals.push(Refusal::SharedAssetName);
     }
     if refusals.is_empty() {
         Ok(Effective {
@@ -132,7 +180,7 @@ pub fn intersect(request: &Request, config: &Config) -> Result<Effective, Vec<St
 struct Ceiling<'a> {
     on_excess: OnExcess,
     clamped: &'a mut Vec<String>,
-    refusals: &'a mut Vec<String>,
+    refusals: &'a mut Vec<Refusal>,
 }
 
 impl Ceiling<'_> {
@@ -140,16 +188,16 @@ impl Ceiling<'_> {
         if asked <= max {
             return asked;
         }
-        let sentence = format!(
-            "{what} of {} is above the ceiling of {}",
-            show(asked),
-            show(max)
-        );
+        let refusal = Refusal::AboveCeiling {
+            what: what.to_string(),
+            asked: show(asked),
+            ceiling: show(max),
+        };
         match self.on_excess {
             OnExcess::Clamp => self
                 .clamped
-                .push(format!("{sentence}; lowered to {}", show(max))),
-            OnExcess::Refuse => self.refusals.push(sentence),
+                .push(format!("{refusal}; lowered to {}", show(max))),
+            OnExcess::Refuse => self.refusals.push(refusal),
         }
         max
     }
@@ -168,7 +216,7 @@ fn clamp_budget(
     ceiling: Budget,
     on_excess: OnExcess,
     clamped: &mut Vec<String>,
-    refusals: &mut Vec<String>,
+    refusals: &mut Vec<Refusal>,
 ) -> Budget {
     let mut bound = Ceiling {
         on_excess,
@@ -192,7 +240,7 @@ fn clamp_limits(
     ceiling: &Limits,
     on_excess: OnExcess,
     clamped: &mut Vec<String>,
-    refusals: &mut Vec<String>,
+    refusals: &mut Vec<Refusal>,
 ) -> Limits {
     let mut out = asked.clone();
     let mut bound = Ceiling {
@@ -256,42 +304,44 @@ fn grant_asset(
     spec: &str,
     target: &str,
     config: &Config,
-) -> Result<GrantedAsset, String> {
+) -> Result<GrantedAsset, Refusal> {
+    let refuse = |why: String| Refusal::Asset {
+        name: name.to_string(),
+        why,
+    };
     let Some((source, path)) = spec.split_once(':') else {
-        return Err(format!(
-            "asset {name:?}: source {spec:?} is not SOURCE:PATH"
-        ));
+        return Err(refuse(format!("source {spec:?} is not SOURCE:PATH")));
     };
     let Some(granted) = config.sources.get(source) else {
         let known: Vec<&str> = config.sources.keys().map(String::as_str).collect();
-        return Err(format!(
-            "asset {name:?}: source {source:?} is not granted; the config grants {}",
+        return Err(refuse(format!(
+            "source {source:?} is not granted; the config grants {}",
             if known.is_empty() {
                 "no sources".to_string()
             } else {
                 known.join(", ")
             }
-        ));
+        )));
     };
     let clean = !path.is_empty()
         && Path::new(path)
             .components()
             .all(|c| matches!(c, std::path::Component::Normal(_)));
     if !clean {
-        return Err(format!(
-            "asset {name:?}: path {path:?} must be relative, without '..'"
-        ));
+        return Err(refuse(format!(
+            "path {path:?} must be relative, without '..'"
+        )));
     }
     // Assets are root's under /assets, or the grader user's under /grader.
     let owner = match Owner::of_path(target) {
         Some(Owner::Grader) => Owner::Grader,
         _ => Owner::Root,
     };
-    check_sandbox_path(target, owner).map_err(|e| format!("asset {name:?}: {e}"))?;
+    check_sandbox_path(target, owner).map_err(|e| refuse(e.to_string()))?;
     let location = match (&granted.local, &granted.s3) {
         (Some(local), _) => SourceLocation::Local(local.clone()),
         (None, Some(s3)) => SourceLocation::S3(s3.clone()),
-        (None, None) => return Err(format!("asset {name:?}: source {source:?} names no place")),
+        (None, None) => return Err(refuse(format!("source {source:?} names no place"))),
     };
     Ok(GrantedAsset {
         name: name.into(),
@@ -351,8 +401,12 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(refusals.len(), 2, "{refusals:?}");
-        assert!(refusals[0].contains("image \"agh/python-c:1\" is not granted"));
-        assert!(refusals[1].contains("grants no sources"));
+        assert!(
+            refusals[0]
+                .to_string()
+                .contains("image \"agh/python-c:1\" is not granted")
+        );
+        assert!(refusals[1].to_string().contains("grants no sources"));
     }
 
     #[test]
@@ -371,7 +425,9 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            other[0].contains("source \"other\" is not granted; the config grants course"),
+            other[0]
+                .to_string()
+                .contains("source \"other\" is not granted; the config grants course"),
             "{other:?}"
         );
     }
@@ -397,7 +453,10 @@ mod tests {
         );
         config.on_excess = OnExcess::Refuse;
         let refused = intersect(&req, &config).unwrap_err();
-        assert!(refused[0].contains("above the ceiling"), "{refused:?}");
+        assert!(
+            refused[0].to_string().contains("above the ceiling"),
+            "{refused:?}"
+        );
     }
 
     #[test]
@@ -413,15 +472,21 @@ mod tests {
         req.limits.processes = 0;
         let refusals = intersect(&req, &config).unwrap_err();
         assert!(
-            refusals.iter().any(|r| r.contains("a process limit of 0")),
+            refusals
+                .iter()
+                .any(|r| r.to_string().contains("a process limit of 0")),
             "{refusals:?}"
         );
         assert!(
-            refusals.iter().any(|r| r.contains("without '..'")),
+            refusals
+                .iter()
+                .any(|r| r.to_string().contains("without '..'")),
             "{refusals:?}"
         );
         assert!(
-            refusals.iter().any(|r| r.contains("outside the places")),
+            refusals
+                .iter()
+                .any(|r| r.to_string().contains("outside the places")),
             "{refusals:?}"
         );
     }
@@ -439,7 +504,7 @@ mod tests {
         );
         req.budget.fuel = 0;
         let refused = intersect(&req, &config).unwrap_err();
-        assert!(refused[0].contains("fuel of 0"), "{refused:?}");
+        assert!(refused[0].to_string().contains("fuel of 0"), "{refused:?}");
     }
 
     /// The writable places are held in the sandbox's memory: a plan whose
@@ -452,7 +517,11 @@ mod tests {
         let mut req = request("agh/x:1", &[]);
         req.limits.memory_bytes = 256 * MIB;
         req.limits.tmpfs_bytes = 256 * MIB;
-        let refused = intersect(&req, &config).unwrap_err();
+        let refused: Vec<String> = intersect(&req, &config)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(
             refused,
             [

@@ -46,6 +46,45 @@ pub enum AssetError {
     Unavailable(String),
 }
 
+/// A declared asset that cannot be granted before grading, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AssetProblem {
+    /// A local asset's file or folder is not there.
+    #[error("asset {name:?}: {} does not exist (source {source_name:?} is {})", .path.display(), .root.display())]
+    Missing {
+        /// The asset's name.
+        name: String,
+        /// Its source's name.
+        source_name: String,
+        /// The source's folder.
+        root: PathBuf,
+        /// Where the asset was looked for.
+        path: PathBuf,
+    },
+    /// It resolved to no files.
+    #[error("{asset}: holds no files")]
+    Empty {
+        /// The asset, as `asset "NAME" (SOURCE:PATH)`.
+        asset: String,
+    },
+    /// It holds more files than an asset may.
+    #[error("{asset}: {files} files; at most {MAX_ASSET_FILES}")]
+    TooManyFiles {
+        /// The asset, as `asset "NAME" (SOURCE:PATH)`.
+        asset: String,
+        /// How many it holds.
+        files: usize,
+    },
+    /// It is not found at its source, or leads outside its grant.
+    #[error("{asset}: {cause}")]
+    Unusable {
+        /// The asset, as `asset "NAME" (SOURCE:PATH)`.
+        asset: String,
+        /// Why.
+        cause: AssetError,
+    },
+}
+
 /// One file of a resolved asset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ResolvedFile {
@@ -206,7 +245,7 @@ pub async fn resolve_all(
     grants: &[GrantedAsset],
     cache: Option<&AssetCache>,
     timeouts: S3Timeouts,
-) -> Result<Vec<ResolvedAsset>, Vec<String>> {
+) -> Result<Vec<ResolvedAsset>, Vec<AssetProblem>> {
     let mut resolved = Vec::new();
     let mut problems = Vec::new();
     for grant in grants {
@@ -225,7 +264,7 @@ pub async fn resolve_all(
         match outcome {
             Ok((files, single_file, stale)) if files.len() <= MAX_ASSET_FILES => {
                 if files.is_empty() {
-                    problems.push(format!("{name}: holds no files"));
+                    problems.push(AssetProblem::Empty { asset: name });
                     continue;
                 }
                 if stale {
@@ -239,10 +278,10 @@ pub async fn resolve_all(
                     stale,
                 });
             }
-            Ok((files, _, _)) => problems.push(format!(
-                "{name}: {} files; at most {MAX_ASSET_FILES}",
-                files.len()
-            )),
+            Ok((files, _, _)) => problems.push(AssetProblem::TooManyFiles {
+                asset: name,
+                files: files.len(),
+            }),
             Err(AssetError::Unavailable(why)) => {
                 tracing::warn!("{name}: {why}; submissions that place it will be infra errors");
                 resolved.push(ResolvedAsset {
@@ -253,7 +292,7 @@ pub async fn resolve_all(
                     stale: false,
                 });
             }
-            Err(err) => problems.push(format!("{name}: {err}")),
+            Err(cause) => problems.push(AssetProblem::Unusable { asset: name, cause }),
         }
     }
     if problems.is_empty() {
@@ -308,14 +347,18 @@ mod tests {
             S3Timeouts::default(),
         )
         .await;
-        assert!(refused.unwrap_err()[0].contains("link"));
+        assert!(refused.unwrap_err()[0].to_string().contains("link"));
         let missing = resolve_all(
             &[grant(dir.path(), "nope", "/assets/n")],
             None,
             S3Timeouts::default(),
         )
         .await;
-        assert!(missing.unwrap_err()[0].contains("does not exist"));
+        assert!(
+            missing.unwrap_err()[0]
+                .to_string()
+                .contains("does not exist")
+        );
     }
 
     #[test]

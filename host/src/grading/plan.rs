@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::assets::{self, AssetCache, ResolvedAsset, S3Timeouts};
+use crate::assets::{self, AssetCache, AssetProblem, ResolvedAsset, S3Timeouts};
 use crate::config::Config;
 use crate::plugin::{self, Description, Grader, PluginError, PluginHost};
 use crate::policy::{self, Effective};
@@ -18,14 +18,23 @@ pub enum PrepareError {
     #[error(transparent)]
     Plugin(#[from] PluginError),
     /// The grader asks for what the operator does not grant.
-    #[error("the operator's policy refuses this grader:\n  - {}", .0.join("\n  - "))]
-    Policy(Vec<String>),
+    #[error("the operator's policy refuses this grader:\n  - {}", sentences(.0))]
+    Policy(Vec<policy::Refusal>),
     /// Declared assets are missing or refused.
-    #[error("assets the grader declares are not available:\n  - {}", .0.join("\n  - "))]
-    Assets(Vec<String>),
+    #[error("assets the grader declares are not available:\n  - {}", sentences(.0))]
+    Assets(Vec<AssetProblem>),
     /// Docker, runsc or the image is not usable.
     #[error("{0}")]
     Infra(String),
+}
+
+/// Refusals as the list an operator reads.
+fn sentences(refusals: &[impl ToString]) -> String {
+    refusals
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n  - ")
 }
 
 impl PrepareError {
@@ -84,30 +93,27 @@ pub async fn image_present(docker: &sandbox::Docker, image: &str) -> Result<Stri
         Some((_, tag)) => format!("the closest image it has is {tag}"),
         None => "it has no images".to_string(),
     };
-    Err(PrepareError::Policy(vec![format!(
-        "image {image} does not exist on this Docker daemon ({hint}); fix the image the grader asks for, \
-         or build agh's sandbox images with `sudo scripts/setup`"
-    )]))
+    Err(PrepareError::Policy(vec![policy::Refusal::ImageMissing {
+        image: image.to_string(),
+        hint,
+    }]))
 }
 
 /// Local asset folders and files the plan names that do not exist: found
 /// before anything runs, without `--resolve`.
 #[must_use]
-pub fn missing_local_assets(effective: &Effective) -> Vec<String> {
+pub fn missing_local_assets(effective: &Effective) -> Vec<AssetProblem> {
     effective
         .assets
         .iter()
         .filter_map(|asset| match &asset.location {
             crate::config::SourceLocation::Local(root) => {
                 let path = root.join(&asset.path);
-                (!path.exists()).then(|| {
-                    format!(
-                        "asset {:?}: {} does not exist (source {:?} is {})",
-                        asset.name,
-                        path.display(),
-                        asset.source,
-                        root.display()
-                    )
+                (!path.exists()).then(|| AssetProblem::Missing {
+                    name: asset.name.clone(),
+                    source_name: asset.source.clone(),
+                    root: root.clone(),
+                    path,
                 })
             }
             crate::config::SourceLocation::S3(_) => None,
