@@ -277,6 +277,17 @@ fn session_in(port: Scripted, dir: &Path, memory: &Arc<AssetCache>) -> Session {
     Session::new(Arc::new(port), tree, copied, parts).expect("session")
 }
 
+/// Grades `session` as submission `submission` with `plan`'s grader.
+async fn grade_in(plan: &grading::Plan, session: Session) -> agh::plugin::GradeRun {
+    let context = GradeContext {
+        submission: "submission".into(),
+        settings: Vec::new(),
+    };
+    plan.grader
+        .grade(session, context, plan.effective.budget)
+        .await
+}
+
 /// A grader built against the frozen contract 0.1.0 is served through the
 /// conversion: its command reaches the port and its report comes back
 /// scored, right and wrong, with no Docker (beside
@@ -300,18 +311,7 @@ async fn contract_0_1_and_foreign_imports_hold_against_a_scripted_sandbox() {
             stdout: Some(printed.as_bytes().to_vec()),
             ..Scripted::new(calls.clone())
         };
-        let context = GradeContext {
-            submission: "submission".into(),
-            settings: Vec::new(),
-        };
-        let run = old
-            .grader
-            .grade(
-                session_in(port, &dir, &memory),
-                context,
-                old.effective.budget,
-            )
-            .await;
+        let run = grade_in(&old, session_in(port, &dir, &memory)).await;
         let report = run.report.expect("the 0.1 grader grades");
         assert_eq!(*calls.lock().expect("calls"), ["run cat /work/answer.txt"]);
         scores.push((report.tests[0].score, report.tests[0].verdict));
@@ -327,19 +327,8 @@ async fn contract_0_1_and_foreign_imports_hold_against_a_scripted_sandbox() {
     let foreign = grading::plan(Path::new(graders::FOREIGN_IMPORT), &Config::default())
         .await
         .expect("plan");
-    let context = GradeContext {
-        submission: "submission".into(),
-        settings: Vec::new(),
-    };
     let port = Scripted::new(Arc::new(Mutex::new(Vec::new())));
-    let run = foreign
-        .grader
-        .grade(
-            session_in(port, &dir, &memory),
-            context,
-            foreign.effective.budget,
-        )
-        .await;
+    let run = grade_in(&foreign, session_in(port, &dir, &memory)).await;
     let error = run
         .report
         .expect_err("the foreign import fails")
