@@ -494,15 +494,6 @@ pub fn read_component(path: &Path) -> Result<Vec<u8>, PluginError> {
     std::fs::read(path).map_err(|e| fail(format!("cannot read it: {e}")))
 }
 
-/// The sha256 of a component (a file or a built-in grader), as results
-/// record it.
-///
-/// # Errors
-/// As [`read_component`].
-pub fn component_sha256(path: &Path) -> Result<String, PluginError> {
-    Ok(crate::layout::hex(&Sha256::digest(read_component(path)?)))
-}
-
 /// Loads a compiled component whose signature [`read_signed`] checked.
 #[allow(unsafe_code)]
 fn deserialize_signed(engine: &Engine, serialized: &[u8]) -> wasmtime::Result<Component> {
