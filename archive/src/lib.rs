@@ -55,7 +55,7 @@ pub fn check_path_shape(depth: usize, bytes: usize) -> Result<(), String> {
 }
 
 /// A relative path inside an archive that stays inside the target.
-fn safe_entry_path(path: &Path) -> Result<PathBuf, String> {
+fn safe_entry_path(path: &Path, is_dir: bool) -> Result<PathBuf, String> {
     let mut clean = PathBuf::new();
     for component in path.components() {
         match component {
@@ -70,6 +70,10 @@ fn safe_entry_path(path: &Path) -> Result<PathBuf, String> {
         }
     }
     if clean.as_os_str().is_empty() {
+        // `./`, as `tar -C DIR -cf A.tar .` writes first: the folder itself.
+        if is_dir {
+            return Ok(clean);
+        }
         return Err(format!("entry {:?} has no name", path.display()));
     }
     check_path_shape(clean.components().count(), clean.as_os_str().len())
@@ -194,7 +198,7 @@ fn unpack_zip(archive: &Path, target: &Path, deadline: Deadline) -> Result<(), S
     for i in 0..zip.len() {
         deadline.check()?;
         let mut entry = zip.by_index(i).map_err(|e| e.to_string())?;
-        let relative = safe_entry_path(Path::new(entry.name()))?;
+        let relative = safe_entry_path(Path::new(entry.name()), entry.is_dir())?;
         if entry.is_dir() {
             std::fs::create_dir_all(target.join(&relative)).map_err(|e| e.to_string())?;
         } else if entry.is_symlink() {
@@ -297,7 +301,8 @@ fn unpack_tar(archive: &Path, target: &Path, name: &str, deadline: Deadline) -> 
         }
         deadline.check()?;
         let mut entry = entry.map_err(|e| format!("not a readable tar: {e}"))?;
-        let relative = safe_entry_path(&entry.path().map_err(|e| e.to_string())?)?;
+        let is_dir = entry.header().entry_type() == tar::EntryType::Directory;
+        let relative = safe_entry_path(&entry.path().map_err(|e| e.to_string())?, is_dir)?;
         match entry.header().entry_type() {
             tar::EntryType::Directory => {
                 std::fs::create_dir_all(target.join(&relative)).map_err(|e| e.to_string())?
@@ -436,5 +441,38 @@ mod tests {
         builder.finish().unwrap();
         let err = unpack(&archive, &dir.path().join("out")).unwrap_err();
         assert!(err.contains("Symlink"), "{err}");
+    }
+
+    /// `tar -C DIR -cf A.tar .` starts with the entry `./`: the folder
+    /// itself, taken as such; a file with no name is still refused.
+    #[test]
+    fn the_root_folder_entry_of_a_tarball_is_the_submission_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("dot.tar");
+        let mut builder = tar::Builder::new(std::fs::File::create(&archive).unwrap());
+        let mut folder = tar::Header::new_gnu();
+        folder.set_entry_type(tar::EntryType::Directory);
+        folder.set_mode(0o755);
+        folder.set_size(0);
+        builder
+            .append_data(&mut folder, "./", std::io::empty())
+            .unwrap();
+        let mut file = tar::Header::new_gnu();
+        file.set_size(3);
+        file.set_mode(0o644);
+        builder
+            .append_data(&mut file, "./main.c", &b"int"[..])
+            .unwrap();
+        builder.finish().unwrap();
+        let out = dir.path().join("out");
+        unpack(&archive, &out).unwrap();
+        assert_eq!(std::fs::read(out.join("main.c")).unwrap(), b"int");
+        assert!(safe_entry_path(Path::new("./"), false).is_err());
+        assert!(
+            safe_entry_path(Path::new("./"), true)
+                .unwrap()
+                .as_os_str()
+                .is_empty()
+        );
     }
 }

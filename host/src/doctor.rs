@@ -23,7 +23,9 @@ pub struct Check {
 }
 
 impl Check {
-    fn pass(name: impl Into<String>, detail: impl Into<String>) -> Self {
+    /// A check that passed, with what was seen.
+    #[must_use]
+    pub fn pass(name: impl Into<String>, detail: impl Into<String>) -> Self {
         Self {
             name: name.into(),
             ok: true,
@@ -32,7 +34,13 @@ impl Check {
         }
     }
 
-    fn fail(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+    /// A check that failed: what was seen, and what to do.
+    #[must_use]
+    pub fn fail(
+        name: impl Into<String>,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
         Self {
             name: name.into(),
             ok: false,

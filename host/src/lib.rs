@@ -19,6 +19,7 @@ pub mod private_dir;
 pub mod report;
 pub mod sandbox;
 pub mod scaffold;
+pub mod service;
 
 /// The version of agh, recorded in every result.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -156,7 +156,7 @@ impl Staging {
 pub async fn run<F: Future<Output = ()>>(
     request: RunRequest,
     mut interrupt: impl FnMut() -> F,
-    mut on_event: impl FnMut(Event<'_>),
+    mut on_event: impl FnMut(Event<'_>) + Send,
 ) -> Result<RunReport, RunError> {
     // The output folder's lock comes first: a second agh pointed at a
     // folder a running batch holds must touch nothing in it.

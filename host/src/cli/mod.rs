@@ -11,6 +11,12 @@ use grade_commands::{
     plan_command,
 };
 mod project_commands;
+mod service_commands;
+
+use service_commands::{
+    CourseCommand, LogFormat, ServeArgs, TokenCommand, WorkerArgs, course_command, serve_command,
+    token_command, worker_command,
+};
 
 use project_commands::{BuildArgs, NewCommand, build_command, new_command};
 use sandbox_commands::{SandboxCommand, doctor_command, sandbox_clean, sandbox_run, sandbox_users};
@@ -125,19 +131,40 @@ enum Commands {
     /// Build a grader project with its language's toolchain, then load it
     /// the way `agh grade` will and leave it compiled in the cache.
     Build(BuildArgs),
+    /// Run the grading service: an HTTP API, its store, and grading slots.
+    Serve(ServeArgs),
+    /// Grade for a service on a shared PostgreSQL store: one per grading node.
+    Worker(WorkerArgs),
+    /// Make or revoke the service's bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Register courses with a running service.
+    #[command(subcommand)]
+    Course(CourseCommand),
 }
 
 /// Parses the command line, runs it, and maps the outcome to an exit code.
 #[must_use]
 pub fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let (json, default_level) = match &cli.command {
+        Commands::Serve(ServeArgs { log_format, .. })
+        | Commands::Worker(WorkerArgs { log_format, .. }) => {
+            (*log_format == LogFormat::Json, "info")
+        }
+        _ => (false, "warn"),
+    };
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("AGH_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| default_level.into()),
         )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
+        .with_writer(std::io::stderr);
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {
@@ -157,6 +184,10 @@ pub fn main() -> ExitCode {
             Commands::Merge(args) => merge_command(args).await,
             Commands::New(command) => new_command(command),
             Commands::Build(args) => build_command(args).await,
+            Commands::Serve(args) => serve_command(args).await,
+            Commands::Worker(args) => worker_command(args).await,
+            Commands::Token(command) => token_command(command).await,
+            Commands::Course(command) => course_command(command).await,
         }
     });
     outcome.exit_code()

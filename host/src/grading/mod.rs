@@ -173,7 +173,7 @@ impl PreparedGrader {
     pub async fn prepare(
         plugin_path: &Path,
         config: Config,
-        notice: &mut dyn FnMut(plugin::LoadNotice),
+        notice: &mut (dyn FnMut(plugin::LoadNotice) + Send),
     ) -> Result<Arc<Self>, PrepareError> {
         let plan = plan_noting(plugin_path, &config, notice).await?;
         let cache = open_asset_cache(&config)?;

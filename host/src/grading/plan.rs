@@ -155,7 +155,7 @@ pub async fn check_plan(
     plugin_path: &Path,
     config: &Config,
     resolve: bool,
-    notice: &mut dyn FnMut(plugin::LoadNotice),
+    notice: &mut (dyn FnMut(plugin::LoadNotice) + Send),
 ) -> Result<PlanCheck, PrepareError> {
     let plan = plan_noting(plugin_path, config, notice).await?;
     let missing = missing_local_assets(&plan.effective);
@@ -201,7 +201,7 @@ pub async fn plan(plugin_path: &Path, config: &Config) -> Result<Plan, PrepareEr
 pub async fn plan_noting(
     plugin_path: &Path,
     config: &Config,
-    notice: &mut dyn FnMut(plugin::LoadNotice),
+    notice: &mut (dyn FnMut(plugin::LoadNotice) + Send),
 ) -> Result<Plan, PrepareError> {
     let cache_dir =
         private_dir::default_cache_dir().map_err(|e| PrepareError::Infra(e.to_string()))?;

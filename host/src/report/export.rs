@@ -113,7 +113,11 @@ fn xml_text(text: &str) -> String {
     quick_xml::escape::escape(clean.as_str()).into_owned()
 }
 
-fn csv(results: &[SubmissionResult]) -> std::io::Result<Vec<u8>> {
+/// The CSV gradebook of `results`: a row per submission, a column per test.
+///
+/// # Errors
+/// When the CSV writer fails.
+pub fn csv(results: &[SubmissionResult]) -> std::io::Result<Vec<u8>> {
     let tests: BTreeSet<&str> = results
         .iter()
         .flat_map(|r| r.tests.iter().map(|t| t.name.as_str()))
@@ -152,7 +156,9 @@ fn csv(results: &[SubmissionResult]) -> std::io::Result<Vec<u8>> {
         .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
-fn junit(results: &[SubmissionResult]) -> String {
+/// The JUnit XML of `results`: a test suite per submission.
+#[must_use]
+pub fn junit(results: &[SubmissionResult]) -> String {
     let escape = xml_text;
     let mut xml =
         String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"agh\">\n");

@@ -434,7 +434,7 @@ fn process_start(pid: u32) -> Option<String> {
 
 /// True only when `owner` names a process of this host that no longer
 /// runs: another host's, or an unreadable label, is never provably gone.
-fn owner_is_gone(owner: &str) -> bool {
+pub(crate) fn owner_is_gone(owner: &str) -> bool {
     let mut parts = owner.split('/');
     let (Some(host), Some(pid), Some(start), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())

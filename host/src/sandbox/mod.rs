@@ -52,6 +52,7 @@ use crate::layout::Place;
 pub use crate::layout::{Owner, check_sandbox_path, open_regular_file};
 pub use agent::AGENT_IN_SANDBOX;
 pub use container::{Cleaned, Leftovers, Sandbox, remove_leftovers};
+pub(crate) use container::{owner_is_gone, this_owner};
 pub use exec::{Command, CommandOutcome, duration_ms};
 pub use files::{
     COPY_TIMEOUT, EntrySource, FileEntry, HostTree, MAX_READ_BYTES, MAX_SUBMISSION_BYTES,

@@ -10,4 +10,5 @@ mod plugin;
 mod project;
 mod sandbox;
 mod scripted;
+mod service;
 mod support;

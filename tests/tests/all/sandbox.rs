@@ -875,10 +875,15 @@ async fn time_verdicts_count_cpu_time_so_a_starved_program_still_passes() {
     let run = |argv: &'static [&'static str]| async move {
         sandbox.run(&Command::new(argv.iter().copied())).await
     };
-    // About half a second of CPU: well over a second by the clock.
-    let starved = run(&["python3", "-c", "sum(range(25 * 10**6))"])
-        .await
-        .expect("run");
+    // Busy for a second and a half by the clock, whatever the host's speed:
+    // throttled to a fifth of a core, that is well under a second of CPU.
+    let starved = run(&[
+        "python3",
+        "-c",
+        "import time\nt = time.monotonic()\nwhile time.monotonic() - t < 1.5: pass",
+    ])
+    .await
+    .expect("run");
     assert_eq!(starved.exit_code, Some(0), "{starved:?}");
     assert!(
         starved.wall_time > Duration::from_secs(1) && starved.cpu_time < Duration::from_secs(1),

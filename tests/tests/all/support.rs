@@ -140,3 +140,138 @@ impl Fixture {
         assert_no_leftovers(&self.docker, &self.batch).await;
     }
 }
+
+/// A PostgreSQL server of Debian's package, made for one test in a
+/// temporary folder and listening on loopback only; stopped when dropped.
+pub struct Postgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    /// Its URL, for `--store`.
+    pub url: String,
+}
+
+impl Postgres {
+    /// Initialises and starts a server, or fails the test with what to do.
+    pub fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|versions| {
+                versions
+                    .flatten()
+                    .map(|v| v.path().join("bin"))
+                    .filter(|bin| bin.join("initdb").is_file())
+                    .max()
+            })
+            .unwrap_or_else(|| {
+                panic!("these tests need PostgreSQL's server (Debian's postgresql); run `sudo scripts/setup`")
+            });
+        let dir = tempfile::Builder::new()
+            .prefix("agh-pg-")
+            .tempdir()
+            .expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        // PostgreSQL refuses to run as root: as root, run it as `postgres`.
+        let root = crate::support::running_as_root();
+        if root {
+            let status = std::process::Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(status.success());
+        }
+        let run = |program: &str, args: &[&str]| {
+            let mut command = if root {
+                let mut c = std::process::Command::new("runuser");
+                c.args(["-u", "postgres", "--"]).arg(bin.join(program));
+                c
+            } else {
+                std::process::Command::new(bin.join(program))
+            };
+            let output = command.args(args).output().expect(program);
+            assert!(output.status.success(), "{program} failed: {output:?}");
+        };
+        let data = dir.path().join("data");
+        let data = data.to_str().expect("utf-8 path");
+        let socket = dir.path().to_str().expect("utf-8 path");
+        run(
+            "initdb",
+            &[
+                "-D",
+                data,
+                "-U",
+                "agh",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        );
+        let options = format!("-c listen_addresses=127.0.0.1 -p {port} -k {socket} -c fsync=off");
+        let log = dir.path().join("log");
+        run(
+            "pg_ctl",
+            &[
+                "-D",
+                data,
+                "-l",
+                log.to_str().expect("utf-8"),
+                "-o",
+                &options,
+                "-w",
+                "start",
+            ],
+        );
+        run(
+            "createdb",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "agh",
+                "agh",
+            ],
+        );
+        Self {
+            url: format!("postgres://agh@127.0.0.1:{port}/agh"),
+            bin,
+            dir,
+        }
+    }
+
+    /// The server's data folder.
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let stop = |c: &mut std::process::Command| {
+            let _ = c
+                .args(["-D"])
+                .arg(self.data())
+                .args(["-m", "immediate", "stop"])
+                .output();
+        };
+        if running_as_root() {
+            stop(
+                std::process::Command::new("runuser")
+                    .args(["-u", "postgres", "--"])
+                    .arg(self.bin.join("pg_ctl")),
+            );
+        } else {
+            stop(&mut std::process::Command::new(self.bin.join("pg_ctl")));
+        }
+    }
+}
+
+/// True when the tests run as root (as CI does).
+pub fn running_as_root() -> bool {
+    agh::private_dir::running_as_root()
+}
