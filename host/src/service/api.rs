@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -18,6 +18,7 @@ use serde_json::json;
 use super::Service;
 use super::blobs::BlobKind;
 use super::courses::{CourseError, config_sha256};
+use super::openapi::{self, ENDPOINTS, Endpoint};
 use super::store::{Enqueued, Grant, NewSubmission, Role, State as Stage, StoreError};
 use crate::blame::Blame;
 use crate::report::export;
@@ -91,33 +92,51 @@ impl IntoResponse for ApiError {
 
 type Reply = Result<Response, ApiError>;
 
-/// A worker's routes: health and metrics.
+/// A worker's routes: health, metrics and the status page.
 pub fn health_router(service: Arc<Service>) -> Router {
-    health_routes().with_state(service)
+    routes(|endpoint| !endpoint.path.starts_with("/v1/")).with_state(service)
 }
 
-fn health_routes() -> Router<Arc<Service>> {
-    Router::new()
-        .route("/livez", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/health/", get(health))
-        .route("/metrics", get(metrics))
-        .route("/", get(super::page::status_page))
-}
-
-/// The service's routes.
+/// The service's routes: every one of [`ENDPOINTS`].
 pub fn router(service: Arc<Service>) -> Router {
-    let course_upload = DefaultBodyLimit::max(MAX_COURSE_UPLOAD_BYTES);
-    health_routes()
-        .route("/v1/courses", post(add_course).layer(course_upload))
-        .route("/v1/courses/{course}", get(course))
-        .route("/v1/courses/{course}/submissions", post(submit))
-        .route("/v1/courses/{course}/export", get(export_course))
-        .route("/v1/submissions/{id}", get(submission).delete(cancel))
-        .route("/v1/submissions/{id}/result", get(result))
-        .route("/v1/submissions/{id}/regrade", post(regrade))
+    routes(|_| true)
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
         .with_state(service)
+}
+
+fn routes(keep: impl Fn(&Endpoint) -> bool) -> Router<Arc<Service>> {
+    ENDPOINTS
+        .iter()
+        .filter(|endpoint| keep(endpoint))
+        .fold(Router::new(), |router, endpoint| {
+            router.route(endpoint.path, method_router(endpoint))
+        })
+}
+
+/// The handler of `endpoint`.
+///
+/// # Panics
+/// For an endpoint without one (a unit test builds every endpoint's).
+pub(super) fn method_router(endpoint: &Endpoint) -> MethodRouter<Arc<Service>> {
+    match (endpoint.method, endpoint.path) {
+        ("get", "/livez") => get(|| async { "ok\n" }),
+        ("get", "/readyz") => get(readyz),
+        ("get", "/health/") => get(health),
+        ("get", "/metrics") => get(metrics),
+        ("get", "/") => get(super::page::status_page),
+        ("get", "/v1/openapi.json") => get(|| async { Json(openapi::document()) }),
+        ("post", "/v1/courses") => {
+            post(add_course).layer(DefaultBodyLimit::max(MAX_COURSE_UPLOAD_BYTES))
+        }
+        ("get", "/v1/courses/{course}") => get(course),
+        ("post", "/v1/courses/{course}/submissions") => post(submit),
+        ("get", "/v1/courses/{course}/export") => get(export_course),
+        ("get", "/v1/submissions/{id}") => get(submission),
+        ("delete", "/v1/submissions/{id}") => delete(cancel),
+        ("get", "/v1/submissions/{id}/result") => get(result),
+        ("post", "/v1/submissions/{id}/regrade") => post(regrade),
+        (method, path) => panic!("no handler for {method} {path}: add it to api::method_router"),
+    }
 }
 
 /// The grant of the request's bearer token.

@@ -15,6 +15,7 @@ pub mod api;
 pub mod blobs;
 pub mod courses;
 mod metrics;
+pub mod openapi;
 mod page;
 pub mod store;
 pub mod webhooks;

@@ -19,12 +19,6 @@ struct Server {
 }
 
 impl Server {
-    /// Starts `agh serve` on `data`, waits until it is ready to grade
-    /// (its sandbox proved), and returns it.
-    async fn start(data: &Path, jobs: u32) -> Self {
-        Self::spawn(&["serve", "-j", &jobs.to_string()], data, None).await
-    }
-
     /// Starts `agh ARGS --data DATA [--store STORE] --listen 127.0.0.1:0`
     /// and waits until `/readyz` says it is ready.
     async fn spawn(args: &[&str], data: &Path, store: Option<&str>) -> Self {
@@ -338,6 +332,10 @@ async fn the_service_grades_each_upload_once_for_the_tokens_allowed() {
     let (status, body) = submit(&server, &lms, "..", "01-correct", None).await;
     assert_eq!(status, 400, "{body}");
 
+    // Past the upload cap.
+    let huge = upload(&server, &lms, "alice", vec![0; 65 * 1024 * 1024], None).await;
+    assert_eq!(huge.status().as_u16(), 413);
+
     // An upload, retried under its key: one submission.
     let correct = tar_of(&c_submission("01-correct"));
     let (status, first) =
@@ -496,6 +494,19 @@ async fn the_service_grades_each_upload_once_for_the_tokens_allowed() {
         "{health}"
     );
 
+    // The OpenAPI document served is the one in the repository.
+    let served: Value = reqwest::get(server.url("/v1/openapi.json"))
+        .await
+        .expect("openapi")
+        .json()
+        .await
+        .expect("json");
+    let kept: Value = serde_json::from_str(
+        &std::fs::read_to_string(support::repo_root().join("docs/openapi.json")).expect("file"),
+    )
+    .expect("json");
+    assert_eq!(served, kept);
+
     // The status page, as a browser renders it.
     let dom = chromium_dom(&server.url("/"));
     assert!(dom.contains("Sandboxes proved safe: grading."), "{dom}");
@@ -541,7 +552,8 @@ fn chromium_dom(url: &str) -> String {
 async fn a_server_killed_mid_grade_records_exactly_one_result_after_restart() {
     let data = tempfile::tempdir().expect("tempdir");
     let admin = token(data.path(), "admin", None, "ops");
-    let server = Server::start(data.path(), 1).await;
+    let one_per_course = ["serve", "-j", "1", "--max-queued-per-course", "1"];
+    let server = Server::spawn(&one_per_course, data.path(), None).await;
     let added = add_io_course(&server, &admin);
     assert!(added.status.success(), "{added:?}");
     // Every case runs to its time limit: about twenty seconds in all.
@@ -553,11 +565,38 @@ async fn a_server_killed_mid_grade_records_exactly_one_result_after_restart() {
         assert!(started.elapsed() < Duration::from_secs(60), "never taken");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The course's queue is full: come back later.
+    let full = upload(
+        &server,
+        &admin,
+        "dave",
+        tar_of(&c_submission("01-correct")),
+        None,
+    )
+    .await;
+    assert_eq!(full.status().as_u16(), 429);
+    assert!(full.headers().contains_key("retry-after"), "{full:?}");
     tokio::time::sleep(Duration::from_secs(4)).await;
     let killed = server.kill();
 
     let docker = support::docker().await;
-    let server = Server::start(data.path(), 1).await;
+    let server = Server::spawn(
+        &["serve", "-j", "1", "--max-queued", "1"],
+        data.path(),
+        None,
+    )
+    .await;
+    // The whole queue is full (carol's submission is being graded again).
+    let full = upload(
+        &server,
+        &admin,
+        "dave",
+        tar_of(&c_submission("01-correct")),
+        None,
+    )
+    .await;
+    assert_eq!(full.status().as_u16(), 503);
+    assert!(full.headers().contains_key("retry-after"), "{full:?}");
     let graded = result(&server, &admin, &id).await;
     assert_eq!(graded["status"], "graded", "{graded}");
     assert_eq!(graded["score"], 0.0, "{graded}");
