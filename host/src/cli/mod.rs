@@ -14,8 +14,8 @@ mod project_commands;
 mod service_commands;
 
 use service_commands::{
-    CourseCommand, LogFormat, ServeArgs, TokenCommand, WorkerArgs, course_command, serve_command,
-    token_command, worker_command,
+    CourseCommand, LogFormat, ProbeArgs, ServeArgs, TokenCommand, WorkerArgs, course_command,
+    probe_command, serve_command, token_command, worker_command,
 };
 
 use project_commands::{BuildArgs, NewCommand, build_command, new_command};
@@ -141,6 +141,8 @@ enum Commands {
     /// Register courses with a running service.
     #[command(subcommand)]
     Course(CourseCommand),
+    /// Probe a running service: what it must refuse (deny_), allow (allow_) and support (support_).
+    Probe(ProbeArgs),
 }
 
 /// Parses the command line, runs it, and maps the outcome to an exit code.
@@ -188,6 +190,7 @@ pub fn main() -> ExitCode {
             Commands::Worker(args) => worker_command(args).await,
             Commands::Token(command) => token_command(command).await,
             Commands::Course(command) => course_command(command).await,
+            Commands::Probe(args) => probe_command(args).await,
         }
     });
     outcome.exit_code()

@@ -390,3 +390,51 @@ fn config_for_service(path: &Path) -> Result<String, String> {
     }
     toml::to_string(&table).map_err(|e| e.to_string())
 }
+
+#[derive(Debug, Args)]
+pub(super) struct ProbeArgs {
+    /// The service, e.g. http://127.0.0.1:7878.
+    #[arg(long)]
+    url: String,
+    /// A token (default: $AGH_TOKEN); one that may submit to --course for
+    /// the probes that upload.
+    #[arg(long, env = "AGH_TOKEN", hide_env_values = true)]
+    token: String,
+    /// A course to upload probe submissions to (as the student agh-probe);
+    /// without it only the probes that upload nothing run.
+    #[arg(long)]
+    course: Option<String>,
+    /// Print the findings as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(super) async fn probe_command(args: ProbeArgs) -> Outcome {
+    let target = service::probe::Target {
+        url: args.url,
+        token: args.token,
+        course: args.course,
+    };
+    let findings = service::probe::run(&target).await;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&findings).unwrap_or_default()
+        );
+    } else {
+        for finding in &findings {
+            let mark = if finding.ok { "ok  " } else { "FAIL" };
+            println!("{mark} {:<48} {}", finding.name, finding.detail);
+        }
+    }
+    let failed = findings.iter().filter(|f| !f.ok).count();
+    if failed == 0 {
+        if !args.json {
+            println!("all {} probes passed", findings.len());
+        }
+        Outcome::Success
+    } else {
+        eprintln!("agh probe: {failed} of {} probes failed", findings.len());
+        Outcome::Unhealthy
+    }
+}

@@ -17,6 +17,7 @@ pub mod courses;
 mod metrics;
 pub mod openapi;
 mod page;
+pub mod probe;
 pub mod store;
 pub mod webhooks;
 pub mod worker;

@@ -513,6 +513,43 @@ async fn the_service_grades_each_upload_once_for_the_tokens_allowed() {
     assert!(dom.contains("<td id=\"queued\">0</td>"), "{dom}");
     assert!(dom.contains("<td>graded</td><td>3</td>"), "{dom}");
 
+    // The operator's probe suite against this live service (last: it
+    // uploads as the student agh-probe).
+    let probe = Command::new(support::agh_binary())
+        .args([
+            "probe",
+            "--url",
+            &server.url,
+            "--token",
+            &lms,
+            "--course",
+            "io",
+            "--json",
+        ])
+        .output()
+        .expect("agh probe");
+    assert!(probe.status.success(), "{probe:?}");
+    let findings: Value = serde_json::from_slice(&probe.stdout).expect("json");
+    let names: Vec<&str> = findings
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    for expected in [
+        "support_health_proves_gvisor",
+        "deny_forged_token",
+        "deny_oversized_upload",
+        "deny_archive_escaping_its_folder",
+        "deny_archive_with_a_link",
+        "allow_upload_gets_its_result",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} not probed: {findings}"
+        );
+    }
+
     let status = server.terminate();
     assert!(
         status.success(),
