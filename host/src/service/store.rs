@@ -365,6 +365,16 @@ impl Store {
         self.backend
     }
 
+    /// A transaction that may write. SQLite's takes the write lock at once
+    /// (`BEGIN IMMEDIATE`): a deferred one that read first could not write
+    /// after another writer committed, and would fail rather than wait.
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// Stores a blob in the database (PostgreSQL's stores).
     ///
     /// # Errors
@@ -472,7 +482,7 @@ impl Store {
         config_sha256: &str,
         grader: &str,
     ) -> Result<(CourseVersion, bool), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let now = now_ms();
         sqlx::query(
             "INSERT INTO courses (name, created_ms, webhook_secret) VALUES ($1, $2, $3) \
@@ -601,7 +611,7 @@ impl Store {
             )
             .as_bytes(),
         ));
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         if let Some(key) = &new.idempotency_key {
             let earlier = sqlx::query(
                 "SELECT id, request_sha256 FROM submissions WHERE course = $1 AND idempotency_key = $2",
@@ -752,7 +762,7 @@ impl Store {
     /// A database error.
     pub async fn claim(&self, owner: &str) -> Result<Option<Claim>, StoreError> {
         loop {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin().await?;
             let now = now_ms();
             // PostgreSQL: two workers never wait on, nor take, one row.
             let lock = match self.backend {
@@ -878,7 +888,7 @@ impl Store {
         claim: &Claim,
         result: &SubmissionResult,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let recorded = finish_in(&mut tx, claim, result).await?;
         tx.commit().await?;
         Ok(recorded)
@@ -1118,4 +1128,125 @@ fn submission_of(row: &AnyRow) -> Result<SubmissionRow, StoreError> {
         archive_kind: row.get("archive_kind"),
         priority: row.get("priority"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store_with_courses(courses: &[&str]) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).await.expect("open");
+        for course in courses {
+            store
+                .add_version(course, "builtin:io-cases", "p", "", "c", "io-cases 1")
+                .await
+                .expect("version");
+        }
+        (dir, store)
+    }
+
+    fn upload(course: &str, student: &str, priority: i64) -> NewSubmission {
+        NewSubmission {
+            id: super::super::new_id("sub"),
+            course: course.into(),
+            student: student.into(),
+            archive_sha256: format!("{student:0>64}"),
+            archive_kind: "tar".into(),
+            idempotency_key: None,
+            priority,
+            regrade_of: None,
+            callback_url: None,
+        }
+    }
+
+    /// Fifty uploads at once are fifty submissions: none is refused
+    /// because another writer committed first (a deferred SQLite
+    /// transaction that read before writing was).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn fifty_uploads_at_once_are_all_queued() {
+        let (_dir, store) = store_with_courses(&["io"]).await;
+        let uploads = (0..50).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.enqueue(&upload("io", &format!("s{i}"), 0)).await })
+        });
+        for upload in futures_util::future::join_all(uploads).await {
+            let enqueued = upload.expect("join").expect("enqueue");
+            assert!(matches!(enqueued, Enqueued::New(_)), "{enqueued:?}");
+        }
+        assert_eq!(store.stats().await.expect("stats").queued, 50);
+    }
+
+    /// A worker whose lease was taken over records nothing; the one that
+    /// took it over records the one result, which names the lost attempt.
+    #[tokio::test]
+    async fn a_claim_taken_over_writes_nothing() {
+        let (_dir, store) = store_with_courses(&["io"]).await;
+        store
+            .enqueue(&upload("io", "alice", 0))
+            .await
+            .expect("enqueue");
+        let first = store
+            .claim("host/1/1")
+            .await
+            .expect("claim")
+            .expect("a claim");
+        assert!(
+            store.claim("host/2/2").await.expect("claim").is_none(),
+            "leased"
+        );
+        assert_eq!(
+            store
+                .expire_leases_of(|owner| owner == "host/1/1")
+                .await
+                .expect("expire"),
+            1
+        );
+        let second = store
+            .claim("host/2/2")
+            .await
+            .expect("claim")
+            .expect("taken over");
+        assert_eq!((second.fence, second.attempts), (first.fence + 1, 2));
+        assert_eq!(second.retries.len(), 1, "{:?}", second.retries);
+        let graded = SubmissionResult::failed("alice", Status::Graded, String::new());
+        assert!(!store.heartbeat(&first).await.expect("heartbeat"));
+        assert!(
+            !store.finish(&first, &graded).await.expect("finish"),
+            "the old fence"
+        );
+        assert!(store.finish(&second, &graded).await.expect("finish"));
+        assert!(
+            !store.finish(&second, &graded).await.expect("finish"),
+            "one result"
+        );
+        let stats = store.stats().await.expect("stats");
+        assert_eq!(stats.done_by_status, vec![("graded".to_string(), 1)]);
+    }
+
+    /// Students go before regrades; among equals, the course that waited
+    /// longest goes first, so one course's many uploads do not hold up
+    /// another's one.
+    #[tokio::test]
+    async fn claims_take_priority_then_the_course_that_waited_longest() {
+        let (_dir, store) = store_with_courses(&["a", "b"]).await;
+        store
+            .enqueue(&upload("a", "regrade", 1))
+            .await
+            .expect("enqueue");
+        for student in ["a1", "a2", "a3"] {
+            store
+                .enqueue(&upload("a", student, 0))
+                .await
+                .expect("enqueue");
+        }
+        store.enqueue(&upload("b", "b1", 0)).await.expect("enqueue");
+        let mut order = Vec::new();
+        while let Some(claim) = store.claim("w/1/1").await.expect("claim") {
+            order.push(claim.student);
+            // Claims a millisecond apart, as real ones are.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert_eq!(order, ["a1", "b1", "a2", "a3", "regrade"]);
+    }
 }
