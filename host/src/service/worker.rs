@@ -1,7 +1,9 @@
-//! Grading slots: each takes the next submission from the store only when
-//! it is free, holds it under a lease it renews, grades it with the
-//! course version's prepared grader, and records its one result (or, after
-//! an infra error, queues it again with a back-off, at most
+//! Grading slots: a worker takes the next submission from the store only
+//! when a slot is free or about to be (one more than its slots in flight,
+//! as a batch has: the next sandbox is made and filled while the others
+//! grade), holds it under a lease it renews, grades it with the course
+//! version's prepared grader, and records its one result (or, after an
+//! infra error, queues it again with a back-off, at most
 //! [`MAX_SERVICE_ATTEMPTS`] attempts in all).
 
 use std::path::PathBuf;
@@ -69,10 +71,12 @@ impl Worker {
             ),
             Err(err) => tracing::warn!(%err, "could not look for submissions of stopped workers"),
         }
-        let slots = Arc::new(Semaphore::new(self.slots.max(1)));
+        let in_flight = self.slots.max(1) + 1;
+        let claims = Arc::new(Semaphore::new(in_flight));
+        let grading = Arc::new(Semaphore::new(self.slots.max(1)));
         loop {
             let permit = tokio::select! {
-                permit = slots.clone().acquire_owned() => permit,
+                permit = claims.clone().acquire_owned() => permit,
                 () = stop.cancelled() => break,
             };
             let Ok(permit) = permit else { break };
@@ -86,9 +90,9 @@ impl Worker {
             }
             match self.store.claim(&self.owner).await {
                 Ok(Some(claim)) => {
-                    let worker = self.clone();
+                    let (worker, grading) = (self.clone(), grading.clone());
                     tokio::spawn(async move {
-                        worker.grade(claim).await;
+                        worker.grade(claim, &grading).await;
                         drop(permit);
                     });
                 }
@@ -110,12 +114,12 @@ impl Worker {
             }
         }
         tracing::info!("draining: waiting for submissions in flight");
-        let all = u32::try_from(self.slots.max(1)).unwrap_or(u32::MAX);
-        let _ = slots.acquire_many(all).await;
+        let all = u32::try_from(in_flight).unwrap_or(u32::MAX);
+        let _ = claims.acquire_many(all).await;
     }
 
     /// Grades one claimed submission, renewing its lease meanwhile.
-    async fn grade(&self, claim: Claim) {
+    async fn grade(&self, claim: Claim, grading: &Semaphore) {
         let beat = CancellationToken::new();
         let heartbeat = {
             let (store, claim, beat) = (self.store.clone(), claim.clone(), beat.clone());
@@ -138,7 +142,7 @@ impl Worker {
                 }
             })
         };
-        let outcome = self.attempt(&claim).await;
+        let outcome = self.attempt(&claim, grading).await;
         beat.cancel();
         let _ = heartbeat.await;
         if let Err(err) = self.record(&claim, outcome).await {
@@ -147,7 +151,7 @@ impl Worker {
     }
 
     /// One attempt: the result, or an infra error's reason.
-    async fn attempt(&self, claim: &Claim) -> SubmissionResult {
+    async fn attempt(&self, claim: &Claim, grading: &Semaphore) -> SubmissionResult {
         let version = match self.store.version(&claim.course, Some(claim.version)).await {
             Ok(Some(version)) => version,
             Ok(None) => {
@@ -208,12 +212,7 @@ impl Worker {
             Ok(()) => match Snapshot::take(&claim.student, &target).await {
                 Err(failed) => *failed,
                 Ok(snapshot) => grader
-                    .grade(
-                        &snapshot,
-                        SERVICE_LABEL,
-                        RetryPolicy::Once,
-                        &Semaphore::new(1),
-                    )
+                    .grade(&snapshot, SERVICE_LABEL, RetryPolicy::Once, grading)
                     .await
                     .unwrap_or_else(|| {
                         SubmissionResult::failed(
