@@ -173,6 +173,13 @@ pub struct ServeOptions {
 /// # Errors
 /// When the folder cannot be trusted or the store opened.
 pub async fn open_store(data: &Path, url: Option<&str>) -> Result<(Store, Blobs), ServeError> {
+    open_data(data, url)
+        .await
+        .map(|(store, blobs, _)| (store, blobs))
+}
+
+/// [`open_store`], and the data folder as opened.
+async fn open_data(data: &Path, url: Option<&str>) -> Result<(Store, Blobs, PathBuf), ServeError> {
     let data = private_dir::open_dir(data)?;
     let store = match url {
         Some(url) => Store::connect(url).await?,
@@ -180,7 +187,7 @@ pub async fn open_store(data: &Path, url: Option<&str>) -> Result<(Store, Blobs)
     };
     let shared = (store.backend() == Backend::Postgres).then(|| store.clone());
     let blobs = Blobs::open(&data, shared)?;
-    Ok((store, blobs))
+    Ok((store, blobs, data))
 }
 
 /// The sha256 a token is stored and looked up by.
@@ -223,8 +230,7 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let callbacks =
         Arc::new(webhooks::CallbackAllow::new(&options.callback_allow).map_err(ServeError::Usage)?);
-    let (store, blobs) = open_store(&options.data, options.store.as_deref()).await?;
-    let data = private_dir::open_dir(&options.data)?;
+    let (store, blobs, data) = open_data(&options.data, options.store.as_deref()).await?;
     let graders = Arc::new(Graders::new(&data, blobs.clone()));
     let jobs = match options.role {
         ServeRole::Api => 0,

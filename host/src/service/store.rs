@@ -923,23 +923,6 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Gives back `claim` untried (the worker is stopping): it is queued
-    /// again, this attempt not counted.
-    ///
-    /// # Errors
-    /// A database error.
-    pub async fn release(&self, claim: &Claim) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE submissions SET state = 'queued', attempts = attempts - 1, lease_owner = NULL, \
-             lease_until_ms = NULL WHERE id = $1 AND fence = $2 AND state = 'running'",
-        )
-        .bind(&claim.id)
-        .bind(claim.fence)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
     /// The signing secret of `course`'s callbacks.
     ///
     /// # Errors
