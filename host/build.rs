@@ -1,5 +1,6 @@
 //! Builds the sandbox agent (`agent/`) as a static musl binary and the
-//! graders agh ships (the no-code grader, `graders/io-cases`) as
+//! graders agh ships (the no-code grader, `graders/io-cases`, and the
+//! sandbox probe, `graders/sandbox-probe`) as
 //! WebAssembly components, and leaves them in OUT_DIR, where agh embeds
 //! them: one `agh` binary carries the exact agent it speaks with, and a
 //! course needs no toolchain to use a built-in grader.
@@ -19,6 +20,7 @@ fn main() {
         "protocol",
         "Cargo.lock",
         "graders/io-cases",
+        "graders/sandbox-probe",
         "graders/sdk",
         "graders/Cargo.lock",
         "wit",
@@ -28,7 +30,13 @@ fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("out dir"));
 
     let target_dir = root.join("target").join("agent");
-    cargo_build(&root, &target_dir, "agh-agent", AGENT_TARGET, &["--locked"]);
+    cargo_build(
+        &root,
+        &target_dir,
+        &["agh-agent"],
+        AGENT_TARGET,
+        &["--locked"],
+    );
     let built = target_dir
         .join(AGENT_TARGET)
         .join("release")
@@ -39,25 +47,32 @@ fn main() {
     // tests' build of the same graders.
     let graders = root.join("graders");
     let target_dir = graders.join("target");
-    cargo_build(&graders, &target_dir, "io-cases", GRADER_TARGET, &[]);
-    let built = target_dir
-        .join(GRADER_TARGET)
-        .join("release")
-        .join("io_cases.wasm");
-    std::fs::copy(&built, out.join("io-cases.wasm")).expect("copying io-cases into OUT_DIR");
+    let builtins = ["io-cases", "sandbox-probe"];
+    cargo_build(&graders, &target_dir, &builtins, GRADER_TARGET, &[]);
+    for name in builtins {
+        let built = target_dir
+            .join(GRADER_TARGET)
+            .join("release")
+            .join(format!("{}.wasm", name.replace('-', "_")));
+        std::fs::copy(&built, out.join(format!("{name}.wasm")))
+            .unwrap_or_else(|e| panic!("copying {name} into OUT_DIR: {e}"));
+    }
 }
 
 /// The target graders are built for.
 const GRADER_TARGET: &str = "wasm32-wasip2";
 
-/// `cargo build --release -p PACKAGE --target TARGET` in `dir`, with the
+/// `cargo build --release -p PACKAGE... --target TARGET` in `dir`, with the
 /// outer build's settings (meant for the host) removed.
-fn cargo_build(dir: &Path, target_dir: &Path, package: &str, target: &str, extra: &[&str]) {
+fn cargo_build(dir: &Path, target_dir: &Path, packages: &[&str], target: &str, extra: &[&str]) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(cargo);
     build
         .current_dir(dir)
-        .args(["build", "--release", "-p", package, "--target", target])
+        .arg("build")
+        .arg("--release")
+        .args(packages.iter().flat_map(|p| ["-p", p]))
+        .args(["--target", target])
         .args(extra)
         .env("CARGO_TARGET_DIR", target_dir);
     for var in [
@@ -73,10 +88,10 @@ fn cargo_build(dir: &Path, target_dir: &Path, package: &str, target: &str, extra
     }
     let status = build
         .status()
-        .unwrap_or_else(|e| panic!("running cargo for {package}: {e}"));
+        .unwrap_or_else(|e| panic!("running cargo for {packages:?}: {e}"));
     assert!(
         status.success(),
-        "building {package} for {target} failed; is the target installed? \
+        "building {packages:?} for {target} failed; is the target installed? \
          (`rustup target add {target}`, or scripts/setup)"
     );
 }

@@ -404,6 +404,11 @@ pub(super) struct ProbeArgs {
     /// without it only the probes that upload nothing run.
     #[arg(long)]
     course: Option<String>,
+    /// Probe the sandbox too: registers the course agh-probe-sandbox with
+    /// agh's probe grader (needs an admin token, or that course's staff)
+    /// and submits to it like a student.
+    #[arg(long)]
+    sandbox: bool,
     /// Print the findings as JSON.
     #[arg(long)]
     json: bool,
@@ -414,6 +419,7 @@ pub(super) async fn probe_command(args: ProbeArgs) -> Outcome {
         url: args.url,
         token: args.token,
         course: args.course,
+        sandbox: args.sandbox,
     };
     let findings = service::probe::run(&target).await;
     if args.json {

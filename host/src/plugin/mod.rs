@@ -453,10 +453,16 @@ fn read_signed(
 }
 
 /// Graders built into agh, named `builtin:NAME` where a component file goes.
-pub const BUILTINS: [(&str, &[u8]); 1] = [(
-    "io-cases",
-    include_bytes!(concat!(env!("OUT_DIR"), "/io-cases.wasm")),
-)];
+pub const BUILTINS: [(&str, &[u8]); 2] = [
+    (
+        "io-cases",
+        include_bytes!(concat!(env!("OUT_DIR"), "/io-cases.wasm")),
+    ),
+    (
+        "sandbox-probe",
+        include_bytes!(concat!(env!("OUT_DIR"), "/sandbox-probe.wasm")),
+    ),
+];
 
 /// The bytes of the component at `path`, or of the built-in grader it names
 /// (`builtin:io-cases`).

@@ -266,7 +266,7 @@ async fn add_course(
     let plugin = match (plugin, builtin) {
         (Some(bytes), None) => service
             .blobs
-            .put(&bytes, BlobKind::Wasm)
+            .put(bytes, BlobKind::Wasm)
             .await
             .map_err(|e| ApiError::busy(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?,
         (None, Some(builtin)) => format!("builtin:{builtin}"),
@@ -456,7 +456,7 @@ async fn submit(
         .map_err(|e| ApiError::bad(format!("student {student:?}: {e}")))?;
     let archive_sha256 = service
         .blobs
-        .put(&bytes, kind)
+        .put(bytes, kind)
         .await
         .map_err(|e| ApiError::busy(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     let new = NewSubmission {

@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::store::{Store, StoreError};
@@ -113,12 +114,15 @@ impl Blobs {
     ///
     /// # Errors
     /// The I/O or database error.
-    pub async fn put(&self, bytes: &[u8], kind: BlobKind) -> Result<String, BlobError> {
-        let sha256 = crate::layout::hex(&Sha256::digest(bytes));
+    pub async fn put(&self, bytes: Bytes, kind: BlobKind) -> Result<String, BlobError> {
+        let sha256 = {
+            let bytes = bytes.clone();
+            blocking(move || Ok(crate::layout::hex(&Sha256::digest(&bytes)))).await?
+        };
         if let Some(store) = &self.shared {
-            store.put_blob(&sha256, kind.name(), bytes).await?;
+            store.put_blob(&sha256, kind.name(), &bytes).await?;
         }
-        self.keep(&sha256, kind, bytes)?;
+        self.keep(&sha256, kind, bytes).await?;
         Ok(sha256)
     }
 
@@ -144,20 +148,34 @@ impl Blobs {
                 "blob {sha256}"
             ))));
         }
-        self.keep(sha256, kind, &bytes)?;
+        self.keep(sha256, kind, bytes.into()).await?;
         Ok(path)
     }
 
-    fn keep(&self, sha256: &str, kind: BlobKind, bytes: &[u8]) -> std::io::Result<()> {
-        let path = self.path(sha256, kind);
-        if !path.is_file() {
-            crate::layout::write_atomic(&self.dir, &path, bytes)?;
-        }
-        Ok(())
+    /// Writes the local copy, off the async threads: a file written and
+    /// synced there would stall every request on this node meanwhile.
+    async fn keep(&self, sha256: &str, kind: BlobKind, bytes: Bytes) -> std::io::Result<()> {
+        let (dir, path) = (self.dir.clone(), self.path(sha256, kind));
+        blocking(move || {
+            if !path.is_file() {
+                crate::layout::write_atomic(&dir, &path, &bytes)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     fn path(&self, sha256: &str, kind: BlobKind) -> PathBuf {
         debug_assert!(sha256.bytes().all(|b| b.is_ascii_hexdigit()));
         self.dir.join(format!("{sha256}.{}", kind.name()))
     }
+}
+
+/// Runs `work` on the blocking threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|panic| Err(std::io::Error::other(panic.to_string())))
 }

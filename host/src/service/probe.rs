@@ -10,6 +10,17 @@
 //!
 //! Probes that upload need `--course` and a token that may submit to it;
 //! they upload as the student `agh-probe`.
+//!
+//! With `--sandbox` (and a token of an admin or of the course
+//! [`SANDBOX_COURSE`]'s staff) the sandbox itself is probed: that course is
+//! registered with agh's own probe grader (`builtin:sandbox-probe`), two
+//! submissions go through the public API as a student's would, and each
+//! of the second's tests is a finding: host environment leakage, reading
+//! another submission (a token in the first one's archive, on the
+//! service's disk) or the grader's hidden files, network, DNS, writing
+//! outside the workspace, a fork bomb, a memory bomb, an output flood, a
+//! program that ignores SIGTERM, and the contrast (a program runs and may
+//! write its workspace).
 
 use std::time::{Duration, Instant};
 
@@ -18,11 +29,17 @@ use serde_json::Value;
 /// The student id probe uploads are made for.
 pub const PROBE_STUDENT: &str = "agh-probe";
 
+/// The course `--sandbox` registers for its probe grader.
+pub const SANDBOX_COURSE: &str = "agh-probe-sandbox";
+
+/// That course's policy: gVisor, and the probe grader's small image.
+const SANDBOX_POLICY: &str = "runtime = \"runsc\"\nimages = [\"agh/busybox:1\"]\n";
+
 /// One probe's outcome.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Finding {
     /// `deny_*`, `allow_*` or `support_*`.
-    pub name: &'static str,
+    pub name: String,
     /// Whether the service did what it must.
     pub ok: bool,
     /// What was seen.
@@ -38,6 +55,8 @@ pub struct Target {
     pub token: String,
     /// A course the token may submit to, for the probes that upload.
     pub course: Option<String>,
+    /// Whether to probe the sandbox too, through [`SANDBOX_COURSE`].
+    pub sandbox: bool,
 }
 
 struct Probe<'a> {
@@ -62,6 +81,9 @@ pub async fn run(target: &Target) -> Vec<Finding> {
     probe.deny_without_course().await;
     if let Some(course) = &target.course {
         probe.with_course(course).await;
+    }
+    if target.sandbox {
+        probe.sandbox().await;
     }
     probe.findings
 }
@@ -91,9 +113,9 @@ fn tar_of(entries: &[(&str, &[u8])], link: Option<&str>) -> Vec<u8> {
 }
 
 impl Probe<'_> {
-    fn record(&mut self, name: &'static str, ok: bool, detail: impl Into<String>) {
+    fn record(&mut self, name: impl Into<String>, ok: bool, detail: impl Into<String>) {
         self.findings.push(Finding {
-            name,
+            name: name.into(),
             ok,
             detail: detail.into(),
         });
@@ -143,7 +165,7 @@ impl Probe<'_> {
     }
 
     /// Records whether `got` is `expected`.
-    fn expect(&mut self, name: &'static str, got: Result<(u16, Value), String>, expected: u16) {
+    fn expect(&mut self, name: &str, got: Result<(u16, Value), String>, expected: u16) {
         match got {
             Ok((status, _)) if status == expected => {
                 self.record(name, true, format!("{status} as expected"));
@@ -360,6 +382,99 @@ impl Probe<'_> {
                     Err(why) => why,
                 },
             );
+        }
+    }
+
+    /// Registers [`SANDBOX_COURSE`] with the probe grader, uploads a
+    /// submission carrying a random token, then one that looks for it, and
+    /// records each test of the second as a finding.
+    async fn sandbox(&mut self) {
+        let form = reqwest::multipart::Form::new()
+            .text("name", SANDBOX_COURSE)
+            .text("builtin", "sandbox-probe")
+            .text("config", SANDBOX_POLICY);
+        let registered = self
+            .client
+            .post(self.url("/v1/courses"))
+            .bearer_auth(&self.target.token)
+            .multipart(form)
+            .send()
+            .await;
+        match registered {
+            Ok(r) if r.status().is_success() => {}
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let body = r.text().await.unwrap_or_default();
+                let hint = if status == 403 {
+                    format!(" (--sandbox needs an admin token, or staff of {SANDBOX_COURSE})")
+                } else {
+                    String::new()
+                };
+                return self.record(
+                    "support_sandbox_probe_course",
+                    false,
+                    format!("registering {SANDBOX_COURSE}: {status} {body}{hint}"),
+                );
+            }
+            Err(e) => return self.record("support_sandbox_probe_course", false, e.to_string()),
+        }
+        let token = super::new_id("agh-probe-token");
+        let (half, rest) = token.split_at(token.len() / 2);
+        let first = tar_of(&[("token.txt", token.as_bytes())], None);
+        let halves = format!("{half}\n{rest}\n");
+        let second = tar_of(&[("other.txt", halves.as_bytes())], None);
+        let mut last = None;
+        for archive in [first, second] {
+            let query = format!("student={PROBE_STUDENT}");
+            let graded = match self
+                .upload(
+                    SANDBOX_COURSE,
+                    &query,
+                    archive,
+                    "application/x-tar",
+                    None,
+                    None,
+                )
+                .await
+            {
+                Ok((202, body)) => match body["id"].as_str() {
+                    Some(id) => self.result(id).await,
+                    None => Err(format!("no id in {body}")),
+                },
+                other => Err(format!("the upload: {other:?}")),
+            };
+            match graded {
+                Ok(result) if result["status"] == "graded" => last = Some(result),
+                Ok(result) => {
+                    return self.record(
+                        "support_sandbox_probe_graded",
+                        false,
+                        format!("{}: {}", result["status"], result["error"]),
+                    );
+                }
+                Err(why) => return self.record("support_sandbox_probe_graded", false, why),
+            }
+        }
+        let tests = last
+            .as_ref()
+            .and_then(|r| r["tests"].as_array())
+            .cloned()
+            .unwrap_or_default();
+        self.record(
+            "support_sandbox_probe_graded",
+            !tests.is_empty(),
+            format!("{} sandbox probes graded", tests.len()),
+        );
+        for test in tests {
+            let name = test["name"].as_str().unwrap_or("unnamed").to_string();
+            let held = test["score"].as_f64() == test["max_score"].as_f64()
+                && test["max_score"].as_f64().is_some_and(|m| m > 0.0);
+            let detail = test["output"]
+                .as_str()
+                .unwrap_or_default()
+                .trim()
+                .to_string();
+            self.record(name, held, detail);
         }
     }
 

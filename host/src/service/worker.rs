@@ -28,6 +28,10 @@ pub const SERVICE_LABEL: &str = "service";
 /// How often an idle slot asks the store for work.
 const POLL: Duration = Duration::from_millis(250);
 
+/// How often a worker looks for what stopped agh processes on its host
+/// left (sandboxes, leases).
+const SWEEP: Duration = Duration::from_secs(15);
+
 /// What a worker needs.
 pub struct Worker {
     /// The store it takes submissions from.
@@ -51,26 +55,8 @@ impl Worker {
     /// Takes and grades submissions until `stop`, then waits for those in
     /// flight to finish (a lease taken is never abandoned while agh runs).
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
-        if let Ok(docker) = sandbox::connect().await {
-            match sandbox::remove_leftovers(&docker, sandbox::Leftovers::Orphaned).await {
-                Ok(cleaned) if cleaned.removed > 0 => {
-                    tracing::info!(
-                        removed = cleaned.removed,
-                        "removed sandboxes of stopped agh processes"
-                    );
-                }
-                Ok(_) => {}
-                Err(err) => tracing::warn!(%err, "could not look for leftover sandboxes"),
-            }
-        }
-        match self.store.expire_leases_of(sandbox::owner_is_gone).await {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(
-                submissions = n,
-                "taking back submissions whose agh process stopped"
-            ),
-            Err(err) => tracing::warn!(%err, "could not look for submissions of stopped workers"),
-        }
+        self.take_back_from_stopped().await;
+        let mut last_sweep = tokio::time::Instant::now();
         let in_flight = self.slots.max(1) + 1;
         let claims = Arc::new(Semaphore::new(in_flight));
         let grading = Arc::new(Semaphore::new(self.slots.max(1)));
@@ -80,6 +66,13 @@ impl Worker {
                 () = stop.cancelled() => break,
             };
             let Ok(permit) = permit else { break };
+            if last_sweep.elapsed() >= SWEEP {
+                last_sweep = tokio::time::Instant::now();
+                tokio::spawn({
+                    let worker = self.clone();
+                    async move { worker.take_back_from_stopped().await }
+                });
+            }
             if !self.healthy.load(Ordering::SeqCst) {
                 drop(permit);
                 tokio::select! {
@@ -116,6 +109,33 @@ impl Worker {
         tracing::info!("draining: waiting for submissions in flight");
         let all = u32::try_from(in_flight).unwrap_or(u32::MAX);
         let _ = claims.acquire_many(all).await;
+    }
+
+    /// Removes the sandboxes of agh processes on this host that are
+    /// provably gone (another worker here killed, say) and ends their
+    /// leases at once: at start, and every [`SWEEP`] while it runs, so a
+    /// node whose other worker died is not left with its sandboxes.
+    async fn take_back_from_stopped(&self) {
+        if let Ok(docker) = sandbox::connect().await {
+            match sandbox::remove_leftovers(&docker, sandbox::Leftovers::Orphaned).await {
+                Ok(cleaned) if cleaned.removed > 0 => {
+                    tracing::info!(
+                        removed = cleaned.removed,
+                        "removed sandboxes of stopped agh processes"
+                    );
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(%err, "could not look for leftover sandboxes"),
+            }
+        }
+        match self.store.expire_leases_of(sandbox::owner_is_gone).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                submissions = n,
+                "taking back submissions whose agh process stopped"
+            ),
+            Err(err) => tracing::warn!(%err, "could not look for submissions of stopped workers"),
+        }
     }
 
     /// Grades one claimed submission, renewing its lease meanwhile.

@@ -69,6 +69,10 @@ impl Server {
         format!("{}{path}", self.url)
     }
 
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: nothing is cleaned up, nothing recorded. Returns the pid
     /// it had.
     fn kill(mut self) -> u32 {
@@ -550,6 +554,49 @@ async fn the_service_grades_each_upload_once_for_the_tokens_allowed() {
         );
     }
 
+    // The sandbox itself, probed through the API with agh's probe grader:
+    // every probe held (the exit status), and each one was run.
+    let probe = Command::new(support::agh_binary())
+        .args([
+            "probe",
+            "--url",
+            &server.url,
+            "--token",
+            &admin,
+            "--sandbox",
+            "--json",
+        ])
+        .output()
+        .expect("agh probe --sandbox");
+    let findings: Value = serde_json::from_slice(&probe.stdout).expect("json");
+    assert!(probe.status.success(), "{findings:#}\n{probe:?}");
+    let names: Vec<&str> = findings
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    for expected in [
+        "support_sandbox_probe_graded",
+        "deny_host_environment",
+        "deny_read_other_submission",
+        "deny_read_hidden_tests",
+        "deny_network",
+        "deny_dns",
+        "deny_write_outside_workspace",
+        "deny_fork_bomb",
+        "deny_memory_bomb",
+        "deny_output_flood",
+        "deny_ignored_sigterm",
+        "allow_workspace_write",
+        "allow_program_runs",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} not probed: {findings:#}"
+        );
+    }
+
     let status = server.terminate();
     assert!(
         status.success(),
@@ -649,6 +696,17 @@ async fn a_server_killed_mid_grade_records_exactly_one_result_after_restart() {
     );
     // The killed server's sandbox was removed when the new one started
     // (other tests' servers may have theirs running meanwhile).
+    let left = sandboxes_of(&docker, killed).await;
+    assert!(left.is_empty(), "sandboxes left: {left:?}");
+    server.terminate();
+}
+
+/// The service's sandboxes (labelled `agh.batch=service`) of the agh
+/// process `pid`.
+async fn sandboxes_of(
+    docker: &bollard::Docker,
+    pid: u32,
+) -> Vec<bollard::models::ContainerSummary> {
     let options = bollard::query_parameters::ListContainersOptions {
         all: true,
         filters: Some(std::collections::HashMap::from([(
@@ -657,7 +715,7 @@ async fn a_server_killed_mid_grade_records_exactly_one_result_after_restart() {
         )])),
         ..Default::default()
     };
-    let left: Vec<_> = docker
+    docker
         .list_containers(Some(options))
         .await
         .expect("list")
@@ -666,11 +724,9 @@ async fn a_server_killed_mid_grade_records_exactly_one_result_after_restart() {
             c.labels
                 .as_ref()
                 .and_then(|l| l.get("agh.owner"))
-                .is_some_and(|owner| owner.split('/').nth(1) == Some(&killed.to_string()))
+                .is_some_and(|owner| owner.split('/').nth(1) == Some(&pid.to_string()))
         })
-        .collect();
-    assert!(left.is_empty(), "sandboxes left: {left:?}");
-    server.terminate();
+        .collect()
 }
 
 /// The same binary on PostgreSQL: a stateless API and two workers (each
@@ -734,10 +790,110 @@ async fn an_api_and_two_workers_share_postgres_and_grade_each_upload_once() {
         metrics.contains("agh_results{status=\"graded\"} 4"),
         "{metrics}"
     );
-    for worker in workers {
-        assert!(worker.terminate().success());
-    }
+
+    // A worker SIGKILLed mid-grade: the other one, on the same host, sees
+    // its process gone, removes its sandbox, takes the submission back and
+    // records exactly one result naming the lost attempt.
+    let (status, body) = submit(&api, &admin, "carol", "06-endless-loop", None).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_str().expect("id").to_string();
+    let docker = support::docker().await;
+    let started = Instant::now();
+    let holder = loop {
+        let mut holding = Vec::new();
+        for (i, worker) in workers.iter().enumerate() {
+            if !sandboxes_of(&docker, worker.pid()).await.is_empty() {
+                holding.push(i);
+            }
+        }
+        if let [i] = holding[..]
+            && state(&api, &admin, &id).await["state"] == "running"
+        {
+            break i;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "never taken");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let [first, second] = workers;
+    let (killed, survivor) = if holder == 0 {
+        (first.kill(), second)
+    } else {
+        (second.kill(), first)
+    };
+    let graded = result(&api, &admin, &id).await;
+    assert_eq!(
+        (graded["status"].as_str(), graded["score"].as_f64()),
+        (Some("graded"), Some(0.0)),
+        "{graded}"
+    );
+    let row = state(&api, &admin, &id).await;
+    assert_eq!(row["attempts"], 2, "{row}");
+    let retries = graded["retries"].as_array().expect("retries");
+    assert_eq!(retries.len(), 1, "{graded}");
+    assert!(
+        retries[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("worker stopped")),
+        "{graded}"
+    );
+    let left = sandboxes_of(&docker, killed).await;
+    assert!(
+        left.is_empty(),
+        "the killed worker's sandboxes left: {left:?}"
+    );
+    assert!(survivor.terminate().success());
     assert!(api.terminate().success());
+}
+
+/// Many workers ask for the one queued submission at the same instant, on
+/// each store: exactly one gets it, under one fence, and the rest get
+/// nothing (SQLite's write lock; PostgreSQL's `FOR UPDATE SKIP LOCKED` and
+/// the state re-checked in the same statement).
+#[tokio::test]
+async fn workers_racing_for_one_submission_get_it_once() {
+    let postgres = support::Postgres::start();
+    for store in [None, Some(postgres.url.as_str())] {
+        let nodes = tempfile::tempdir().expect("tempdir");
+        let data = nodes.path().join("api");
+        let admin = token_in(&data, store, "admin", None, "ops");
+        // An API alone: no worker of its own takes the submission.
+        let api = Server::spawn(&["serve", "--role", "api"], &data, store).await;
+        let added = add_io_course(&api, &admin);
+        assert!(added.status.success(), "{added:?}");
+        let (status, body) = submit(&api, &admin, "erin", "01-correct", None).await;
+        assert_eq!(status, 202, "{body}");
+        let url = store.map_or_else(
+            || format!("sqlite://{}", data.join("agh.sqlite").display()),
+            str::to_string,
+        );
+        let mut racers = Vec::new();
+        for i in 0..16 {
+            let store = agh::service::store::Store::connect(&url)
+                .await
+                .expect("store");
+            racers.push(tokio::spawn(async move {
+                store.claim(&format!("racer-{i}")).await.expect("claim")
+            }));
+        }
+        let mut won = Vec::new();
+        for racer in racers {
+            if let Some(claim) = racer.await.expect("racer") {
+                won.push(claim);
+            }
+        }
+        assert_eq!(
+            won.len(),
+            1,
+            "{url}: {} claims of one submission",
+            won.len()
+        );
+        assert_eq!(won[0].attempts, 1);
+        let row = state(&api, &admin, body["id"].as_str().expect("id")).await;
+        assert_eq!(row["state"], "running", "{row}");
+        assert_eq!(row["attempts"], 1, "{row}");
+        drop(api);
+    }
 }
 
 /// One callback as the receiver got it.
