@@ -505,14 +505,22 @@ async fn state_of(service: &Service, id: &str) -> Result<serde_json::Value, ApiE
         .submission(id)
         .await?
         .ok_or_else(|| ApiError::not_found("such submission"))?;
+    shown(service, &row).await
+}
+
+/// `row` as the API shows it, with its place in the queue.
+async fn shown(
+    service: &Service,
+    row: &super::store::SubmissionRow,
+) -> Result<serde_json::Value, ApiError> {
     let position = if row.state == Stage::Queued {
-        service.store.queue_position(id).await?
+        service.store.queue_position(&row.id).await?
     } else {
         None
     };
-    let mut value = serde_json::to_value(&row).unwrap_or_default();
+    let mut value = serde_json::to_value(row).unwrap_or_default();
     value["queue_position"] = json!(position);
-    value["result"] = json!(format!("/v1/submissions/{id}/result"));
+    value["result"] = json!(format!("/v1/submissions/{}/result", row.id));
     Ok(value)
 }
 
@@ -537,8 +545,8 @@ async fn submission(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Reply {
-    visible(&service, &headers, &id, Role::Submit).await?;
-    Ok(Json(state_of(&service, &id).await?).into_response())
+    let row = visible(&service, &headers, &id, Role::Submit).await?;
+    Ok(Json(shown(&service, &row).await?).into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -291,6 +291,11 @@ pub enum Backend {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Where writes go. SQLite takes one writer at a time, and a second
+    /// one waits in SQLite's busy handler, which sleeps and polls (tens of
+    /// milliseconds an upload, under load); one connection here makes this
+    /// process's writers queue in order instead. PostgreSQL's is the pool.
+    writer: AnyPool,
     backend: Backend,
 }
 
@@ -335,28 +340,39 @@ impl Store {
                 url.split(':').next().unwrap_or_default().to_string(),
             ));
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
-                             PRAGMA foreign_keys = ON;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
+        let options = |connections| {
+            AnyPoolOptions::new()
+                .max_connections(connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                                 PRAGMA foreign_keys = ON;",
+                            )
+                            .await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
+        };
+        let pool = options(if backend == Backend::Sqlite { 8 } else { 16 })
             .connect(url)
             .await?;
         match backend {
             Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
         }
-        Ok(Self { pool, backend })
+        let writer = match backend {
+            Backend::Sqlite => options(1).connect(url).await?,
+            Backend::Postgres => pool.clone(),
+        };
+        Ok(Self {
+            pool,
+            writer,
+            backend,
+        })
     }
 
     /// Which database it is.
@@ -370,8 +386,8 @@ impl Store {
     /// after another writer committed, and would fail rather than wait.
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
         Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.writer.begin().await?,
         })
     }
 
@@ -386,7 +402,7 @@ impl Store {
         .bind(sha256)
         .bind(kind)
         .bind(bytes)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -428,7 +444,7 @@ impl Store {
         .bind(&grant.course)
         .bind(label)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -443,7 +459,7 @@ impl Store {
         )
         .bind(now_ms())
         .bind(label)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected())
     }
@@ -669,10 +685,12 @@ impl Store {
     /// # Errors
     /// A database error.
     pub async fn submission(&self, id: &str) -> Result<Option<SubmissionRow>, StoreError> {
-        let row = sqlx::query("SELECT * FROM submissions WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(submission_of).transpose()
     }
 
@@ -747,7 +765,7 @@ impl Store {
         )
         .bind(now_ms())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -854,7 +872,7 @@ impl Store {
                 "UPDATE submissions SET lease_until_ms = 0 WHERE state = 'running' AND lease_owner = $1",
             )
             .bind(owner)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?
             .rows_affected();
         }
@@ -873,7 +891,7 @@ impl Store {
         .bind(now_ms() + ms(LEASE))
         .bind(&claim.id)
         .bind(claim.fence)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -918,7 +936,7 @@ impl Store {
         .bind(serde_json::to_string(&retries).unwrap_or_else(|_| "[]".into()))
         .bind(&claim.id)
         .bind(claim.fence)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -956,7 +974,7 @@ impl Store {
         let row = sqlx::query(&sql)
             .bind(now + ms(hold))
             .bind(now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await?;
         let Some(row) = row else { return Ok(None) };
         let submission_id: String = row.get("submission_id");
@@ -1000,7 +1018,7 @@ impl Store {
                     .bind(delivery.seq)
             }
         };
-        query.execute(&self.pool).await?;
+        query.execute(&self.writer).await?;
         Ok(())
     }
 
@@ -1092,6 +1110,11 @@ fn version_of(row: &AnyRow) -> CourseVersion {
         created_ms: row.get("created_ms"),
     }
 }
+
+/// The columns [`submission_of`] reads (a state is asked for often; its
+/// result, which can be large, is read only where it is wanted).
+const SUBMISSION_COLUMNS: &str = "id, course, version, student, state, attempts, status, score, \
+    max_score, regrade_of, created_ms, finished_ms, archive_sha256, archive_kind, priority";
 
 fn submission_of(row: &AnyRow) -> Result<SubmissionRow, StoreError> {
     Ok(SubmissionRow {

@@ -1,7 +1,7 @@
 //! The service benchmark's load generator (`scripts/bench-service`): C
 //! clients, each uploading its next submission of `SUBS`, polling its state
-//! until it is done and reading its result, then the next, until every
-//! submission is graded. Prints one JSON line: wall time, upload, status
+//! every second until it is done and reading its result, then the next,
+//! until every submission is graded. Prints one JSON line: wall time, upload, status
 //! and upload-to-result latencies, and what came back.
 //!
 //! Usage: agh-load URL TOKEN COURSE SUBS CLIENTS
@@ -11,6 +11,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// How often a client asks for its submission's state, as an LMS would.
+const POLL_MS: u64 = 1_000;
 
 #[derive(Default)]
 struct Figures {
@@ -94,7 +97,7 @@ impl Load {
                 if state["state"] == "done" {
                     break;
                 }
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
             }
             let response = self.get(&format!("/v1/submissions/{id}/result")).await;
             assert_eq!(response.status(), 200, "result of {id}");
