@@ -20,6 +20,7 @@ pub mod report;
 pub mod sandbox;
 pub mod scaffold;
 pub mod service;
+pub mod transcript;
 
 /// The version of agh, recorded in every result.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -272,6 +272,12 @@ pub struct OutputDir {
 }
 
 impl OutputDir {
+    /// The folder.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Opens a locked folder for a batch (see [`OpenMode`]).
     ///
     /// # Errors

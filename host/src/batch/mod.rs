@@ -26,6 +26,7 @@ use crate::config::Config;
 use crate::grading::{INFRA_ATTEMPTS, PreparedGrader, RetryPolicy, Snapshot};
 use crate::report::{Status, SubmissionResult};
 use crate::sandbox;
+use crate::transcript::TranscriptDir;
 
 /// The batch stops for a broken grader after this many plugin errors while
 /// it has not graded a single submission (in this run or an earlier run of
@@ -50,6 +51,8 @@ pub struct Batch {
     interrupted: AtomicBool,
     /// Whether the operator's reference submission grades, once asked.
     reference_grades: tokio::sync::OnceCell<bool>,
+    /// Where each submission's transcript is recorded, if anywhere.
+    transcripts: Option<TranscriptDir>,
 }
 
 impl Batch {
@@ -70,7 +73,19 @@ impl Batch {
     /// A batch of `grader`, its containers labelled `batch_id`.
     #[must_use]
     pub fn new(grader: Arc<PreparedGrader>, batch_id: String) -> Arc<Self> {
+        Self::recording(grader, batch_id, None)
+    }
+
+    /// A batch as [`Batch::new`] that records each submission's
+    /// transcript in `transcripts`.
+    #[must_use]
+    pub fn recording(
+        grader: Arc<PreparedGrader>,
+        batch_id: String,
+        transcripts: Option<TranscriptDir>,
+    ) -> Arc<Self> {
         Arc::new(Self {
+            transcripts,
             grader,
             batch_id,
             slots: Semaphore::new(0),
@@ -203,6 +218,7 @@ impl Batch {
                         &self.batch_id,
                         RetryPolicy::Backoff { attempts },
                         &self.slots,
+                        self.transcripts.as_ref(),
                     )
                     .await
             }

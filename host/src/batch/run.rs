@@ -199,7 +199,10 @@ pub async fn run<F: Future<Output = ()>>(
         .map(|lock| OutputDir::open(lock, &new_id, &grader.key().plugin_sha256, request.mode))
         .transpose()?;
     let batch_id = output.as_ref().map_or(new_id, |o| o.identity().id.clone());
-    let batch = Batch::new(grader, batch_id);
+    let transcripts = output
+        .as_ref()
+        .map(|o| crate::transcript::TranscriptDir::new(o.path()));
+    let batch = Batch::recording(grader, batch_id, transcripts);
     if let Ok(removed) = batch.remove_leftovers().await
         && removed > 0
     {

@@ -1,7 +1,9 @@
 //! The command line: parsing, printing and exit codes. Each subcommand is a
 //! short function over the library: `sandbox_commands` holds the commands that run
 //! single sandboxes (`doctor`, `sandbox run`, `sandbox clean`), `grade_commands`
-//! the ones that grade (`plan`, `grade`, `export`, `merge`).
+//! the ones that grade (`plan`, `grade`, `export`, `merge`),
+//! `transcript_commands` those over recorded gradings (`show`, `rescore`,
+//! `diff`).
 
 mod grade_commands;
 mod sandbox_commands;
@@ -12,6 +14,11 @@ use grade_commands::{
 };
 mod project_commands;
 mod service_commands;
+mod transcript_commands;
+
+use transcript_commands::{
+    DiffArgs, RescoreArgs, ShowArgs, diff_command, rescore_command, show_command,
+};
 
 use service_commands::{
     CourseCommand, LogFormat, ProbeArgs, ServeArgs, TokenCommand, WorkerArgs, course_command,
@@ -41,6 +48,8 @@ use agh::sandbox::{
     SandboxSpec, User,
 };
 
+/// Exit code of `agh diff` when the folders differ.
+pub const EXIT_CHANGED: u8 = 1;
 /// Exit code for a bad command line or configuration.
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code when a grader plugin or the operator's policy refused the work.
@@ -68,6 +77,8 @@ pub enum Outcome {
     Unhealthy,
     /// Stopped by Ctrl-C.
     Interrupted,
+    /// `agh diff` found differences.
+    Changed,
 }
 
 impl From<Blame> for Outcome {
@@ -91,6 +102,7 @@ impl Outcome {
             Outcome::Infra => ExitCode::from(EXIT_INFRA),
             Outcome::Unhealthy => ExitCode::from(EXIT_UNHEALTHY),
             Outcome::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
+            Outcome::Changed => ExitCode::from(EXIT_CHANGED),
         }
     }
 }
@@ -125,6 +137,12 @@ enum Commands {
     Export(ExportArgs),
     /// Join the output folders of shards into one.
     Merge(MergeArgs),
+    /// One submission's result and transcript: what ran and what it printed.
+    Show(ShowArgs),
+    /// Rescore an output folder with a (changed) grader from its transcripts, without sandboxes.
+    Rescore(RescoreArgs),
+    /// What changed between two output folders, per submission and test.
+    Diff(DiffArgs),
     /// Make a new project: `agh new grader --lang rust|python|javascript DIR`.
     #[command(subcommand)]
     New(NewCommand),
@@ -184,6 +202,9 @@ pub fn main() -> ExitCode {
             Commands::Plan(args) => plan_command(args).await,
             Commands::Export(args) => export_command(args).await,
             Commands::Merge(args) => merge_command(args).await,
+            Commands::Show(args) => show_command(&args),
+            Commands::Rescore(args) => rescore_command(args).await,
+            Commands::Diff(args) => diff_command(&args),
             Commands::New(command) => new_command(command),
             Commands::Build(args) => build_command(args).await,
             Commands::Serve(args) => serve_command(args).await,

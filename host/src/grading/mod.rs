@@ -33,6 +33,8 @@ use crate::sandbox::{
     self, Blame, Docker, HostTree, Owner, Runtime, SUBMISSION_DEST, Sandbox, SandboxError,
     SandboxPort, SandboxSpec,
 };
+use crate::transcript::TranscriptDir;
+use crate::transcript::port::RecordingPort;
 
 /// Attempts the batch makes at a submission that hits an infra error.
 pub const INFRA_ATTEMPTS: u32 = 3;
@@ -143,7 +145,7 @@ fn failed(name: &str, status: Status, why: String) -> Box<SubmissionResult> {
 
 /// A submission whose sandbox is created and holds its files.
 struct Filled {
-    sandbox: Arc<Sandbox>,
+    sandbox: Arc<dyn SandboxPort>,
     submission_sha256: String,
     /// Time spent creating and filling the sandbox.
     setup: Duration,
@@ -217,6 +219,57 @@ impl PreparedGrader {
         }))
     }
 
+    /// Prepares the grader for replays alone ([`PreparedGrader::grade_in`]):
+    /// plan and assets as [`PreparedGrader::prepare`], but no Docker, no
+    /// image and no sandbox; grading it in a sandbox fails.
+    ///
+    /// # Errors
+    /// [`PrepareError`] saying what is missing and what to do.
+    pub async fn prepare_offline(
+        plugin_path: &Path,
+        config: Config,
+    ) -> Result<Arc<Self>, PrepareError> {
+        let plan = plan_noting(plugin_path, &config, &mut |_| {}).await?;
+        let cache = open_asset_cache(&config)?;
+        let assets =
+            assets::resolve_all(&plan.effective.assets, Some(&cache), S3Timeouts::default())
+                .await
+                .map_err(PrepareError::Assets)?;
+        // A client that has not talked to any daemon; it never does here.
+        let docker =
+            Docker::connect_with_unix_defaults().map_err(|e| PrepareError::Infra(e.to_string()))?;
+        let key = GraderKey {
+            plugin_sha256: plan.grader.sha256().to_string(),
+            config_sha256: crate::layout::hex(&Sha256::digest(
+                serde_json::to_vec(&config).unwrap_or_default(),
+            )),
+        };
+        Ok(Arc::new(Self {
+            plan,
+            assets: Arc::new(assets),
+            cache: Arc::new(cache),
+            config,
+            docker,
+            image_id: String::new(),
+            runtime_verified: false,
+            key,
+        }))
+    }
+
+    /// The spec of a sandbox for submission `name`, labelled `label`.
+    #[must_use]
+    pub fn sandbox_spec(&self, label: &str, name: &str) -> SandboxSpec {
+        let effective = &self.plan.effective;
+        SandboxSpec {
+            runtime: self.config.runtime,
+            limits: effective.limits.clone(),
+            longest: effective.longest.clone(),
+            wall_multiple: self.config.wall_multiple,
+            ..SandboxSpec::new(&effective.image)
+        }
+        .labelled(label, name)
+    }
+
     /// What the grader is known by.
     #[must_use]
     pub fn key(&self) -> &GraderKey {
@@ -253,6 +306,7 @@ impl PreparedGrader {
         label: &str,
         retry: RetryPolicy,
         slots: &Semaphore,
+        transcripts: Option<&TranscriptDir>,
     ) -> Option<SubmissionResult> {
         let attempts = match retry {
             RetryPolicy::Once => 1,
@@ -272,7 +326,7 @@ impl PreparedGrader {
                 return None;
             };
             let mut result = match filled {
-                Ok(filled) => self.attempt(snapshot, filled).await,
+                Ok(filled) => self.attempt(snapshot, filled, transcripts).await,
                 Err(failed) => *failed,
             };
             drop(slot);
@@ -293,9 +347,26 @@ impl PreparedGrader {
     /// Grades `snapshot` once, now, in a fresh sandbox, outside any slot.
     pub async fn grade_once(&self, snapshot: &Snapshot, label: &str) -> SubmissionResult {
         match self.fill(snapshot, label).await {
-            Ok(filled) => self.attempt(snapshot, filled).await,
+            Ok(filled) => self.attempt(snapshot, filled, None).await,
             Err(failed) => *failed,
         }
+    }
+
+    /// Grades `snapshot` in `port` (a replay of its transcript), whose
+    /// copy of the submission has digest `submission_sha256`. No sandbox
+    /// is made.
+    pub async fn grade_in(
+        &self,
+        snapshot: &Snapshot,
+        port: Arc<dyn SandboxPort>,
+        submission_sha256: String,
+    ) -> SubmissionResult {
+        let filled = Filled {
+            sandbox: port,
+            submission_sha256,
+            setup: Duration::ZERO,
+        };
+        self.attempt(snapshot, filled, None).await
     }
 
     /// Creates the submission's sandbox and copies its files in.
@@ -316,15 +387,8 @@ impl PreparedGrader {
                 .await
                 .map_err(|why| failed(name, Status::InfraError, why))?;
         }
-        let spec = SandboxSpec {
-            runtime: self.config.runtime,
-            limits: effective.limits.clone(),
-            longest: effective.longest.clone(),
-            wall_multiple: self.config.wall_multiple,
-            ..SandboxSpec::new(&effective.image)
-        }
-        .labelled(label, name);
-        let sandbox = match Sandbox::create(&self.docker, spec).await {
+        let spec = self.sandbox_spec(label, name);
+        let sandbox: Arc<dyn SandboxPort> = match Sandbox::create(&self.docker, spec).await {
             Ok(sandbox) => Arc::new(sandbox),
             Err(err) => {
                 daemon_failed(&err);
@@ -361,8 +425,14 @@ impl PreparedGrader {
         }
     }
 
-    /// Grades a filled sandbox and tears it down.
-    async fn attempt(&self, snapshot: &Snapshot, filled: Filled) -> SubmissionResult {
+    /// Grades a filled sandbox and tears it down; with `transcripts`,
+    /// every call it makes is recorded there.
+    async fn attempt(
+        &self,
+        snapshot: &Snapshot,
+        filled: Filled,
+        transcripts: Option<&TranscriptDir>,
+    ) -> SubmissionResult {
         let Filled {
             sandbox,
             submission_sha256,
@@ -371,7 +441,18 @@ impl PreparedGrader {
         let name = snapshot.name.clone();
         let started = Instant::now();
         let effective = &self.plan.effective;
-        let sandbox: Arc<dyn SandboxPort> = sandbox;
+        let recorder = match transcripts.map(|dir| start_transcript(dir, snapshot)) {
+            Some(Ok(recorder)) => Some(recorder),
+            Some(Err(why)) => {
+                sandbox.teardown().await;
+                return SubmissionResult::failed(&name, Status::InfraError, why);
+            }
+            None => None,
+        };
+        let sandbox: Arc<dyn SandboxPort> = match &recorder {
+            Some(recorder) => Arc::new(RecordingPort::new(sandbox, recorder.clone())),
+            None => sandbox,
+        };
         let parts = SessionParts {
             assets: self.assets.clone(),
             memory: self.cache.clone(),
@@ -433,6 +514,7 @@ impl PreparedGrader {
                     provenance: None,
                     timings: Timings::default(),
                     retries: Vec::new(),
+                    transcript: None,
                 }
             }
             Err(err) => {
@@ -448,6 +530,18 @@ impl PreparedGrader {
         result.log = run.log;
         result.provenance = Some(provenance);
         result.timings = timings;
+        if let Some(recorder) = recorder {
+            match recorder.finish() {
+                Ok(transcript) => result.transcript = Some(transcript),
+                Err(why) => {
+                    return SubmissionResult::failed(
+                        &result.submission,
+                        Status::InfraError,
+                        format!("the transcript could not be written: {why}"),
+                    );
+                }
+            }
+        }
         result
     }
 
@@ -480,8 +574,22 @@ impl PreparedGrader {
                 })
                 .collect(),
             submission_sha256,
+            rescored: None,
         }
     }
+}
+
+/// Starts `snapshot`'s transcript in `dir`, its files first.
+fn start_transcript(
+    dir: &TranscriptDir,
+    snapshot: &Snapshot,
+) -> Result<Arc<crate::transcript::Recorder>, String> {
+    let recorder = dir
+        .start(&snapshot.name)
+        .map_err(|e| format!("starting the transcript in {}: {e}", dir.root().display()))?;
+    crate::transcript::port::record_submission(&recorder, &snapshot.name, &snapshot.tree)
+        .map_err(|e| format!("recording the submission's files: {e}"))?;
+    Ok(Arc::new(recorder))
 }
 
 /// Proves (once per process for this image and daemon) that runsc is

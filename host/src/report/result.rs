@@ -143,6 +143,21 @@ pub struct Provenance {
     pub submission_sha256: String,
     /// The assets the grader could place, with their digests.
     pub assets: Vec<AssetDigest>,
+    /// Set when the result was rescored from a transcript, not graded in
+    /// a sandbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rescored: Option<Rescored>,
+}
+
+/// Where a rescored result's replies came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Rescored {
+    /// The output folder whose transcripts were replayed.
+    pub from: String,
+    /// That folder's batch.
+    pub batch: String,
+    /// The grader that recorded them (its sha256).
+    pub recorded_by: String,
 }
 
 /// An asset's identity in a result.
@@ -236,6 +251,10 @@ pub struct SubmissionResult {
     /// Infra failures that made agh grade it again, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retries: Vec<Retry>,
+    /// Every call the grader made into the sandbox and its reply, when
+    /// the batch recorded it: staff's, never shown to students.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<crate::transcript::TranscriptRef>,
 }
 
 /// A command as a result keeps it: its own type, so a change inside the
@@ -339,6 +358,7 @@ impl SubmissionResult {
             provenance: None,
             timings: Timings::default(),
             retries: Vec::new(),
+            transcript: None,
         }
     }
 }

@@ -63,7 +63,10 @@ pub enum EntrySource {
 
 /// Checks a relative path from a host tree or a grader: no absolute, `..`,
 /// or odd components.
-fn check_relative(path: &str) -> Result<(), SandboxError> {
+///
+/// # Errors
+/// [`SandboxError::Refused`] naming the path.
+pub fn check_relative(path: &str) -> Result<(), SandboxError> {
     let ok = !path.is_empty()
         && !path.contains('\0')
         && Path::new(path)

@@ -56,7 +56,7 @@ pub(crate) use container::{owner_is_gone, this_owner};
 pub use exec::{Command, CommandOutcome, duration_ms};
 pub use files::{
     COPY_TIMEOUT, EntrySource, FileEntry, HostTree, MAX_READ_BYTES, MAX_SUBMISSION_BYTES,
-    TreeDigest, host_tree_entries,
+    TreeDigest, check_relative, host_tree_entries,
 };
 pub use limits::{Limit, Limits, MIB};
 pub use port::{PortFuture, SUBMISSION_DEST, SandboxPort};

@@ -232,7 +232,7 @@ impl Worker {
             Ok(()) => match Snapshot::take(&claim.student, &target).await {
                 Err(failed) => *failed,
                 Ok(snapshot) => grader
-                    .grade(&snapshot, SERVICE_LABEL, RetryPolicy::Once, grading)
+                    .grade(&snapshot, SERVICE_LABEL, RetryPolicy::Once, grading, None)
                     .await
                     .unwrap_or_else(|| {
                         SubmissionResult::failed(

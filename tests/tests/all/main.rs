@@ -12,3 +12,4 @@ mod sandbox;
 mod scripted;
 mod service;
 mod support;
+mod transcript;
