@@ -50,6 +50,18 @@ pub struct GraderKey {
     pub config_sha256: String,
 }
 
+impl GraderKey {
+    /// The key of `plan`'s grader under `config`.
+    fn of(plan: &Plan, config: &Config) -> Self {
+        Self {
+            plugin_sha256: plan.grader.sha256().to_string(),
+            config_sha256: crate::layout::hex(&Sha256::digest(
+                serde_json::to_vec(config).unwrap_or_default(),
+            )),
+        }
+    }
+}
+
 /// What to do when an attempt ends in an infra error (an outside cause).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryPolicy {
@@ -201,12 +213,7 @@ impl PreparedGrader {
                 false
             }
         };
-        let key = GraderKey {
-            plugin_sha256: plan.grader.sha256().to_string(),
-            config_sha256: crate::layout::hex(&Sha256::digest(
-                serde_json::to_vec(&config).unwrap_or_default(),
-            )),
-        };
+        let key = GraderKey::of(&plan, &config);
         Ok(Arc::new(Self {
             plan,
             assets: Arc::new(assets),
@@ -238,12 +245,7 @@ impl PreparedGrader {
         // A client that has not talked to any daemon; it never does here.
         let docker =
             Docker::connect_with_unix_defaults().map_err(|e| PrepareError::Infra(e.to_string()))?;
-        let key = GraderKey {
-            plugin_sha256: plan.grader.sha256().to_string(),
-            config_sha256: crate::layout::hex(&Sha256::digest(
-                serde_json::to_vec(&config).unwrap_or_default(),
-            )),
-        };
+        let key = GraderKey::of(&plan, &config);
         Ok(Arc::new(Self {
             plan,
             assets: Arc::new(assets),
