@@ -15,8 +15,8 @@
 //! with a busybox or POSIX shell and its tools.
 
 use agh_grader::{
-    Cmd, CommandResult, GradeContext, GradeError, Grader, GraderInfo, Report, Test,
-    TestResult, Verdict,
+    Cmd, CommandResult, GradeContext, GradeError, Grader, GraderInfo, Report, Test, TestResult,
+    Verdict,
 };
 
 struct SandboxProbe;
@@ -154,7 +154,9 @@ fn hidden_tests(context: &GradeContext) -> Result<TestResult, GradeError> {
 fn network() -> Result<TestResult, GradeError> {
     let mut reached = Vec::new();
     for address in ADDRESSES {
-        let run = run(&sh(&format!("wget -q -T 3 -O - http://{address}/ >/dev/null 2>&1")))?;
+        let run = run(&sh(&format!(
+            "wget -q -T 3 -O - http://{address}/ >/dev/null 2>&1"
+        )))?;
         if run.exit_code == Some(0) {
             reached.push(address);
         }
@@ -177,7 +179,9 @@ fn network() -> Result<TestResult, GradeError> {
 }
 
 fn dns() -> Result<TestResult, GradeError> {
-    let run = run(&sh("nslookup example.com 2>&1 || wget -q -T 3 -O - http://example.com/ 2>&1"))?;
+    let run = run(&sh(
+        "nslookup example.com 2>&1 || wget -q -T 3 -O - http://example.com/ 2>&1",
+    ))?;
     let resolved = run.exit_code == Some(0);
     Ok(verdict(
         PROBES[4],
@@ -201,7 +205,10 @@ fn write_outside() -> Result<TestResult, GradeError> {
         &if written.trim().is_empty() {
             "only the workspace and /tmp are writable".to_string()
         } else {
-            format!("wrote outside the workspace in: {}", written.split_whitespace().collect::<Vec<_>>().join(", "))
+            format!(
+                "wrote outside the workspace in: {}",
+                written.split_whitespace().collect::<Vec<_>>().join(", ")
+            )
         },
     ))
 }
@@ -218,31 +225,42 @@ fn fork_bomb() -> Result<TestResult, GradeError> {
     Ok(verdict(
         PROBES[6],
         alive,
-        &format!("the bomb: {}; a command after it ran: {alive}", flags(&bomb)),
+        &format!(
+            "the bomb: {}; a command after it ran: {alive}",
+            flags(&bomb)
+        ),
     ))
 }
 
 fn memory_bomb() -> Result<TestResult, GradeError> {
-    let bomb = run(
-        &sh("awk 'BEGIN { s = \"xxxxxxxxxxxxxxxx\"; while (1) s = s s }'").timeout_ms(20_000),
-    )?;
+    let bomb =
+        run(&sh("awk 'BEGIN { s = \"xxxxxxxxxxxxxxxx\"; while (1) s = s s }'").timeout_ms(20_000))?;
     let stopped = bomb.out_of_memory || bomb.signal.is_some() || bomb.exit_code != Some(0);
     let alive = still_runs()?;
     Ok(verdict(
         PROBES[7],
         stopped && alive,
-        &format!("the bomb: {}; a command after it ran: {alive}", flags(&bomb)),
+        &format!(
+            "the bomb: {}; a command after it ran: {alive}",
+            flags(&bomb)
+        ),
     ))
 }
 
 fn output_flood() -> Result<TestResult, GradeError> {
     const CAP: u64 = 64 * 1024;
-    let flood = run(&sh("yes agh-probe-flood").output_bytes(CAP).timeout_ms(10_000))?;
+    let flood = run(&sh("yes agh-probe-flood")
+        .output_bytes(CAP)
+        .timeout_ms(10_000))?;
     let kept = flood.stdout.len() as u64;
     Ok(verdict(
         PROBES[8],
         flood.stdout_truncated && kept <= CAP,
-        &format!("kept {kept} bytes of a cap of {CAP}, truncated: {}; {}", flood.stdout_truncated, flags(&flood)),
+        &format!(
+            "kept {kept} bytes of a cap of {CAP}, truncated: {}; {}",
+            flood.stdout_truncated,
+            flags(&flood)
+        ),
     ))
 }
 
@@ -259,7 +277,9 @@ fn ignored_sigterm() -> Result<TestResult, GradeError> {
 }
 
 fn workspace_write() -> Result<TestResult, GradeError> {
-    let run = run(&sh("echo kept > /work/agh-probe && cat /work/agh-probe && echo t > /tmp/agh-probe && cat /tmp/agh-probe"))?;
+    let run = run(&sh(
+        "echo kept > /work/agh-probe && cat /work/agh-probe && echo t > /tmp/agh-probe && cat /tmp/agh-probe",
+    ))?;
     Ok(verdict(
         PROBES[10],
         run.stdout_text().split_whitespace().collect::<Vec<_>>() == ["kept", "t"],
