@@ -74,6 +74,27 @@ impl Grader for Misbehaving {
                 let run = Cmd::new(["echo", "fine"]).run()?;
                 vec![Test::new("echo", 1.0).passed(&run.stdout_text())]
             }
+            // Puts what a grader could vary into its feedback: random bytes,
+            // both clocks and a NaN's bits. Pinned by the host, so a replay
+            // of this grader writes the same report.
+            "varying" => {
+                use std::hash::{BuildHasher, Hasher};
+                let started = std::time::Instant::now();
+                let run = Cmd::new(["echo", "fine"]).run()?;
+                let random = std::collections::hash_map::RandomState::new()
+                    .build_hasher()
+                    .finish();
+                let wall = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos());
+                let zero = std::hint::black_box(0.0f64);
+                let nan = (zero / zero).to_bits();
+                vec![Test::new("varying", 1.0).passed(&format!(
+                    "{} random {random:x} wall {wall} elapsed {:?} nan {nan:x}",
+                    run.stdout_text().trim(),
+                    started.elapsed()
+                ))]
+            }
             // Places the extra asset, then runs the submission's probe.sh as
             // the student; its stdout is the test's output.
             "probe-asset" => {

@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 
 use crate::assets::{self, AssetCache, ResolvedAsset, S3Timeouts};
 use crate::config::Config;
-use crate::plugin::{self, GradeContext, PluginError, Session, SessionParts};
+use crate::plugin::{self, GradeContext, Pins, PluginError, Session, SessionParts};
 use crate::policy;
 use crate::report::{
     AssetDigest, CommandRecord, Provenance, Retry, Status, SubmissionResult, TestRecord, Timings,
@@ -161,6 +161,8 @@ struct Filled {
     submission_sha256: String,
     /// Time spent creating and filling the sandbox.
     setup: Duration,
+    /// The grader's seed and clocks.
+    pins: Pins,
 }
 
 /// A grader ready to grade: immutable, shared (`Arc`) by every submission
@@ -355,18 +357,20 @@ impl PreparedGrader {
     }
 
     /// Grades `snapshot` in `port` (a replay of its transcript), whose
-    /// copy of the submission has digest `submission_sha256`. No sandbox
-    /// is made.
+    /// copy of the submission has digest `submission_sha256`, with the
+    /// recorded `pins`. No sandbox is made.
     pub async fn grade_in(
         &self,
         snapshot: &Snapshot,
         port: Arc<dyn SandboxPort>,
         submission_sha256: String,
+        pins: Pins,
     ) -> SubmissionResult {
         let filled = Filled {
             sandbox: port,
             submission_sha256,
             setup: Duration::ZERO,
+            pins,
         };
         self.attempt(snapshot, filled, None).await
     }
@@ -409,6 +413,7 @@ impl PreparedGrader {
                 sandbox,
                 submission_sha256,
                 setup: started.elapsed(),
+                pins: Pins::fresh(),
             }),
             Err(err) => {
                 sandbox.teardown().await;
@@ -439,11 +444,12 @@ impl PreparedGrader {
             sandbox,
             submission_sha256,
             setup,
+            pins,
         } = filled;
         let name = snapshot.name.clone();
         let started = Instant::now();
         let effective = &self.plan.effective;
-        let recorder = match transcripts.map(|dir| start_transcript(dir, snapshot)) {
+        let recorder = match transcripts.map(|dir| start_transcript(dir, snapshot, &pins)) {
             Some(Ok(recorder)) => Some(recorder),
             Some(Err(why)) => {
                 sandbox.teardown().await;
@@ -459,6 +465,7 @@ impl PreparedGrader {
             assets: self.assets.clone(),
             memory: self.cache.clone(),
             command_time: self.config.submission_time,
+            pins,
         };
         let session = match Session::new(
             sandbox.clone(),
@@ -581,15 +588,16 @@ impl PreparedGrader {
     }
 }
 
-/// Starts `snapshot`'s transcript in `dir`, its files first.
+/// Starts `snapshot`'s transcript in `dir`, its files and `pins` first.
 fn start_transcript(
     dir: &TranscriptDir,
     snapshot: &Snapshot,
+    pins: &Pins,
 ) -> Result<Arc<crate::transcript::Recorder>, String> {
     let recorder = dir
         .start(&snapshot.name)
         .map_err(|e| format!("starting the transcript in {}: {e}", dir.root().display()))?;
-    crate::transcript::port::record_submission(&recorder, &snapshot.name, &snapshot.tree)
+    crate::transcript::port::record_submission(&recorder, &snapshot.name, &snapshot.tree, pins)
         .map_err(|e| format!("recording the submission's files: {e}"))?;
     Ok(Arc::new(recorder))
 }

@@ -14,6 +14,7 @@ mod host_assets;
 mod host_log;
 mod host_sandbox;
 mod host_submission;
+mod pins;
 mod state;
 pub mod validate;
 
@@ -33,6 +34,7 @@ use state::GraderState;
 use crate::policy::Budget;
 
 use crate::private_dir::{self, SIGNATURE_BYTES, SigningKey};
+pub use pins::Pins;
 pub use state::{
     GRADER_MEMORY_BYTES, InfraFailure, MAX_HOST_CALLS, PolicyViolation, Session, SessionParts,
 };
@@ -174,6 +176,9 @@ fn process_engine() -> Result<Engine, PluginError> {
     config.consume_fuel(true);
     config.max_wasm_stack(512 * 1024);
     config.parallel_compilation(true);
+    // One NaN bit pattern on every machine: a replay computes what the
+    // recorded run computed.
+    config.cranelift_nan_canonicalization(true);
     let engine = Engine::new(&config).map_err(|e| PluginError::Failed(format!("engine: {e}")))?;
     Ok(ENGINE.get_or_init(|| engine).clone())
 }

@@ -1,5 +1,5 @@
 //! What a grader's store holds: its WASI context (which grants nothing of
-//! the host), its limits, and the session of the submission being graded.
+//! the host; its randomness and clocks pinned), its limits, and the session of the submission being graded.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,6 +99,8 @@ pub struct Session {
     /// operator's `submission_time`); past it, commands end as time-limit
     /// without running.
     pub command_time: Duration,
+    /// The grader's seed and clocks for this grading.
+    pub pins: super::Pins,
 }
 
 /// What a [`Session`] grades with besides its sandbox and submission.
@@ -110,6 +112,8 @@ pub struct SessionParts {
     pub memory: Arc<crate::assets::AssetCache>,
     /// The operator's `submission_time`.
     pub command_time: Duration,
+    /// The grader's seed and clocks: fresh, or a transcript's.
+    pub pins: super::Pins,
 }
 
 impl Session {
@@ -137,6 +141,7 @@ impl Session {
             resets: 0,
             memory: parts.memory,
             command_time: parts.command_time,
+            pins: parts.pins,
         })
     }
 }
@@ -242,10 +247,13 @@ impl GraderState {
     /// arguments, no network; stdout and stderr go to a capped buffer.
     pub(crate) fn new(session: Option<Session>) -> Self {
         let stdio = MemoryOutputPipe::new(GRADER_STDIO_BYTES);
-        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
-            .stdout(stdio.clone())
-            .stderr(stdio.clone())
-            .build();
+        let mut builder = wasmtime_wasi::WasiCtxBuilder::new();
+        builder.stdout(stdio.clone()).stderr(stdio.clone());
+        match &session {
+            Some(session) => session.pins.apply(&mut builder),
+            None => super::Pins::fixed().apply(&mut builder),
+        }
+        let wasi = builder.build();
         let limits = GraderLimits::default();
         Self {
             wasi,

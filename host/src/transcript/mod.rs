@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::layout::Owner;
+use crate::plugin::Pins;
 use crate::sandbox::{Command, CommandOutcome, User};
 
 /// The transcript format's version, in each transcript's first entry.
@@ -127,8 +128,8 @@ pub struct Failure {
 #[serde(tag = "op", rename_all = "kebab-case")]
 #[allow(clippy::large_enum_variant)] // read one at a time, never held in bulk
 pub enum Entry {
-    /// First: the submission, its files (path, blob, executable) and the
-    /// digest of what went into its sandbox.
+    /// First: the submission, its files (path, blob, executable), and
+    /// what the grader's randomness and clocks were pinned to.
     Submission {
         /// [`TRANSCRIPT_SCHEMA`].
         schema: u32,
@@ -136,6 +137,8 @@ pub enum Entry {
         name: String,
         /// Its files, in the order they were copied.
         files: Vec<SubmissionFile>,
+        /// The grader's seed and clocks, given again in a replay.
+        pins: Pins,
     },
     /// A command.
     Run {

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use super::{Call, Entry, Failure, Kept, Ran, Recorder, SubmissionFile, TranscriptDir};
 use crate::layout::Owner;
+use crate::plugin::Pins;
 use crate::sandbox::{
     Command, CommandOutcome, FileEntry, HostTree, PortFuture, SandboxError, SandboxPort,
     SandboxSpec, User,
@@ -116,11 +117,17 @@ pub fn entries_digest(entries: &[FileEntry]) -> std::io::Result<String> {
     Ok(crate::layout::hex(&hasher.finalize()))
 }
 
-/// Records the submission's files: the transcript's first entry.
+/// Records the submission's files and the grader's pins: the transcript's
+/// first entry.
 ///
 /// # Errors
 /// When a file cannot be read.
-pub fn record_submission(recorder: &Recorder, name: &str, tree: &HostTree) -> std::io::Result<()> {
+pub fn record_submission(
+    recorder: &Recorder,
+    name: &str,
+    tree: &HostTree,
+    pins: &Pins,
+) -> std::io::Result<()> {
     let mut files = Vec::new();
     for entry in tree.file_entries() {
         let contents = match &entry.source {
@@ -145,6 +152,7 @@ pub fn record_submission(recorder: &Recorder, name: &str, tree: &HostTree) -> st
         schema: super::TRANSCRIPT_SCHEMA,
         name: name.to_string(),
         files,
+        pins: pins.clone(),
     });
     Ok(())
 }

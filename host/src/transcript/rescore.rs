@@ -210,7 +210,10 @@ async fn replay_one(
         });
     };
     let entries = from.load(reference)?;
-    let Some(Entry::Submission { name, files, .. }) = entries.first().cloned() else {
+    let Some(Entry::Submission {
+        name, files, pins, ..
+    }) = entries.first().cloned()
+    else {
         return Err(Unreplayable::Refused("no submission entry".into()));
     };
     if name != old.submission {
@@ -273,7 +276,9 @@ async fn replay_one(
         .cloned()
         .collect();
     let replay = Replay::new(from.clone(), grader.sandbox_spec("rescore", &name), calls);
-    let result = grader.grade_in(&snapshot, replay.port(), digest).await;
+    let result = grader
+        .grade_in(&snapshot, replay.port(), digest, pins)
+        .await;
     match replay.stopped() {
         None => Ok((result, entries)),
         Some(Stopped::Diverged(why)) => Err(Unreplayable::Diverged(why, snapshot)),

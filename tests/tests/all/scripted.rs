@@ -167,6 +167,7 @@ async fn the_grader_host_rules_hold_against_a_scripted_sandbox() {
             assets: Arc::new(Vec::new()),
             memory: memory.clone(),
             command_time: Duration::from_secs(60),
+            pins: agh::plugin::Pins::fresh(),
         };
         let session = Session::new(Arc::new(Scripted::new(calls.clone())), tree, copied, parts)
             .expect("session");
@@ -231,6 +232,7 @@ async fn a_reset_copies_the_snapshot_and_refuses_files_changed_since() {
             assets: Arc::new(Vec::new()),
             memory: memory.clone(),
             command_time: Duration::from_secs(60),
+            pins: agh::plugin::Pins::fresh(),
         };
         let session = Session::new(Arc::new(port), tree, copied, parts).expect("session");
         let context = GradeContext {
@@ -273,6 +275,7 @@ fn session_in(port: Scripted, dir: &Path, memory: &Arc<AssetCache>) -> Session {
         assets: Arc::new(Vec::new()),
         memory: memory.clone(),
         command_time: Duration::from_secs(60),
+        pins: agh::plugin::Pins::fresh(),
     };
     Session::new(Arc::new(port), tree, copied, parts).expect("session")
 }

@@ -12,6 +12,8 @@ use std::process::{Command, Output};
 use futures_util::StreamExt;
 use serde_json::Value;
 
+use agh_tests::graders;
+
 use crate::support;
 
 /// The C course's submissions this test grades: one of each outcome it
@@ -272,4 +274,75 @@ async fn rescoring_replays_transcripts_without_sandboxes_and_grades_only_what_ch
             .is_some_and(|w| w.contains("does not hold the bytes recorded")),
         "{report}"
     );
+}
+
+/// The test outputs of each result in `out`, by submission.
+fn outputs(out: &Path) -> HashMap<String, String> {
+    agh::batch::journal::load_results(out)
+        .expect("results")
+        .into_iter()
+        .map(|r| {
+            let text = r.tests.iter().map(|t| t.output.as_str()).collect();
+            (r.submission, text)
+        })
+        .collect()
+}
+
+/// A grader that puts random bytes, both clocks and a NaN's bits in its
+/// feedback: each grading draws its own seed (two gradings, and two
+/// submissions, differ), the wall clock starts when grading did, NaNs are
+/// canonical, and a replay writes every byte of the report again.
+#[tokio::test]
+async fn a_replay_pins_the_graders_randomness_and_clocks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["a", "b"] {
+        let submission = dir.path().join("submissions").join(name);
+        std::fs::create_dir_all(&submission).expect("mkdir");
+        std::fs::write(submission.join("mode.txt"), "varying\n").expect("mode");
+    }
+    let plugin = Path::new(graders::MISBEHAVING);
+    let grade = |out: &str| {
+        let graded = agh(
+            &["grade", "--json", "--plugin"],
+            &[
+                plugin,
+                Path::new("--submissions"),
+                &dir.path().join("submissions"),
+                Path::new("--out"),
+                &dir.path().join(out),
+            ],
+        );
+        assert!(graded.status.success(), "{graded:?}");
+        outputs(&dir.path().join(out))
+    };
+    let first = grade("out1");
+    let again = grade("out1b");
+    assert_ne!(first["a"], first["b"], "{first:?}");
+    assert_ne!(first["a"], again["a"], "{first:?} {again:?}");
+    let wall: u128 = first["a"]
+        .split_whitespace()
+        .skip_while(|w| *w != "wall")
+        .nth(1)
+        .and_then(|w| w.parse().ok())
+        .expect("the wall clock");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("now")
+        .as_nanos();
+    assert!(now - wall < 600_000_000_000, "{wall} vs {now}");
+    assert!(first["a"].ends_with("nan 7ff8000000000000"), "{first:?}");
+
+    let rescored = agh(
+        &["rescore", "--json", "--no-sandbox", "--plugin"],
+        &[
+            plugin,
+            Path::new("--from"),
+            &dir.path().join("out1"),
+            Path::new("--out"),
+            &dir.path().join("out2"),
+        ],
+    );
+    assert!(rescored.status.success(), "{rescored:?}");
+    assert_eq!(hows(&rescored), ["replayed"; 2]);
+    assert_eq!(outputs(&dir.path().join("out2")), first);
 }
