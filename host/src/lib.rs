@@ -8,6 +8,7 @@
 pub mod assets;
 pub mod batch;
 pub mod blame;
+pub mod check;
 pub mod config;
 pub mod doctor;
 pub mod grading;

@@ -62,10 +62,14 @@ const JS_SDK: [(&str, &str); 2] = [
 ];
 
 /// The sample course every new project grades.
-const COURSE: [(&str, &str); 9] = [
+const COURSE: [(&str, &str); 10] = [
     (
         "agh.toml",
         include_str!("../../graders/templates/course/agh.toml"),
+    ),
+    (
+        "expected.toml",
+        include_str!("../../graders/templates/course/expected.toml"),
     ),
     (
         "course/cases/01.in",
@@ -192,6 +196,10 @@ fn readme(language: Language) -> String {
          agh build\n\n\
          Try it on the two sample submissions (one passes, one fails):\n\n    \
          agh grade --plugin grader.wasm --config agh.toml --submissions submissions\n\n\
+         Before students meet it, check it: the samples must score what\n\
+         `expected.toml` says, and agh's own hostile submissions (endless loops,\n\
+         fork bombs, forged scores, reads of the course files) must score nothing:\n\n    \
+         agh check --plugin grader.wasm --config agh.toml --samples .\n\n\
          - `wit/grader.wit` is the contract, `agh:grader@0.2.0`, as this agh serves it.\n\
          - `agh.toml` is the operator's policy: images, ceilings, and the course\n  \
            files the grader may read (`course:` is the `course/` folder).\n\

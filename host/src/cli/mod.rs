@@ -3,7 +3,7 @@
 //! single sandboxes (`doctor`, `sandbox run`, `sandbox clean`), `grade_commands`
 //! the ones that grade (`plan`, `grade`, `export`, `merge`),
 //! `transcript_commands` those over recorded gradings (`show`, `rescore`,
-//! `diff`).
+//! `diff`), `check_commands` the grader gate (`check`).
 
 mod grade_commands;
 mod sandbox_commands;
@@ -12,6 +12,7 @@ use grade_commands::{
     ExportArgs, GradeArgs, MergeArgs, PlanArgs, export_command, grade_command, merge_command,
     plan_command,
 };
+mod check_commands;
 mod project_commands;
 mod service_commands;
 mod transcript_commands;
@@ -25,6 +26,7 @@ use service_commands::{
     probe_command, serve_command, token_command, worker_command,
 };
 
+use check_commands::{CheckArgs, check_command};
 use project_commands::{BuildArgs, NewCommand, build_command, new_command};
 use sandbox_commands::{SandboxCommand, doctor_command, sandbox_clean, sandbox_run, sandbox_users};
 
@@ -48,8 +50,9 @@ use agh::sandbox::{
     SandboxSpec, User,
 };
 
-/// Exit code of `agh diff` when the folders differ.
-pub const EXIT_CHANGED: u8 = 1;
+/// Exit code of `agh diff` when the folders differ, and of `agh check`
+/// when the grader failed it.
+pub const EXIT_FOUND: u8 = 1;
 /// Exit code for a bad command line or configuration.
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code when a grader plugin or the operator's policy refused the work.
@@ -77,8 +80,8 @@ pub enum Outcome {
     Unhealthy,
     /// Stopped by Ctrl-C.
     Interrupted,
-    /// `agh diff` found differences.
-    Changed,
+    /// `agh diff` found differences, or `agh check` problems.
+    Found,
 }
 
 impl From<Blame> for Outcome {
@@ -102,7 +105,7 @@ impl Outcome {
             Outcome::Infra => ExitCode::from(EXIT_INFRA),
             Outcome::Unhealthy => ExitCode::from(EXIT_UNHEALTHY),
             Outcome::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
-            Outcome::Changed => ExitCode::from(EXIT_CHANGED),
+            Outcome::Found => ExitCode::from(EXIT_FOUND),
         }
     }
 }
@@ -143,6 +146,8 @@ enum Commands {
     Rescore(RescoreArgs),
     /// What changed between two output folders, per submission and test.
     Diff(DiffArgs),
+    /// Prove a grader before students meet it: its samples and agh's stock attacks, graded twice.
+    Check(CheckArgs),
     /// Make a new project: `agh new grader --lang rust|python|javascript DIR`.
     #[command(subcommand)]
     New(NewCommand),
@@ -205,6 +210,7 @@ pub fn main() -> ExitCode {
             Commands::Show(args) => show_command(&args),
             Commands::Rescore(args) => rescore_command(args).await,
             Commands::Diff(args) => diff_command(&args),
+            Commands::Check(args) => check_command(args).await,
             Commands::New(command) => new_command(command),
             Commands::Build(args) => build_command(args).await,
             Commands::Serve(args) => serve_command(args).await,

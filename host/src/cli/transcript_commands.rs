@@ -172,6 +172,6 @@ pub(super) fn diff_command(args: &DiffArgs) -> Outcome {
     if diff.changed.is_empty() {
         Outcome::Success
     } else {
-        Outcome::Changed
+        Outcome::Found
     }
 }

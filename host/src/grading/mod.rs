@@ -503,6 +503,7 @@ impl PreparedGrader {
             grader_own_us: u64::try_from(run.call_time.saturating_sub(run.host_time).as_micros())
                 .unwrap_or(u64::MAX),
             instantiate_us: u64::try_from(run.instantiate_time.as_micros()).unwrap_or(u64::MAX),
+            grader_fuel: run.fuel,
         };
         let provenance = self.provenance(submission_sha256);
         let mut result = match run.report {

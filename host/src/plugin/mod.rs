@@ -147,6 +147,8 @@ pub struct GradeRun {
     pub call_time: Duration,
     /// Part of the call spent in host calls (sandbox work).
     pub host_time: Duration,
+    /// Fuel the grader burned.
+    pub fuel: u64,
 }
 
 /// A std Hasher that feeds sha256, to turn the engine's compatibility hash
@@ -613,6 +615,7 @@ impl Grader {
                     instantiate_time: Duration::ZERO,
                     call_time: Duration::ZERO,
                     host_time: Duration::ZERO,
+                    fuel: 0,
                 };
             }
         };
@@ -661,6 +664,7 @@ impl Grader {
             ))),
         };
         let call_time = started.elapsed();
+        let fuel = budget.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let state = store.into_data();
         let mut log = state.log;
         if state.log_dropped > 0 {
@@ -678,6 +682,7 @@ impl Grader {
             instantiate_time,
             call_time,
             host_time: state.host_time,
+            fuel,
         }
     }
 }

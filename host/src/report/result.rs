@@ -186,6 +186,9 @@ pub struct Timings {
     pub grader_own_us: u64,
     /// Store creation to the first call.
     pub instantiate_us: u64,
+    /// Fuel the grader burned (about one unit per wasm instruction).
+    #[serde(default)]
+    pub grader_fuel: u64,
 }
 
 /// Name of the folder of an output folder that holds one result per

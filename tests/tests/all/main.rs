@@ -4,6 +4,7 @@
 
 mod assets;
 mod batch;
+mod check;
 mod cli;
 mod grade;
 mod plugin;

@@ -100,6 +100,25 @@ fn a_new_grader_in_every_language_builds_and_grades_its_samples() {
             "{lang}: {}",
             text(&graded.stderr)
         );
+        // A fresh project passes the grader gate as it is made.
+        let checked = agh(
+            &[
+                "check",
+                "--plugin",
+                "grader.wasm",
+                "--config",
+                "agh.toml",
+                "--samples",
+                ".",
+            ],
+            &project,
+        );
+        assert!(
+            checked.status.success() && text(&checked.stdout).contains("PASSED"),
+            "{lang}: agh check failed:\n{}{}",
+            text(&checked.stdout),
+            text(&checked.stderr)
+        );
     }
     let again = agh(&["new", "grader", "--lang", "rust", "rust"], root.path());
     assert!(!again.status.success());
