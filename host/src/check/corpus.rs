@@ -45,6 +45,9 @@ impl Language {
     }
 }
 
+/// A submission's files: path below it and bytes.
+pub type Files = Vec<(String, Vec<u8>)>;
+
 /// One hostile submission.
 #[derive(Debug, Clone)]
 pub struct Attack {
@@ -53,7 +56,7 @@ pub struct Attack {
     /// What it does, for the report.
     pub what: &'static str,
     /// Its files: path below the submission and bytes.
-    pub files: Vec<(String, Vec<u8>)>,
+    pub files: Files,
 }
 
 /// The files of `base` (a folder), each with its bytes, and the language
@@ -61,7 +64,7 @@ pub struct Attack {
 ///
 /// # Errors
 /// When `base` cannot be walked (a link, a special file, too large) or read.
-pub fn read_base(base: &Path) -> Result<(Language, Vec<(String, Vec<u8>)>), String> {
+pub fn read_base(base: &Path) -> Result<(Language, Files), String> {
     let tree = HostTree::walk(base, MAX_SUBMISSION_BYTES)
         .map_err(|e| format!("{}: {e}", base.display()))?;
     let mut files = Vec::new();

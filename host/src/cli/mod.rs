@@ -3,7 +3,7 @@
 //! single sandboxes (`doctor`, `sandbox run`, `sandbox clean`), `grade_commands`
 //! the ones that grade (`plan`, `grade`, `export`, `merge`),
 //! `transcript_commands` those over recorded gradings (`show`, `rescore`,
-//! `diff`), `check_commands` the grader gate (`check`).
+//! `diff`, `report`), `check_commands` the grader gate (`check`).
 
 mod grade_commands;
 mod sandbox_commands;
@@ -18,7 +18,8 @@ mod service_commands;
 mod transcript_commands;
 
 use transcript_commands::{
-    DiffArgs, RescoreArgs, ShowArgs, diff_command, rescore_command, show_command,
+    DiffArgs, ReportArgs, RescoreArgs, ShowArgs, diff_command, report_command, rescore_command,
+    show_command,
 };
 
 use service_commands::{
@@ -146,6 +147,8 @@ enum Commands {
     Rescore(RescoreArgs),
     /// What changed between two output folders, per submission and test.
     Diff(DiffArgs),
+    /// One self-contained HTML page of an output folder, for staff.
+    Report(ReportArgs),
     /// Prove a grader before students meet it: its samples and agh's stock attacks, graded twice.
     Check(CheckArgs),
     /// Make a new project: `agh new grader --lang rust|python|javascript DIR`.
@@ -211,6 +214,7 @@ pub fn main() -> ExitCode {
             Commands::Rescore(args) => rescore_command(args).await,
             Commands::Diff(args) => diff_command(&args),
             Commands::Check(args) => check_command(args).await,
+            Commands::Report(args) => report_command(&args),
             Commands::New(command) => new_command(command),
             Commands::Build(args) => build_command(args).await,
             Commands::Serve(args) => serve_command(args).await,

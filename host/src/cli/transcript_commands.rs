@@ -175,3 +175,41 @@ pub(super) fn diff_command(args: &DiffArgs) -> Outcome {
         Outcome::Found
     }
 }
+
+#[derive(Debug, Args)]
+pub(super) struct ReportArgs {
+    /// The output folder of agh grade or agh rescore.
+    out: PathBuf,
+    /// Write one self-contained HTML page for staff here.
+    #[arg(long)]
+    html: PathBuf,
+}
+
+pub(super) fn report_command(args: &ReportArgs) -> Outcome {
+    let results = match batch::journal::load_results(&args.out) {
+        Ok(results) => results,
+        Err(err) => {
+            eprintln!("agh report: {err}");
+            return Outcome::from(err.blame());
+        }
+    };
+    let page = agh::report::html::render(&args.out, &results);
+    let dir = match args.html.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    match agh::layout::write_atomic(&dir, &args.html, page.as_bytes()) {
+        Ok(()) => {
+            eprintln!(
+                "agh report: {} submissions in {}",
+                results.len(),
+                args.html.display()
+            );
+            Outcome::Success
+        }
+        Err(err) => {
+            eprintln!("agh report: writing {}: {err}", args.html.display());
+            Outcome::Infra
+        }
+    }
+}

@@ -2,6 +2,7 @@
 
 pub mod diff;
 pub mod export;
+pub mod html;
 mod result;
 mod verdict;
 

@@ -512,7 +512,7 @@ async fn the_service_grades_each_upload_once_for_the_tokens_allowed() {
     assert_eq!(served, kept);
 
     // The status page, as a browser renders it.
-    let dom = chromium_dom(&server.url("/"));
+    let dom = support::chromium_dom(&server.url("/"));
     assert!(dom.contains("Sandboxes proved safe: grading."), "{dom}");
     assert!(dom.contains("<td id=\"queued\">0</td>"), "{dom}");
     assert!(dom.contains("<td>graded</td><td>3</td>"), "{dom}");
@@ -602,30 +602,6 @@ async fn the_service_grades_each_upload_once_for_the_tokens_allowed() {
         status.success(),
         "agh serve drains and exits 0 on SIGTERM: {status:?}"
     );
-}
-
-/// The DOM of `url` after Debian's Chromium, headless, loaded it.
-fn chromium_dom(url: &str) -> String {
-    let profile = tempfile::tempdir().expect("tempdir");
-    let output = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(["--dump-dom", url])
-        .output()
-        .unwrap_or_else(|err| {
-            panic!("this test needs Debian's chromium: {err}; run `sudo scripts/setup`")
-        });
-    assert!(output.status.success(), "chromium failed: {output:?}");
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// A server killed (SIGKILL) while it grades leaves the submission to the

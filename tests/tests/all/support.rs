@@ -275,3 +275,27 @@ impl Drop for Postgres {
 pub fn running_as_root() -> bool {
     agh::private_dir::running_as_root()
 }
+
+/// The DOM of `url` after Debian's Chromium, headless, loaded it.
+pub fn chromium_dom(url: &str) -> String {
+    let profile = tempfile::tempdir().expect("tempdir");
+    let output = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(["--dump-dom", url])
+        .output()
+        .unwrap_or_else(|err| {
+            panic!("this test needs Debian's chromium: {err}; run `sudo scripts/setup`")
+        });
+    assert!(output.status.success(), "chromium failed: {output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

@@ -346,3 +346,56 @@ async fn a_replay_pins_the_graders_randomness_and_clocks() {
     assert_eq!(hows(&rescored), ["replayed"; 2]);
     assert_eq!(outputs(&dir.path().join("out2")), first);
 }
+
+/// `agh report --html`: the page renders in Debian's Chromium, headless,
+/// with the counts of the output folder, and what a student's program
+/// printed (a script, an image with a handler) is text on it, never markup.
+#[test]
+fn the_html_report_renders_and_shows_every_student_byte_as_text() {
+    let course = Course::new();
+    let hostile = course.path("submissions/05-markup");
+    std::fs::create_dir_all(&hostile).expect("mkdir");
+    std::fs::write(
+        hostile.join("main.c"),
+        "#include <stdio.h>\nint main(void) { puts(\"<script>document.title='pwned'</script>\
+         <img src=x onerror=\\\"document.title='pwned'\\\">\"); return 0; }\n",
+    )
+    .expect("write");
+    let graded = agh(
+        &["grade", "--plugin", "builtin:io-cases", "--config"],
+        &[
+            &course.path("agh.toml"),
+            Path::new("--submissions"),
+            &course.path("submissions"),
+            Path::new("--out"),
+            &course.path("out"),
+        ],
+    );
+    assert!(graded.status.success(), "{graded:?}");
+    let page = course.path("report.html");
+    let reported = agh(
+        &["report"],
+        &[&course.path("out"), Path::new("--html"), &page],
+    );
+    assert!(reported.status.success(), "{reported:?}");
+    let dom = support::chromium_dom(&format!("file://{}", page.display()));
+    assert!(dom.contains("<title>agh report: "), "{dom}");
+    assert!(!dom.contains("pwned</title>"), "{dom}");
+    assert!(dom.contains("<span id=\"count\">5</span>"), "{dom}");
+    assert!(dom.contains("<span id=\"graded\">5</span>"), "{dom}");
+    let counted: usize = dom
+        .split("data-count=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next()?.parse::<usize>().ok())
+        .sum();
+    assert_eq!(counted, 5, "{dom}");
+    assert!(
+        dom.contains("&lt;script&gt;document.title='pwned'&lt;/script&gt;"),
+        "{dom}"
+    );
+    assert!(!dom.contains("<img"), "{dom}");
+    assert!(!dom.contains("<script"), "{dom}");
+    for name in SUBMISSIONS {
+        assert!(dom.contains(name), "{name}: {dom}");
+    }
+}
