@@ -7,6 +7,8 @@ use super::journal::{
     BATCH_FILE, BatchIdentity, OpenMode, OutputDir, OutputError, OutputLock, load_results,
 };
 use crate::report::{Status, SubmissionResult};
+use crate::transcript::TranscriptDir;
+use crate::transcript::rescore::carry;
 
 /// Why folders could not be merged.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +25,9 @@ pub enum MergeError {
     /// An input's results could not be read.
     #[error(transparent)]
     Unreadable(OutputError),
+    /// A result's transcript is missing, altered, or could not be copied.
+    #[error("{0}")]
+    Transcript(String),
     /// The merged folder could not be written.
     #[error(transparent)]
     Output(#[from] OutputError),
@@ -38,7 +43,8 @@ impl MergeError {
             MergeError::NotAnOutputFolder(_)
             | MergeError::OtherGrader(_)
             | MergeError::Conflict(_)
-            | MergeError::Unreadable(_) => crate::blame::Blame::Operator,
+            | MergeError::Unreadable(_)
+            | MergeError::Transcript(_) => crate::blame::Blame::Operator,
         }
     }
 }
@@ -46,13 +52,14 @@ impl MergeError {
 /// Merges the results in `inputs` into the new output folder `out`, with a
 /// journal, so it can be exported or resumed like any other. Where a
 /// submission appears twice, a graded result wins over an ungraded one.
-/// Returns how many submissions the merged folder holds.
+/// Each result's transcript and its blobs are copied along, checked
+/// against their digests first. Returns how many submissions the merged folder holds.
 ///
 /// # Errors
 /// [`MergeError`] naming the input or submission at fault.
 pub fn merge_folders(inputs: &[PathBuf], out: &Path) -> Result<usize, MergeError> {
     let lock = OutputLock::acquire(out)?;
-    let mut merged: BTreeMap<String, SubmissionResult> = BTreeMap::new();
+    let mut merged: BTreeMap<String, (SubmissionResult, &Path)> = BTreeMap::new();
     let mut plugin: Option<String> = None;
     for dir in inputs {
         let identity: BatchIdentity = std::fs::read(dir.join(BATCH_FILE))
@@ -67,7 +74,7 @@ pub fn merge_folders(inputs: &[PathBuf], out: &Path) -> Result<usize, MergeError
         }
         plugin = Some(identity.plugin_sha256);
         for result in load_results(dir).map_err(MergeError::Unreadable)? {
-            if let Some(earlier) = merged.get(&result.submission) {
+            if let Some((earlier, _)) = merged.get(&result.submission) {
                 let both_graded =
                     earlier.status == Status::Graded && result.status == Status::Graded;
                 #[allow(clippy::float_cmp)] // the same submission graded twice must score the same
@@ -78,7 +85,7 @@ pub fn merge_folders(inputs: &[PathBuf], out: &Path) -> Result<usize, MergeError
                     continue;
                 }
             }
-            merged.insert(result.submission.clone(), result);
+            merged.insert(result.submission.clone(), (result, dir.as_path()));
         }
     }
     let id = format!("merged-{}", std::process::id());
@@ -88,7 +95,22 @@ pub fn merge_folders(inputs: &[PathBuf], out: &Path) -> Result<usize, MergeError
         plugin.as_deref().unwrap_or_default(),
         OpenMode::New,
     )?;
-    for result in merged.values() {
+    let to = TranscriptDir::new(out);
+    for (result, dir) in merged.values() {
+        // The transcript first: a result never names one not yet there.
+        if let Some(reference) = &result.transcript {
+            let from = TranscriptDir::new(dir);
+            let entries = from.load(reference).map_err(|e| {
+                MergeError::Transcript(format!(
+                    "{}: the transcript of {}: {e}",
+                    dir.display(),
+                    result.submission
+                ))
+            })?;
+            carry(&from, &to, Some(reference), &entries).map_err(|e| {
+                MergeError::Transcript(format!("the transcript of {}: {e}", result.submission))
+            })?;
+        }
         output.record(result)?;
     }
     Ok(merged.len())

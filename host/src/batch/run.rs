@@ -202,6 +202,10 @@ pub async fn run<F: Future<Output = ()>>(
     let transcripts = output
         .as_ref()
         .map(|o| crate::transcript::TranscriptDir::new(o.path()));
+    // Under the folder's lock: what a killed run was writing goes.
+    if let Some(dir) = &transcripts {
+        dir.remove_partials();
+    }
     let batch = Batch::recording(grader, batch_id, transcripts);
     if let Ok(removed) = batch.remove_leftovers().await
         && removed > 0

@@ -39,6 +39,9 @@ pub const MAX_TRANSCRIPT_BYTES: u64 = 64 * 1024 * 1024;
 /// The folder of transcripts in an output folder.
 pub const TRANSCRIPTS_DIR: &str = "transcripts";
 
+/// How a transcript being written is named until it is finished.
+const PARTIAL_PREFIX: &str = ".partial-";
+
 /// The folder of blobs in an output folder.
 pub const BLOBS_DIR: &str = "blobs";
 
@@ -269,6 +272,21 @@ impl TranscriptDir {
         self.blobs().join(sha256)
     }
 
+    /// Removes transcripts left unfinished by a run that was killed: only
+    /// agh's own temporary files, and only under the output folder's lock
+    /// (no other run is writing them). Returns how many.
+    pub fn remove_partials(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(self.root.join(TRANSCRIPTS_DIR)) else {
+            return 0;
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with(PARTIAL_PREFIX))
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter(|e| std::fs::remove_file(e.path()).is_ok())
+            .count()
+    }
+
     /// Starts the transcript of one grading of `name`.
     ///
     /// # Errors
@@ -280,7 +298,7 @@ impl TranscriptDir {
         std::fs::create_dir_all(&dir)?;
         std::fs::create_dir_all(self.blobs())?;
         let file = tempfile::Builder::new()
-            .prefix(".partial-")
+            .prefix(PARTIAL_PREFIX)
             .suffix(".jsonl")
             .tempfile_in(&dir)?;
         Ok(Recorder {

@@ -308,8 +308,9 @@ fn mark_rescored(
     result
 }
 
-/// Copies the transcript `reference` and every blob `entries` use from
-/// `from` into `to`.
+/// Copies the transcript `reference` (whose `entries` were loaded, and so
+/// checked) and every blob they use from `from` into `to`, each blob
+/// checked against its digest.
 ///
 /// # Errors
 /// What could not be copied.
@@ -336,7 +337,9 @@ pub fn carry(
             }
         }
     }
-    let copy = |relative: &Path| -> Result<(), String> {
+    // Copies `relative`; a blob (`sha256` given) only when its bytes are
+    // those its name says.
+    let copy = |relative: &Path, sha256: Option<&str>| -> Result<(), String> {
         let (source, target) = (from.root().join(relative), to.root().join(relative));
         if target.is_file() {
             return Ok(());
@@ -353,14 +356,20 @@ pub fn carry(
             &mut bytes,
         )
         .map_err(|e| format!("copying {}: {e}", source.display()))?;
+        if sha256.is_some_and(|sha256| super::sha256(&bytes) != sha256) {
+            return Err(format!(
+                "{} does not hold the bytes recorded; refusing to carry it",
+                source.display()
+            ));
+        }
         let folder = target.parent().unwrap_or(to.root());
         crate::layout::write_atomic(folder, &target, &bytes)
             .map_err(|e| format!("writing {}: {e}", target.display()))
     };
     for sha256 in blobs {
-        copy(&Path::new(super::BLOBS_DIR).join(sha256))?;
+        copy(&Path::new(super::BLOBS_DIR).join(&sha256), Some(&sha256))?;
     }
-    copy(Path::new(&reference.path))
+    copy(Path::new(&reference.path), None)
 }
 
 /// The blobs an entry refers to.

@@ -90,6 +90,22 @@ async fn assert_complete(out: &Path) {
         })
         .collect();
     assert_eq!(results, expected_scores());
+    // Each result's transcript is whole (its digest and every entry
+    // checked), every blob it names is there, and nothing half-written is.
+    let transcripts = agh::transcript::TranscriptDir::new(out);
+    for result in agh::batch::journal::load_results(out).expect("results") {
+        let reference = result.transcript.as_ref().expect("a transcript");
+        let entries = transcripts.load(reference).expect("a whole transcript");
+        for kept in entries.iter().flat_map(agh::transcript::rescore::kept_in) {
+            transcripts.read_blob(&kept.blob).expect("its blob");
+        }
+    }
+    let partial = std::fs::read_dir(out.join("transcripts"))
+        .expect("transcripts")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .count();
+    assert_eq!(partial, 0, "a half-written transcript was left");
     let journal = std::fs::read_to_string(out.join("journal.jsonl")).expect("journal");
     let mut names: Vec<String> = journal
         .lines()
@@ -209,6 +225,21 @@ async fn shards_merge_into_the_whole_and_export() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert_complete(&merged).await;
+    // Each shard's transcripts came along, blobs and all.
+    for result in agh::batch::journal::load_results(&merged).expect("results") {
+        assert!(result.transcript.is_some(), "{}", result.submission);
+    }
+    let shown = Command::new(support::agh_binary())
+        .arg("show")
+        .arg(&merged)
+        .arg("01-correct")
+        .output()
+        .expect("show");
+    let page = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.status.success() && page.contains("$ gcc") && page.contains("| "),
+        "{page}"
+    );
     let output = Command::new(support::agh_binary())
         .args([
             "export",
