@@ -142,6 +142,17 @@ impl Grader for Misbehaving {
                 }
                 tests
             }
+            // The same with random bytes, none alike: what a transcript
+            // stores at most, for scripts/bench-rescore.
+            "overflow-random" => {
+                let mut tests = Vec::new();
+                for i in 0..10 {
+                    let run = Cmd::new(["head", "-c", "4000000", "/dev/urandom"]).run()?;
+                    let test = Test::new(&format!("flood {i}"), 1.0);
+                    tests.push(test.failed_with(&run, "printed past the cap"));
+                }
+                tests
+            }
             // A command that brings the sandbox down, then a fresh sandbox:
             // the pristine submission is back, what was built is gone.
             "reset" => {

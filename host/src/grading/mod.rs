@@ -33,8 +33,8 @@ use crate::sandbox::{
     self, Blame, Docker, HostTree, Owner, Runtime, SUBMISSION_DEST, Sandbox, SandboxError,
     SandboxPort, SandboxSpec,
 };
-use crate::transcript::TranscriptDir;
 use crate::transcript::port::RecordingPort;
+use crate::transcript::{Entry, TranscriptDir};
 
 /// Attempts the batch makes at a submission that hits an infra error.
 pub const INFRA_ATTEMPTS: u32 = 3;
@@ -541,6 +541,11 @@ impl PreparedGrader {
         result.provenance = Some(provenance);
         result.timings = timings;
         if let Some(recorder) = recorder {
+            if !result.log.is_empty() {
+                recorder.record(&Entry::Log {
+                    lines: result.log.clone(),
+                });
+            }
             match recorder.finish() {
                 Ok(transcript) => result.transcript = Some(transcript),
                 Err(why) => {

@@ -205,6 +205,11 @@ pub enum Entry {
         /// Whether one was made.
         reply: Result<(), Failure>,
     },
+    /// What the grader logged, once it is done (its log is bounded).
+    Log {
+        /// The lines, in order.
+        lines: Vec<String>,
+    },
     /// The transcript's cap was reached: bytes after this are digests only.
     Cut {
         /// The cap.

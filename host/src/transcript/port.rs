@@ -462,6 +462,7 @@ fn describe(entry: &Entry) -> String {
         Entry::CopyIn { dest, .. } => format!("files placed in {dest}"),
         Entry::Renew { .. } => "a fresh sandbox".into(),
         Entry::Cut { .. } => "the cap".into(),
+        Entry::Log { .. } => "the grader's log".into(),
     }
 }
 

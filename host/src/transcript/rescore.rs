@@ -272,7 +272,7 @@ async fn replay_one(
     let calls: Vec<Entry> = entries
         .iter()
         .skip(1)
-        .filter(|e| !matches!(e, Entry::Cut { .. }))
+        .filter(|e| !matches!(e, Entry::Cut { .. } | Entry::Log { .. }))
         .cloned()
         .collect();
     let replay = Replay::new(from.clone(), grader.sandbox_spec("rescore", &name), calls);

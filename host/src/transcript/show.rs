@@ -295,6 +295,12 @@ fn describe(page: &mut String, dir: &TranscriptDir, entry: &Entry, full: bool) {
                 failed(page, f);
             }
         }
+        Entry::Log { lines } => {
+            let _ = writeln!(page, "the grader logged {} line(s):", lines.len());
+            for line in lines {
+                let _ = writeln!(page, "      | {}", printable(line.as_bytes()));
+            }
+        }
         Entry::Cut { max_bytes } => {
             let _ = writeln!(
                 page,
