@@ -1,7 +1,8 @@
 //! `agh check`, the grader gate, end to end under runsc: it fails a
 //! deliberately weak grader (its tests run in the student's process, so
 //! a submission that patches unittest gets full marks) and passes the
-//! example graders on their own samples, every stock attack included.
+//! example graders on their own samples, every stock attack included,
+//! whose gradings then rescore from their transcripts with no sandbox.
 
 use std::path::Path;
 use std::process::Output;
@@ -11,12 +12,14 @@ use serde_json::Value;
 
 use crate::support;
 
-fn check(plugin: &str, course: &Path) -> (Output, Value) {
+fn check(plugin: &str, course: &Path, out: &Path) -> (Output, Value) {
     let output = std::process::Command::new(support::agh_binary())
         .args(["check", "--json", "--plugin", plugin, "--config"])
         .arg(course.join("agh.toml"))
         .arg("--samples")
         .arg(course)
+        .arg("--out")
+        .arg(out)
         .output()
         .expect("agh check");
     let report = serde_json::from_slice(&output.stdout)
@@ -47,7 +50,8 @@ fn attack_names(report: &Value) -> Vec<String> {
 #[test]
 fn a_grader_that_tests_in_the_students_process_fails_the_gate() {
     let course = support::repo_root().join("tests/fixtures/weak-course");
-    let (output, report) = check("builtin:io-cases", &course);
+    let out = tempfile::tempdir().expect("tempdir");
+    let (output, report) = check("builtin:io-cases", &course, &out.path().join("check"));
     assert_eq!(output.status.code(), Some(1), "{report}");
     assert_eq!(report["language"], "python", "{report}");
     assert!(failed(&report, "samples").is_empty(), "{report}");
@@ -59,14 +63,16 @@ fn a_grader_that_tests_in_the_students_process_fails_the_gate() {
     assert!(attack_names(&report).len() >= 10, "{report}");
 }
 
-#[test]
-fn the_example_graders_pass_the_gate() {
+#[tokio::test]
+async fn the_example_graders_pass_the_gate() {
     let root = support::repo_root().join("examples");
     for (plugin, course, language) in [
         (graders::C_IO, "c-course", "c"),
         (graders::PYTHON_UNITTEST, "python-course", "python"),
     ] {
-        let (output, report) = check(plugin, &root.join(course));
+        let out = tempfile::tempdir().expect("tempdir");
+        let kept = out.path().join("check");
+        let (output, report) = check(plugin, &root.join(course), &kept);
         assert!(output.status.success(), "{course}: {report}");
         assert_eq!(report["language"], language, "{report}");
         assert!(failed(&report, "samples").is_empty(), "{report}");
@@ -82,5 +88,49 @@ fn the_example_graders_pass_the_gate() {
                 "{course}: no {attack}: {report}"
             );
         }
+        // The example course rescored from its transcripts with the
+        // unchanged grader: every submission replayed, nothing changed,
+        // and Docker created no container meanwhile.
+        let since = support::unix_now();
+        let (rescored, pid) = support::output_and_pid(
+            std::process::Command::new(support::agh_binary())
+                .args([
+                    "rescore",
+                    "--no-sandbox",
+                    "--json",
+                    "--plugin",
+                    plugin,
+                    "--config",
+                ])
+                .arg(root.join(course).join("agh.toml"))
+                .arg("--from")
+                .arg(kept.join("samples-1"))
+                .arg("--out")
+                .arg(kept.join("rescored")),
+        );
+        assert!(rescored.status.success(), "{course}: {rescored:?}");
+        let replayed: Value = serde_json::from_slice(&rescored.stdout).expect("json");
+        let hows: Vec<&str> = replayed["submissions"]
+            .as_array()
+            .expect("submissions")
+            .iter()
+            .filter_map(|s| s[1]["how"].as_str())
+            .collect();
+        assert!(
+            !hows.is_empty() && hows.iter().all(|h| *h == "replayed"),
+            "{course}: {replayed}"
+        );
+        let diff = std::process::Command::new(support::agh_binary())
+            .arg("diff")
+            .arg(kept.join("samples-1"))
+            .arg(kept.join("rescored"))
+            .output()
+            .expect("agh diff");
+        assert_eq!(diff.status.code(), Some(0), "{course}: {diff:?}");
+        assert_eq!(
+            support::containers_created_since(&support::docker().await, since, pid).await,
+            0,
+            "{course}"
+        );
     }
 }

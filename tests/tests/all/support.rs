@@ -299,3 +299,54 @@ pub fn chromium_dom(url: &str) -> String {
     assert!(output.status.success(), "chromium failed: {output:?}");
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// Containers the agh process `pid` created since `since` (a Unix time),
+/// told by their owner label, so other tests' sandboxes do not count.
+pub async fn containers_created_since(
+    docker: &agh::sandbox::Docker,
+    since: i64,
+    pid: u32,
+) -> usize {
+    let until = unix_now() + 1;
+    let options = bollard::query_parameters::EventsOptionsBuilder::new()
+        .since(&since.to_string())
+        .until(&until.to_string())
+        .filters(&std::collections::HashMap::from([
+            ("type", vec!["container"]),
+            ("event", vec!["create"]),
+            ("label", vec![agh::sandbox::LABEL_MANAGED]),
+        ]))
+        .build();
+    let owner = format!("/{pid}/");
+    futures_util::StreamExt::collect::<Vec<_>>(docker.events(Some(options)))
+        .await
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|event| {
+            event
+                .actor
+                .as_ref()
+                .and_then(|actor| actor.attributes.as_ref())
+                .and_then(|labels| labels.get(agh::sandbox::LABEL_OWNER))
+                .is_some_and(|o| o.contains(&owner))
+        })
+        .count()
+}
+
+/// Runs `command` to its end; its output and its pid.
+pub fn output_and_pid(command: &mut std::process::Command) -> (std::process::Output, u32) {
+    let child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    (child.wait_with_output().expect("wait"), pid)
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+}

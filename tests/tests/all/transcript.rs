@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use futures_util::StreamExt;
 use serde_json::Value;
 
 use agh_tests::graders;
@@ -47,33 +46,6 @@ fn scores(out: &Path) -> HashMap<String, f64> {
         .collect()
 }
 
-/// Containers Docker created for agh since `since` (a Unix time).
-async fn containers_created_since(docker: &agh::sandbox::Docker, since: i64) -> usize {
-    let until = chrono_now() + 1;
-    let options = bollard::query_parameters::EventsOptionsBuilder::new()
-        .since(&since.to_string())
-        .until(&until.to_string())
-        .filters(&HashMap::from([
-            ("type", vec!["container"]),
-            ("event", vec!["create"]),
-            ("label", vec!["agh.managed"]),
-        ]))
-        .build();
-    docker
-        .events(Some(options))
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .filter(Result::is_ok)
-        .count()
-}
-
-fn chrono_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
-}
-
 struct Course {
     _dir: tempfile::TempDir,
     root: PathBuf,
@@ -107,6 +79,11 @@ impl Course {
     }
 
     fn rescore(&self, from: &str, out: &str, sandbox: bool) -> Output {
+        self.rescore_with_pid(from, out, sandbox).0
+    }
+
+    /// [`Course::rescore`], with the rescore's pid.
+    fn rescore_with_pid(&self, from: &str, out: &str, sandbox: bool) -> (Output, u32) {
         let mut args = vec!["rescore", "--plugin", "builtin:io-cases", "--json"];
         if !sandbox {
             args.push("--no-sandbox");
@@ -120,7 +97,7 @@ impl Course {
             .arg(self.path(from))
             .arg("--out")
             .arg(self.path(out));
-        command.output().expect("agh rescore")
+        support::output_and_pid(&mut command)
     }
 }
 
@@ -171,12 +148,15 @@ async fn rescoring_replays_transcripts_without_sandboxes_and_grades_only_what_ch
 
     // The unchanged grader: every submission replayed, the same scores,
     // and Docker created no container meanwhile.
-    let since = chrono_now();
-    let same = course.rescore("out1", "out2", false);
+    let since = support::unix_now();
+    let (same, pid) = course.rescore_with_pid("out1", "out2", false);
     assert!(same.status.success(), "{same:?}");
     assert_eq!(hows(&same), ["replayed"; 4]);
     assert_eq!(scores(&course.path("out2")), before);
-    assert_eq!(containers_created_since(&docker, since).await, 0);
+    assert_eq!(
+        support::containers_created_since(&docker, since, pid).await,
+        0
+    );
     let diff = agh(&["diff"], &[&course.path("out1"), &course.path("out2")]);
     assert_eq!(diff.status.code(), Some(0), "{diff:?}");
     let rescored: Value = serde_json::from_slice(
@@ -229,12 +209,12 @@ async fn rescoring_replays_transcripts_without_sandboxes_and_grades_only_what_ch
     let listed = course.rescore("out1", "out4", false);
     assert_eq!(listed.status.code(), Some(2), "{listed:?}");
     assert_eq!(hows(&listed), ["needs-sandbox"; 4]);
-    let since = chrono_now();
-    let regraded = course.rescore("out1", "out5", true);
+    let since = support::unix_now();
+    let (regraded, pid) = course.rescore_with_pid("out1", "out5", true);
     assert!(regraded.status.success(), "{regraded:?}");
     assert_eq!(hows(&regraded), ["graded"; 4]);
     assert_eq!(scores(&course.path("out5")), before);
-    assert!(containers_created_since(&docker, since).await >= SUBMISSIONS.len());
+    assert!(support::containers_created_since(&docker, since, pid).await >= SUBMISSIONS.len());
     std::fs::write(&cases, text).expect("write");
 
     // A blob altered after grading is refused, never replayed.
@@ -331,6 +311,10 @@ async fn a_replay_pins_the_graders_randomness_and_clocks() {
         .as_nanos();
     assert!(now - wall < 600_000_000_000, "{wall} vs {now}");
     assert!(first["a"].ends_with("nan 7ff8000000000000"), "{first:?}");
+    let shown = agh(&["show"], &[&dir.path().join("out1"), Path::new("a")]);
+    let page = String::from_utf8_lossy(&shown.stdout);
+    assert!(page.contains("the grader logged 1 line(s)"), "{page}");
+    assert!(page.contains("varying: ran echo"), "{page}");
 
     let rescored = agh(
         &["rescore", "--json", "--no-sandbox", "--plugin"],
