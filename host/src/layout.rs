@@ -188,6 +188,17 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// The bytes of the regular file `path`, opened as [`open_regular_file`]
+/// opens it.
+///
+/// # Errors
+/// As [`open_regular_file`], or a failed read.
+pub fn read_regular_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut open_regular_file(path)?, &mut bytes)?;
+    Ok(bytes)
+}
+
 /// Opens a host file for reading without following a symbolic link and
 /// without blocking on a FIFO, and checks the opened file (never the path
 /// before opening): a regular file with no other hard link, so a link

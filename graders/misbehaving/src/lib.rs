@@ -134,26 +134,10 @@ impl Grader for Misbehaving {
             }
             // Ten commands that each print past the output cap: what a
             // batch holds in memory per submission, for scripts/bench-memory.
-            "overflow" => {
-                let mut tests = Vec::new();
-                for i in 0..10 {
-                    let run = Cmd::new(["head", "-c", "4000000", "/dev/zero"]).run()?;
-                    let test = Test::new(&format!("flood {i}"), 1.0);
-                    tests.push(test.failed_with(&run, "printed past the cap"));
-                }
-                tests
-            }
+            "overflow" => floods("/dev/zero")?,
             // The same with random bytes, none alike: what a transcript
             // stores at most, for scripts/bench-rescore.
-            "overflow-random" => {
-                let mut tests = Vec::new();
-                for i in 0..10 {
-                    let run = Cmd::new(["head", "-c", "4000000", "/dev/urandom"]).run()?;
-                    let test = Test::new(&format!("flood {i}"), 1.0);
-                    tests.push(test.failed_with(&run, "printed past the cap"));
-                }
-                tests
-            }
+            "overflow-random" => floods("/dev/urandom")?,
             // A command that brings the sandbox down, then a fresh sandbox:
             // the pristine submission is back, what was built is gone.
             "reset" => {
@@ -300,3 +284,14 @@ impl Grader for Misbehaving {
 }
 
 agh_grader::export_grader!(Misbehaving);
+
+/// Ten commands that each print 4 MB of `source`, past the output cap.
+fn floods(source: &str) -> Result<Vec<TestResult>, GradeError> {
+    let mut tests = Vec::new();
+    for i in 0..10 {
+        let run = Cmd::new(["head", "-c", "4000000", source]).run()?;
+        let test = Test::new(&format!("flood {i}"), 1.0);
+        tests.push(test.failed_with(&run, "printed past the cap"));
+    }
+    Ok(tests)
+}

@@ -70,16 +70,8 @@ pub fn read_base(base: &Path) -> Result<(Language, Files), String> {
     let mut files = Vec::new();
     for entry in tree.file_entries() {
         let bytes = match entry.source {
-            Some(EntrySource::HostFile(path)) => {
-                let mut bytes = Vec::new();
-                std::io::Read::read_to_end(
-                    &mut crate::layout::open_regular_file(&path)
-                        .map_err(|e| format!("{}: {e}", path.display()))?,
-                    &mut bytes,
-                )
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-                bytes
-            }
+            Some(EntrySource::HostFile(path)) => crate::layout::read_regular_file(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?,
             Some(EntrySource::Bytes(bytes)) => bytes.to_vec(),
             None => continue,
         };

@@ -103,11 +103,7 @@ pub fn entries_digest(entries: &[FileEntry]) -> std::io::Result<String> {
                 hasher.update(bytes);
             }
             Some(crate::sandbox::EntrySource::HostFile(path)) => {
-                let mut bytes = Vec::new();
-                std::io::Read::read_to_end(
-                    &mut crate::layout::open_regular_file(path)?,
-                    &mut bytes,
-                )?;
+                let bytes = crate::layout::read_regular_file(path)?;
                 hasher.update([1]);
                 hasher.update((bytes.len() as u64).to_le_bytes());
                 hasher.update(&bytes);
@@ -132,12 +128,7 @@ pub fn record_submission(
     for entry in tree.file_entries() {
         let contents = match &entry.source {
             Some(crate::sandbox::EntrySource::HostFile(path)) => {
-                let mut bytes = Vec::new();
-                std::io::Read::read_to_end(
-                    &mut crate::layout::open_regular_file(path)?,
-                    &mut bytes,
-                )?;
-                Some(recorder.keep(&bytes))
+                Some(recorder.keep(&crate::layout::read_regular_file(path)?))
             }
             Some(crate::sandbox::EntrySource::Bytes(bytes)) => Some(recorder.keep(bytes)),
             None => None,

@@ -349,13 +349,8 @@ pub fn carry(
         }
         // A copy, never a link: a blob with a second link is refused
         // when read (a planted link could point anywhere).
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(
-            &mut crate::layout::open_regular_file(&source)
-                .map_err(|e| format!("copying {}: {e}", source.display()))?,
-            &mut bytes,
-        )
-        .map_err(|e| format!("copying {}: {e}", source.display()))?;
+        let bytes = crate::layout::read_regular_file(&source)
+            .map_err(|e| format!("copying {}: {e}", source.display()))?;
         if sha256.is_some_and(|sha256| super::sha256(&bytes) != sha256) {
             return Err(format!(
                 "{} does not hold the bytes recorded; refusing to carry it",
