@@ -346,6 +346,9 @@ pub enum Leftovers<'a> {
     /// Those whose agh is provably gone: started on this host by a process
     /// that no longer runs. Another agh's sandboxes in flight are kept.
     Orphaned,
+    /// Those of one batch that this agh process made: what a grading it
+    /// stopped before its end left (another process's are kept).
+    Mine(&'a str),
     /// Every container agh labelled, whoever runs it.
     All,
 }
@@ -370,7 +373,7 @@ pub async fn remove_leftovers(
     scope: Leftovers<'_>,
 ) -> Result<Cleaned, SandboxError> {
     let mut label_filters = vec![LABEL_MANAGED.to_string()];
-    if let Leftovers::Batch(batch) = scope {
+    if let Leftovers::Batch(batch) | Leftovers::Mine(batch) = scope {
         label_filters.push(format!("{}={batch}", super::LABEL_BATCH));
     }
     let options = ListContainersOptions {
@@ -391,7 +394,12 @@ pub async fn remove_leftovers(
             .labels
             .as_ref()
             .and_then(|labels| labels.get(LABEL_OWNER));
-        if scope == Leftovers::Orphaned && !owner.is_some_and(|o| owner_is_gone(o)) {
+        let keep = match scope {
+            Leftovers::Orphaned => !owner.is_some_and(|o| owner_is_gone(o)),
+            Leftovers::Mine(_) => owner.is_none_or(|o| o != this_owner()),
+            Leftovers::Batch(_) | Leftovers::All => false,
+        };
+        if keep {
             cleaned.kept += 1;
             continue;
         }

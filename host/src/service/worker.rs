@@ -22,8 +22,13 @@ use crate::grading::{RetryPolicy, Snapshot};
 use crate::report::{Status, SubmissionResult};
 use crate::sandbox;
 
-/// The label of the service's sandboxes.
+/// The label of the service's sandboxes: `service/ID` for submission ID.
 pub const SERVICE_LABEL: &str = "service";
+
+/// The batch label of the sandboxes grading `claim`.
+fn claim_label(claim: &Claim) -> String {
+    format!("{SERVICE_LABEL}/{}", claim.id)
+}
 
 /// How often an idle slot asks the store for work.
 const POLL: Duration = Duration::from_millis(250);
@@ -138,11 +143,20 @@ impl Worker {
         }
     }
 
-    /// Grades one claimed submission, renewing its lease meanwhile.
+    /// Grades one claimed submission, renewing its lease meanwhile. When
+    /// the lease is lost (the submission was cancelled, or another worker
+    /// took it), grading stops there: its slot is free at once and its
+    /// sandboxes are removed.
     async fn grade(&self, claim: Claim, grading: &Semaphore) {
         let beat = CancellationToken::new();
+        let lost = CancellationToken::new();
         let heartbeat = {
-            let (store, claim, beat) = (self.store.clone(), claim.clone(), beat.clone());
+            let (store, claim, beat, lost) = (
+                self.store.clone(),
+                claim.clone(),
+                beat.clone(),
+                lost.clone(),
+            );
             tokio::spawn(async move {
                 loop {
                     tokio::select! {
@@ -152,7 +166,8 @@ impl Worker {
                     match store.heartbeat(&claim).await {
                         Ok(true) => {}
                         Ok(false) => {
-                            tracing::warn!(submission = %claim.id, "lease lost (cancelled or taken over); its result will not be recorded");
+                            tracing::warn!(submission = %claim.id, "lease lost (cancelled or taken over); grading stops");
+                            lost.cancel();
                             return;
                         }
                         Err(err) => {
@@ -162,12 +177,39 @@ impl Worker {
                 }
             })
         };
-        let outcome = self.attempt(&claim, grading).await;
+        let outcome = tokio::select! {
+            outcome = self.attempt(&claim, grading) => Some(outcome),
+            () = lost.cancelled() => None,
+        };
         beat.cancel();
         let _ = heartbeat.await;
-        if let Err(err) = self.record(&claim, outcome).await {
-            tracing::error!(submission = %claim.id, %err, "could not record a result; the lease runs out and it is graded again");
+        match outcome {
+            Some(outcome) => {
+                if let Err(err) = self.record(&claim, outcome).await {
+                    tracing::error!(submission = %claim.id, %err, "could not record a result; the lease runs out and it is graded again");
+                }
+            }
+            None => self.abandon(&claim).await,
         }
+    }
+
+    /// Removes what a grading stopped midway left: this process's
+    /// sandboxes of `claim` and its unpacked files.
+    async fn abandon(&self, claim: &Claim) {
+        if let Ok(docker) = sandbox::connect().await {
+            match sandbox::remove_leftovers(&docker, sandbox::Leftovers::Mine(&claim_label(claim)))
+                .await
+            {
+                Ok(cleaned) => {
+                    tracing::info!(submission = %claim.id, removed = cleaned.removed, "stopped grading");
+                }
+                Err(err) => {
+                    tracing::warn!(submission = %claim.id, %err, "could not remove the stopped grading's sandboxes");
+                }
+            }
+        }
+        let target = self.work.join(format!("{}-{}", claim.id, claim.fence));
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(target)).await;
     }
 
     /// One attempt: the result, or an infra error's reason.
@@ -232,7 +274,13 @@ impl Worker {
             Ok(()) => match Snapshot::take(&claim.student, &target).await {
                 Err(failed) => *failed,
                 Ok(snapshot) => grader
-                    .grade(&snapshot, SERVICE_LABEL, RetryPolicy::Once, grading, None)
+                    .grade(
+                        &snapshot,
+                        &claim_label(claim),
+                        RetryPolicy::Once,
+                        grading,
+                        None,
+                    )
                     .await
                     .unwrap_or_else(|| {
                         SubmissionResult::failed(

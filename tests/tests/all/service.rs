@@ -672,30 +672,44 @@ async fn a_server_killed_mid_grade_records_exactly_one_result_after_restart() {
     );
     // The killed server's sandbox was removed when the new one started
     // (other tests' servers may have theirs running meanwhile).
-    let left = sandboxes_of(&docker, killed).await;
+    let left = sandboxes_of(&docker, killed, None).await;
     assert!(left.is_empty(), "sandboxes left: {left:?}");
     server.terminate();
 }
 
-/// The service's sandboxes (labelled `agh.batch=service`) of the agh
-/// process `pid`.
+/// The service's sandboxes (labelled `agh.batch=service/ID`) of the agh
+/// process `pid`; with `submission`, only those grading it.
 async fn sandboxes_of(
     docker: &bollard::Docker,
     pid: u32,
+    submission: Option<&str>,
 ) -> Vec<bollard::models::ContainerSummary> {
     let options = bollard::query_parameters::ListContainersOptions {
         all: true,
         filters: Some(std::collections::HashMap::from([(
             "label".to_string(),
-            vec![format!("agh.batch={}", agh::service::worker::SERVICE_LABEL)],
+            vec!["agh.batch".to_string()],
         )])),
         ..Default::default()
     };
+    let batch = |c: &bollard::models::ContainerSummary| {
+        c.labels
+            .as_ref()
+            .and_then(|l| l.get("agh.batch"))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let service = format!("{}/", agh::service::worker::SERVICE_LABEL);
     docker
         .list_containers(Some(options))
         .await
         .expect("list")
         .into_iter()
+        .filter(|c| {
+            let batch = batch(c);
+            batch.starts_with(&service)
+                && submission.is_none_or(|id| batch == format!("{service}{id}"))
+        })
         .filter(|c| {
             c.labels
                 .as_ref()
@@ -703,6 +717,67 @@ async fn sandboxes_of(
                 .is_some_and(|owner| owner.split('/').nth(1) == Some(&pid.to_string()))
         })
         .collect()
+}
+
+/// Cancelling a submission while it grades stops its grading: within a
+/// heartbeat its sandbox is gone and its slot grades the next upload,
+/// while its own grading (every case to its time limit, about twenty
+/// seconds) would still be running; it never gets a result.
+#[tokio::test]
+async fn cancelling_a_running_submission_stops_its_grading_and_frees_its_slot() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let admin = token(data.path(), "admin", None, "ops");
+    let server = Server::spawn(&["serve", "-j", "1"], data.path(), None).await;
+    let added = add_io_course(&server, &admin);
+    assert!(added.status.success(), "{added:?}");
+    let docker = support::docker().await;
+    let (status, body) = submit(&server, &admin, "carol", "06-endless-loop", None).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_str().expect("id").to_string();
+    let started = Instant::now();
+    while sandboxes_of(&docker, server.pid(), Some(&id))
+        .await
+        .is_empty()
+    {
+        assert!(started.elapsed() < Duration::from_secs(60), "never graded");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let cancelled = reqwest::Client::new()
+        .delete(server.url(&format!("/v1/submissions/{id}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("cancel");
+    assert_eq!(cancelled.status().as_u16(), 200);
+    let (status, next) = submit(&server, &admin, "dave", "01-correct", None).await;
+    assert_eq!(status, 202, "{next}");
+    let next = next["id"].as_str().expect("id").to_string();
+    let cancelled_at = Instant::now();
+    while !sandboxes_of(&docker, server.pid(), Some(&id))
+        .await
+        .is_empty()
+    {
+        // A heartbeat is a third of the lease (10 s); the grading it stops
+        // would run about twenty seconds.
+        assert!(
+            cancelled_at.elapsed() < agh::service::store::LEASE / 3 + Duration::from_secs(5),
+            "the cancelled submission's sandbox is still there"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let graded = result(&server, &admin, &next).await;
+    assert_eq!(graded["status"], "graded", "{graded}");
+    assert_eq!(graded["score"], graded["max_score"], "{graded}");
+    let row = state(&server, &admin, &id).await;
+    assert_eq!(row["state"], "cancelled", "{row}");
+    let none = reqwest::Client::new()
+        .get(server.url(&format!("/v1/submissions/{id}/result")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("result");
+    assert_ne!(none.status().as_u16(), 200);
+    server.terminate();
 }
 
 /// The same binary on PostgreSQL: a stateless API and two workers (each
@@ -778,7 +853,7 @@ async fn an_api_and_two_workers_share_postgres_and_grade_each_upload_once() {
     let holder = loop {
         let mut holding = Vec::new();
         for (i, worker) in workers.iter().enumerate() {
-            if !sandboxes_of(&docker, worker.pid()).await.is_empty() {
+            if !sandboxes_of(&docker, worker.pid(), None).await.is_empty() {
                 holding.push(i);
             }
         }
@@ -813,7 +888,7 @@ async fn an_api_and_two_workers_share_postgres_and_grade_each_upload_once() {
             .is_some_and(|r| r.contains("worker stopped")),
         "{graded}"
     );
-    let left = sandboxes_of(&docker, killed).await;
+    let left = sandboxes_of(&docker, killed, None).await;
     assert!(
         left.is_empty(),
         "the killed worker's sandboxes left: {left:?}"
