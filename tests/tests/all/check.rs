@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::support;
 
 fn check(plugin: &str, course: &Path, out: &Path) -> (Output, Value) {
+    let _alone = support::courses_alone();
     let output = std::process::Command::new(support::agh_binary())
         .args(["check", "--json", "--plugin", plugin, "--config"])
         .arg(course.join("agh.toml"))

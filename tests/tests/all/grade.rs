@@ -88,7 +88,10 @@ async fn grade_folder(
     let out = tempfile::tempdir().expect("tempdir");
     let batch = support::batch_id(course);
     let submissions = root.join(expected.submissions.as_deref().unwrap_or("submissions"));
-    let output = agh_grade(plugin, config, &submissions, out.path(), &batch);
+    let output = {
+        let _alone = support::courses_alone();
+        agh_grade(plugin, config, &submissions, out.path(), &batch)
+    };
     assert!(
         output.status.success(),
         "agh grade failed:\n{}",

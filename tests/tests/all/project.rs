@@ -101,6 +101,7 @@ fn a_new_grader_in_every_language_builds_and_grades_its_samples() {
             text(&graded.stderr)
         );
         // A fresh project passes the grader gate as it is made.
+        let alone = support::courses_alone();
         let checked = agh(
             &[
                 "check",
@@ -113,6 +114,7 @@ fn a_new_grader_in_every_language_builds_and_grades_its_samples() {
             ],
             &project,
         );
+        drop(alone);
         assert!(
             checked.status.success() && text(&checked.stdout).contains("PASSED"),
             "{lang}: agh check failed:\n{}{}",
