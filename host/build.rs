@@ -21,6 +21,7 @@ fn main() {
         "Cargo.lock",
         "graders/io-cases",
         "graders/sandbox-probe",
+        "graders/gradescope",
         "graders/sdk",
         "graders/Cargo.lock",
         "wit",
@@ -47,7 +48,7 @@ fn main() {
     // tests' build of the same graders.
     let graders = root.join("graders");
     let target_dir = graders.join("target");
-    let builtins = ["io-cases", "sandbox-probe"];
+    let builtins = ["io-cases", "sandbox-probe", "gradescope"];
     cargo_build(&graders, &target_dir, &builtins, GRADER_TARGET, &[]);
     for name in builtins {
         let built = target_dir

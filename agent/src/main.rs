@@ -8,8 +8,11 @@
 //! happened. It reaps every orphan, as an init must.
 //!
 //! The same binary, run with a helper name as its first argument, is what
-//! the agent starts as a sandbox user for file work (see [`helpers`]).
+//! the agent starts as a sandbox user for file work (see [`helpers`]), and
+//! what a grader-user command runs a student's program through (`as-student`,
+//! see [`door`]).
 
+mod door;
 mod helpers;
 mod serve;
 mod sys;

@@ -13,6 +13,7 @@ use agh_protocol::{
     Side, VERSION,
 };
 
+use crate::door::{self, Door, Knock};
 use crate::sys;
 
 /// Longest the agent tries to kill what a command left before it gives up
@@ -88,6 +89,10 @@ impl Link {
 struct Agent {
     link: Link,
     children: OwnedFd,
+    /// The student door, when it could be opened.
+    door: Option<Door>,
+    /// Programs started through it during the current command.
+    knocks: Vec<Knock>,
 }
 
 impl Agent {
@@ -105,6 +110,8 @@ impl Agent {
                 closed: false,
             },
             children,
+            door: None,
+            knocks: Vec::new(),
         })
     }
 
@@ -182,6 +189,16 @@ impl Agent {
         } else {
             vec![None]
         };
+        // The door opens, as the user of the command that opens it, the
+        // first time one does (and again if that user removed it).
+        if let Some(spec) = specs
+            .iter()
+            .map(|(_, s)| s)
+            .find(|s| s.student_door.is_some())
+            && (self.door.is_none() || !Door::in_place())
+        {
+            self.door = Door::open(spec.uid, spec.gid).ok();
+        }
         for ((side, spec), wiring) in specs.into_iter().zip(crossed.iter_mut()) {
             procs.push(Proc::start(side, spec, wiring.take(), started)?);
         }
@@ -225,6 +242,7 @@ impl Agent {
             })
             .collect();
         let unkillable = !self.kill_everything(&mut procs, &mut orphans);
+        self.knocks.clear();
         for proc in &mut procs {
             proc.drain(&mut self.link)?;
         }
@@ -250,8 +268,20 @@ impl Agent {
             && procs
                 .iter()
                 .any(|p| p.stdin.is_some() && p.stdin_buffer.len() < STDIN_BUFFER);
+        let door_open = procs.iter().any(|p| p.spec.student_door.is_some());
         let mut fds = vec![pollfd(self.children.as_raw_fd(), libc::POLLIN)];
         fds.push(pollfd(if want_input { 0 } else { -1 }, libc::POLLIN));
+        fds.push(pollfd(
+            match &self.door {
+                Some(door) if door_open => door.fd(),
+                _ => -1,
+            },
+            libc::POLLIN,
+        ));
+        for knock in &self.knocks {
+            fds.push(pollfd(knock.conn.as_raw_fd(), libc::POLLIN));
+        }
+        let knocks = self.knocks.len();
         for proc in procs.iter() {
             fds.push(pollfd(
                 proc.stdout.as_ref().map_or(-1, AsRawFd::as_raw_fd),
@@ -278,8 +308,18 @@ impl Agent {
         if fds[1].revents != 0 {
             self.take_input(procs)?;
         }
+        // A helper gone (killed at its caller's timeout) takes its
+        // program's group with it.
+        for (i, knock) in self.knocks.iter().enumerate() {
+            if fds[3 + i].revents != 0 {
+                sys::kill_group(knock.pid);
+            }
+        }
+        if fds[2].revents != 0 {
+            self.admit(procs);
+        }
         for (i, proc) in procs.iter_mut().enumerate() {
-            let base = 2 + i * 3;
+            let base = 3 + knocks + i * 3;
             if fds[base].revents != 0 {
                 proc.read_stream(Channel::Stdout, &mut self.link)?;
             }
@@ -291,6 +331,57 @@ impl Agent {
             }
         }
         Ok(())
+    }
+
+    /// Starts the programs that grader-user processes of a running command
+    /// ask for through the student door, as the student, under that
+    /// command's limits. A knock from anyone else is turned away.
+    fn admit(&mut self, procs: &mut [Proc]) {
+        let Some(door) = self.door.take() else { return };
+        while let Some(conn) = door.accept() {
+            let Some((student, limits)) = procs
+                .iter()
+                .filter(|p| !p.exited())
+                .find_map(|p| Some((p.spec.student_door?, p.spec.limits.clone())))
+            else {
+                door::refuse(&conn, door::Refusal::Shut);
+                continue;
+            };
+            let Ok(asked) = door::receive(&conn) else {
+                door::refuse(&conn, door::Refusal::Malformed);
+                continue;
+            };
+            let mut stdio = asked.stdio.into_iter();
+            let (Some(stdin), Some(stdout), Some(stderr)) =
+                (stdio.next(), stdio.next(), stdio.next())
+            else {
+                continue;
+            };
+            let mut command = std::process::Command::new(&asked.argv[0]);
+            command
+                .args(&asked.argv[1..])
+                .env_clear()
+                .envs(asked.env)
+                .current_dir(&asked.cwd)
+                .stdin(Stdio::from(stdin))
+                .stdout(Stdio::from(stdout))
+                .stderr(Stdio::from(stderr));
+            std::os::unix::process::CommandExt::uid(&mut command, student);
+            std::os::unix::process::CommandExt::gid(&mut command, student);
+            sys::before_exec(&mut command, move || set_limits(&limits));
+            match command.spawn() {
+                Ok(child) => {
+                    if let Ok(pid) = i32::try_from(child.id()) {
+                        self.knocks.push(Knock { pid, conn });
+                    }
+                    // Reaped by wait4 in the loop, not by `Child`.
+                    drop(child);
+                }
+                // As a shell says it: 127 for a missing program.
+                Err(_) => door::answer(&conn, 127 << 8),
+            }
+        }
+        self.door = Some(door);
     }
 
     /// Moves agh's stdin frames into the command's buffer.
@@ -327,6 +418,15 @@ impl Agent {
     fn reap(&mut self, procs: &mut [Proc], orphans: &mut Usage) -> bool {
         let mut orphaned = false;
         while let Some(reaped) = sys::reap() {
+            if let Some(i) = self.knocks.iter().position(|k| k.pid == reaped.pid) {
+                let knock = self.knocks.swap_remove(i);
+                door::answer(&knock.conn, reaped.status);
+                // The student's program ran for the command that asked.
+                if let Some(main) = procs.iter_mut().find(|p| p.side == Side::Main) {
+                    main.usage.add(&reaped);
+                }
+                continue;
+            }
             match procs.iter_mut().find(|p| p.pid == Some(reaped.pid)) {
                 Some(proc) => {
                     proc.status = Some(reaped.status);
@@ -678,7 +778,7 @@ impl Proc {
                     .spec
                     .file_size_probe
                     .is_some_and(|size| file_at_limit(&self.spec, size, self.started_wall));
-            report.storage_full = storage_full();
+            report.storage_full = storage_full(&self.spec.places);
         }
         report
     }
@@ -747,6 +847,7 @@ fn file_at_limit(spec: &RunSpec, size: u64, since: std::time::SystemTime) -> boo
     let mut probe = std::process::Command::new("/proc/self/exe");
     probe
         .args(["probe", &size.to_string(), &since.to_string()])
+        .args(&spec.places)
         .env_clear()
         .current_dir("/")
         .stdin(Stdio::null())
@@ -772,11 +873,16 @@ fn file_at_limit(spec: &RunSpec, size: u64, since: std::time::SystemTime) -> boo
     }
 }
 
-/// Whether some writable place has (almost) no room left.
-fn storage_full() -> bool {
-    agh_protocol::TMPFS_PLACES.iter().any(|place| {
-        sys::space(place).is_ok_and(|(free, total)| total > 0 && free * FULL_FRACTION < total)
-    })
+/// Whether some writable place, the grader's own `places` among them, has
+/// (almost) no room left.
+fn storage_full(places: &[String]) -> bool {
+    agh_protocol::TMPFS_PLACES
+        .iter()
+        .copied()
+        .chain(places.iter().map(String::as_str))
+        .any(|place| {
+            sys::space(place).is_ok_and(|(free, total)| total > 0 && free * FULL_FRACTION < total)
+        })
 }
 
 fn millis(d: Duration) -> u64 {

@@ -1,6 +1,7 @@
 //! The few system calls the agent needs that the standard library does not
 //! wrap. Every `unsafe` block of the agent is here, each one a single call
-//! whose arguments are owned values or plain integers.
+//! whose arguments are owned values or plain integers (or, for passing
+//! descriptors, the control-message walk around one call).
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
@@ -9,7 +10,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 /// Turns a -1 return into the OS error.
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+pub fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret == -1 {
         Err(io::Error::last_os_error())
     } else {
@@ -285,4 +286,202 @@ pub fn wait_child(pid: i32) {
 pub fn unshare_user_namespace() -> io::Result<()> {
     // SAFETY: unshare takes an integer.
     check(unsafe { libc::unshare(libc::CLONE_NEWUSER) }).map(drop)
+}
+
+fn unix_address(name: &[u8]) -> (libc::sockaddr_un, libc::socklen_t) {
+    // SAFETY: sockaddr_un is plain data.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (slot, byte) in addr.sun_path.iter_mut().zip(name) {
+        *slot = *byte as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + name.len().min(addr.sun_path.len());
+    (addr, libc::socklen_t::try_from(len).unwrap_or(0))
+}
+
+fn seqpacket() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall; the fd is owned below.
+    let fd = check(unsafe {
+        libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0)
+    })?;
+    // SAFETY: a fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A non-blocking listening Unix seqpacket socket at `path`, made as
+/// `uid`:`gid` (the effective ids alone, for the bind; the real and saved
+/// ones stay root's, so the agent's capabilities come back with its
+/// effective uid) with mode 0600, so the folder's and the file's
+/// permissions decide who may connect. What was at `path` is replaced.
+pub fn seqpacket_listen_as(path: &str, uid: u32, gid: u32) -> io::Result<OwnedFd> {
+    let socket = seqpacket()?;
+    let (addr, len) = unix_address(path.as_bytes());
+    let c_path = CString::new(path).map_err(io::Error::other)?;
+    // SAFETY: setresgid and setresuid take integers; only the effective
+    // ids change (-1 keeps the others), and they are set back below.
+    // gVisor ignores setfsuid, so the effective ids it is.
+    let keep = libc::uid_t::MAX;
+    let became = unsafe {
+        check(libc::setresgid(keep, gid, keep))
+            .and_then(|_| check(libc::setresuid(keep, uid, keep)))
+    };
+    // SAFETY: a NUL-terminated path; addr is a valid sockaddr_un of len.
+    let bound = became.and_then(|_| unsafe {
+        libc::unlink(c_path.as_ptr());
+        check(libc::bind(
+            socket.as_raw_fd(),
+            (&raw const addr).cast(),
+            len,
+        ))
+        .and_then(|_| check(libc::chmod(c_path.as_ptr(), 0o600)))
+    });
+    // SAFETY: as above; the real and saved uid are root's, so this is
+    // allowed, and the capabilities return with it.
+    let restored = unsafe {
+        check(libc::setresuid(keep, 0, keep)).and_then(|_| check(libc::setresgid(keep, 0, keep)))
+    };
+    if restored.is_err() {
+        // An agent that cannot be root again cannot go on safely.
+        std::process::abort();
+    }
+    bound?;
+    // SAFETY: plain syscall on our fd.
+    check(unsafe { libc::listen(socket.as_raw_fd(), 16) })?;
+    set_nonblocking(socket.as_raw_fd())?;
+    Ok(socket)
+}
+
+/// A seqpacket connection to the socket at `path`.
+pub fn seqpacket_connect(path: &str) -> io::Result<OwnedFd> {
+    let socket = seqpacket()?;
+    let (addr, len) = unix_address(path.as_bytes());
+    // SAFETY: addr is a valid sockaddr_un of length len.
+    check(unsafe { libc::connect(socket.as_raw_fd(), (&raw const addr).cast(), len) })?;
+    Ok(socket)
+}
+
+/// One waiting connection of `listener`.
+pub fn accept(listener: &OwnedFd) -> Option<OwnedFd> {
+    // SAFETY: no address wanted.
+    let fd = unsafe {
+        libc::accept4(
+            listener.as_raw_fd(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_CLOEXEC,
+        )
+    };
+    // SAFETY: a fresh fd we own.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Room for the control message of [`MAX_PASSED_FDS`] descriptors.
+const CONTROL_WORDS: usize = 8;
+/// Most descriptors one message carries.
+pub const MAX_PASSED_FDS: usize = 3;
+
+/// Receives one message into `buffer` with the descriptors it carries.
+/// Returns its length; a truncated message is an error.
+pub fn recv_with_fds(conn: &OwnedFd, buffer: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+    let mut control = [0u64; CONTROL_WORDS];
+    let mut iov = libc::iovec {
+        iov_base: buffer.as_mut_ptr().cast(),
+        iov_len: buffer.len(),
+    };
+    // SAFETY: msghdr is plain data; its pointers are set to locals below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: msg points at live buffers of the sizes given.
+    let n = unsafe { libc::recvmsg(conn.as_raw_fd(), &raw mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut fds = Vec::new();
+    // SAFETY: the kernel filled msg's control buffer; the macros walk it
+    // within msg_controllen, and each descriptor is ours to own.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&raw const msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let bytes = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                let data = libc::CMSG_DATA(cmsg).cast::<libc::c_int>();
+                for i in 0..bytes / std::mem::size_of::<libc::c_int>() {
+                    fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&raw const msg, cmsg);
+        }
+    }
+    if msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0 {
+        return Err(io::Error::other("a message too large"));
+    }
+    Ok((n.unsigned_abs(), fds))
+}
+
+/// Sends `bytes` as one message carrying `fds` (at most [`MAX_PASSED_FDS`]).
+pub fn send_with_fds(conn: &OwnedFd, bytes: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    let fds = &fds[..fds.len().min(MAX_PASSED_FDS)];
+    let mut iov = libc::iovec {
+        iov_base: bytes.as_ptr().cast_mut().cast(),
+        iov_len: bytes.len(),
+    };
+    let mut control = [0u64; CONTROL_WORDS];
+    let fd_bytes = u32::try_from(std::mem::size_of_val(fds)).unwrap_or(0);
+    // SAFETY: msghdr is plain data; its pointers are set to locals below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE is arithmetic.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(fd_bytes) } as _;
+    // SAFETY: the control buffer holds one header and MAX_PASSED_FDS fds.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&raw const msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(fd_bytes) as _;
+        std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast(), fds.len());
+    }
+    // SAFETY: msg points at live buffers.
+    let sent = unsafe { libc::sendmsg(conn.as_raw_fd(), &raw const msg, libc::MSG_NOSIGNAL) };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sends one small message.
+pub fn send_bytes(conn: &OwnedFd, bytes: &[u8]) {
+    // SAFETY: a live buffer of the length given.
+    let _ = unsafe {
+        libc::send(
+            conn.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_NOSIGNAL,
+        )
+    };
+}
+
+/// Receives one small message into `buffer`; its length (0 at the end).
+pub fn recv_bytes(conn: &OwnedFd, buffer: &mut [u8]) -> usize {
+    // SAFETY: a live buffer of the length given.
+    let got = unsafe {
+        libc::recv(
+            conn.as_raw_fd(),
+            buffer.as_mut_ptr().cast(),
+            buffer.len(),
+            0,
+        )
+    };
+    usize::try_from(got).unwrap_or(0)
+}
+
+/// Kills the process group `group` (a session leader's pid).
+pub fn kill_group(group: i32) {
+    // SAFETY: kill with integer arguments.
+    unsafe { libc::kill(-group, libc::SIGKILL) };
 }

@@ -159,6 +159,9 @@ pub struct Config {
     pub on_excess: OnExcess,
     /// Asset sources by name.
     pub sources: BTreeMap<String, SourceConfig>,
+    /// Writable places graders may declare besides the standard four
+    /// (contract 0.3.0), such as `/autograder` for `builtin:gradescope`.
+    pub places: Vec<String>,
     /// Course settings passed to the grader.
     pub settings: BTreeMap<String, String>,
     /// Byte cap of the on-disk asset cache (least recently used go first).
@@ -212,6 +215,7 @@ impl Default for Config {
             grader: Budget::CEILING,
             on_excess: OnExcess::Clamp,
             sources: BTreeMap::new(),
+            places: Vec::new(),
             settings: BTreeMap::new(),
             asset_cache_bytes: DEFAULT_ASSET_CACHE_BYTES,
             submission_time: DEFAULT_SUBMISSION_TIME,
@@ -277,6 +281,16 @@ impl Config {
                  command's time limit the wall clock waits (3 unless you have a reason)",
                 config.wall_multiple
             )));
+        }
+        if config.places.len() > crate::layout::MAX_EXTRA_PLACES {
+            return Err(invalid(format!(
+                "places grants {} places; at most {}",
+                config.places.len(),
+                crate::layout::MAX_EXTRA_PLACES
+            )));
+        }
+        for place in &config.places {
+            crate::layout::check_extra_place(place).map_err(|m| invalid(format!("places: {m}")))?;
         }
         let base = path.parent().unwrap_or(Path::new("."));
         if let Some(reference) = &mut config.reference {

@@ -113,6 +113,53 @@ impl Owner {
     }
 }
 
+/// Most places of its own a grader may declare.
+pub const MAX_EXTRA_PLACES: usize = 4;
+
+/// Top-level folders a grader's own place may never be: the system's, and
+/// the standard places.
+const SYSTEM_FOLDERS: [&str; 24] = [
+    "bin", "boot", "dev", "etc", "home", "lib", "lib32", "lib64", "libx32", "media", "mnt", "opt",
+    "proc", "root", "run", "sbin", "srv", "sys", "usr", "var", "work", "assets", "grader", "tmp",
+];
+
+/// A writable place a grader declared besides the standard four (contract
+/// 0.3.0), granted by the operator: its own tmpfs, empty in every fresh
+/// sandbox, mode 0755, owned by `owner`. Only commands write in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraPlace {
+    /// Absolute path of one component, such as `/autograder`.
+    pub path: String,
+    /// The student or the grader user; never root.
+    pub owner: Owner,
+}
+
+/// Checks the shape of a grader's own place: `/NAME`, NAME of 1 to 32
+/// lower-case letters, digits, `-` or `_`, and not a system folder or a
+/// standard place.
+///
+/// # Errors
+/// A sentence saying what is wrong.
+pub fn check_extra_place(path: &str) -> Result<(), String> {
+    let name = path.strip_prefix('/').unwrap_or("");
+    let shaped = (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !shaped {
+        return Err(format!(
+            "place {path:?} must be one folder below / named with 1 to 32 lower-case letters, \
+             digits, '-' or '_', such as /autograder"
+        ));
+    }
+    if SYSTEM_FOLDERS.contains(&name) {
+        return Err(format!(
+            "place {path:?} is a system folder or one of agh's own places; choose another name"
+        ));
+    }
+    Ok(())
+}
+
 /// A sandbox path that breaks the rules, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("sandbox path {path:?} {why}; {owner:?} files go below {allowed}")]
@@ -290,6 +337,29 @@ mod tests {
         assert_eq!(Owner::of_path("/assets/x"), Some(Owner::Root));
         assert_eq!(Owner::of_path("/workshop/x"), None);
         assert_eq!(Owner::of_path("/etc"), None);
+    }
+
+    #[test]
+    fn a_graders_own_place_is_one_new_folder_below_the_root() {
+        assert!(check_extra_place("/autograder").is_ok());
+        assert!(check_extra_place("/my_place-2").is_ok());
+        for bad in [
+            "autograder",
+            "/",
+            "/etc",
+            "/usr",
+            "/work",
+            "/tmp",
+            "/proc",
+            "/a/b",
+            "/A",
+            "/a.b",
+            "/..",
+            "/x\0",
+            &format!("/{}", "a".repeat(33)),
+        ] {
+            assert!(check_extra_place(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

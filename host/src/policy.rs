@@ -10,6 +10,7 @@ use serde::Serialize;
 
 pub use crate::config::Budget;
 use crate::config::{Config, OnExcess, SourceLocation};
+use crate::layout::{ExtraPlace, MAX_EXTRA_PLACES, check_extra_place};
 use crate::sandbox::{Limits, Longest, Owner, check_sandbox_path};
 
 /// What a grader asked for, in host terms.
@@ -23,6 +24,8 @@ pub struct Request {
     pub budget: Budget,
     /// Assets: name, `SOURCE:PATH`, target.
     pub assets: Vec<(String, String, String)>,
+    /// Writable places of its own (contract 0.3.0).
+    pub places: Vec<ExtraPlace>,
 }
 
 /// An asset the policy allows, resolved to its source.
@@ -55,6 +58,8 @@ pub struct Effective {
     pub budget: Budget,
     /// Granted assets.
     pub assets: Vec<GrantedAsset>,
+    /// Granted places of the grader's own.
+    pub places: Vec<ExtraPlace>,
     /// Requests lowered to a ceiling, one sentence each.
     pub clamped: Vec<String>,
 }
@@ -106,6 +111,15 @@ pub enum Refusal {
     /// Two assets of one name.
     #[error("two assets share a name")]
     SharedAssetName,
+    /// A place of the grader's own the config does not grant, or one that
+    /// cannot be.
+    #[error("place {path:?}: {why}")]
+    Place {
+        /// The place asked for.
+        path: String,
+        /// What is wrong with it.
+        why: String,
+    },
 }
 
 /// Intersects a grader's request with the operator's grant.
@@ -158,6 +172,7 @@ pub fn intersect(request: &Request, config: &Config) -> Result<Effective, Vec<Re
     if names.windows(2).any(|w| w[0] == w[1]) {
         refusals.push(Refusal::SharedAssetName);
     }
+    refusals.extend(refused_places(&request.places, config));
     if refusals.is_empty() {
         Ok(Effective {
             image: request.image.clone(),
@@ -168,11 +183,59 @@ pub fn intersect(request: &Request, config: &Config) -> Result<Effective, Vec<Re
             budget,
             limits,
             assets,
+            places: request.places.clone(),
             clamped,
         })
     } else {
         Err(refusals)
     }
+}
+
+/// Why the places a grader declares cannot be granted: a bad shape, one
+/// the config does not list, root as owner, a repeat, too many.
+fn refused_places(places: &[ExtraPlace], config: &Config) -> Vec<Refusal> {
+    let mut refusals = Vec::new();
+    let refuse = |path: &str, why: String| Refusal::Place {
+        path: path.to_string(),
+        why,
+    };
+    if places.len() > MAX_EXTRA_PLACES {
+        refusals.push(refuse(
+            &places[MAX_EXTRA_PLACES].path,
+            format!(
+                "the grader declares {} places; at most {MAX_EXTRA_PLACES}",
+                places.len()
+            ),
+        ));
+    }
+    for (i, place) in places.iter().enumerate() {
+        if let Err(why) = check_extra_place(&place.path) {
+            refusals.push(refuse(&place.path, why));
+        } else if !config.places.contains(&place.path) {
+            refusals.push(refuse(
+                &place.path,
+                format!(
+                    "not granted; add `places = [{:?}]` to the course's agh.toml to allow it{}",
+                    place.path,
+                    if config.places.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (it grants {})", config.places.join(", "))
+                    }
+                ),
+            ));
+        }
+        if place.owner == Owner::Root {
+            refusals.push(refuse(
+                &place.path,
+                "a place is the student's or the grader user's, never root's".into(),
+            ));
+        }
+        if places[..i].iter().any(|p| p.path == place.path) {
+            refusals.push(refuse(&place.path, "declared twice".into()));
+        }
+    }
+    refusals
 }
 
 /// Bounds one asked-for value by its ceiling, noting a clamp or a refusal
@@ -389,7 +452,41 @@ mod tests {
                 .iter()
                 .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
                 .collect(),
+            places: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_graders_own_place_needs_the_configs_grant() {
+        let mut config = config_with(&["agh/python-c:1"], &[]);
+        let mut asked = request("agh/python-c:1", &[]);
+        asked.places = vec![ExtraPlace {
+            path: "/autograder".into(),
+            owner: Owner::Grader,
+        }];
+        let refusals = intersect(&asked, &config).unwrap_err();
+        assert!(
+            refusals[0]
+                .to_string()
+                .contains("places = [\"/autograder\"]"),
+            "{refusals:?}"
+        );
+        config.places = vec!["/autograder".into()];
+        assert_eq!(intersect(&asked, &config).unwrap().places, asked.places);
+        asked.places.push(ExtraPlace {
+            path: "/etc".into(),
+            owner: Owner::Root,
+        });
+        let refusals = intersect(&asked, &config).unwrap_err();
+        assert_eq!(refusals.len(), 2, "{refusals:?}");
+        assert!(
+            refusals[0].to_string().contains("system folder"),
+            "{refusals:?}"
+        );
+        assert!(
+            refusals[1].to_string().contains("never root"),
+            "{refusals:?}"
+        );
     }
 
     #[test]

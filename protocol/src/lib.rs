@@ -264,6 +264,15 @@ pub struct RunSpec {
     /// command fails (RLIMIT_FSIZE stops a write at exactly this size).
     /// `None` skips the search.
     pub file_size_probe: Option<u64>,
+    /// Writable places of the grader's own (absolute paths, each its own
+    /// tmpfs), looked at like [`TMPFS_PLACES`] and [`COMMAND_PLACES`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub places: Vec<String>,
+    /// The uid the agent's student door runs programs as, for this
+    /// command's own processes that ask (`agh-as-student`); none keeps the
+    /// door shut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student_door: Option<u32>,
 }
 
 /// What agh asks of the agent.

@@ -3,7 +3,8 @@
 //! single sandboxes (`doctor`, `sandbox run`, `sandbox clean`), `grade_commands`
 //! the ones that grade (`plan`, `grade`, `export`, `merge`),
 //! `transcript_commands` those over recorded gradings (`show`, `rescore`,
-//! `diff`, `report`), `check_commands` the grader gate (`check`).
+//! `diff`, `report`), `check_commands` the grader gate (`check`),
+//! `gradescope_commands` the building of Gradescope autograder images.
 
 mod grade_commands;
 mod sandbox_commands;
@@ -13,6 +14,7 @@ use grade_commands::{
     plan_command,
 };
 mod check_commands;
+mod gradescope_commands;
 mod project_commands;
 mod service_commands;
 mod transcript_commands;
@@ -28,6 +30,7 @@ use service_commands::{
 };
 
 use check_commands::{CheckArgs, check_command};
+use gradescope_commands::{GradescopeCommand, gradescope_command};
 use project_commands::{BuildArgs, NewCommand, build_command, new_command};
 use sandbox_commands::{SandboxCommand, doctor_command, sandbox_clean, sandbox_run, sandbox_users};
 
@@ -169,6 +172,10 @@ enum Commands {
     Course(CourseCommand),
     /// Probe a running service: what it must refuse (deny_), allow (allow_) and support (support_).
     Probe(ProbeArgs),
+    /// Gradescope autograders: `agh gradescope build autograder.zip`, then grade
+    /// with `--plugin builtin:gradescope`.
+    #[command(subcommand)]
+    Gradescope(GradescopeCommand),
 }
 
 /// Parses the command line, runs it, and maps the outcome to an exit code.
@@ -222,6 +229,7 @@ pub fn main() -> ExitCode {
             Commands::Token(command) => token_command(command).await,
             Commands::Course(command) => course_command(command).await,
             Commands::Probe(args) => probe_command(args).await,
+            Commands::Gradescope(command) => gradescope_command(command).await,
         }
     });
     outcome.exit_code()

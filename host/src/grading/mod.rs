@@ -269,6 +269,7 @@ impl PreparedGrader {
             limits: effective.limits.clone(),
             longest: effective.longest.clone(),
             wall_multiple: self.config.wall_multiple,
+            places: effective.places.clone(),
             ..SandboxSpec::new(&effective.image)
         }
         .labelled(label, name)
@@ -515,7 +516,11 @@ impl PreparedGrader {
                     submission: name,
                     status: Status::Graded,
                     error: None,
-                    score: tests.iter().map(|t| t.score).sum(),
+                    // A total the grader set (contract 0.3.0) stands in
+                    // for the sum, as Gradescope's top-level score does.
+                    score: report
+                        .score
+                        .unwrap_or_else(|| tests.iter().map(|t| t.score).sum()),
                     max_score: tests.iter().map(|t| t.max_score).sum(),
                     tests,
                     output: report.output,
@@ -590,6 +595,7 @@ impl PreparedGrader {
                 .collect(),
             submission_sha256,
             rescored: None,
+            compat: crate::plugin::compat_of(self.plan.grader.sha256()).map(String::from),
         }
     }
 }

@@ -211,6 +211,7 @@ pub(crate) fn info(info: old::GraderInfo) -> new::GraderInfo {
                 target: a.target,
             })
             .collect(),
+        places: Vec::new(),
     }
 }
 
@@ -245,5 +246,6 @@ pub(crate) fn graded(answer: Result<old::Report, String>) -> Result<new::Report,
             })
             .collect(),
         output: report.output,
+        score: None,
     })
 }

@@ -9,6 +9,7 @@
 
 mod bindings;
 mod compat_0_1;
+mod compat_0_2;
 mod convert;
 mod host_assets;
 mod host_log;
@@ -28,7 +29,7 @@ use wasmtime::{Config as EngineConfig, Engine, Store};
 
 use bindings::types::GradeError;
 pub use bindings::types::{GradeContext, Report, TestResult, Verdict as WitVerdict, Visibility};
-use bindings::{GraderPlugin, GraderPluginPre, v0_1};
+use bindings::{GraderPlugin, GraderPluginPre, v0_1, v0_2};
 use state::GraderState;
 
 use crate::policy::Budget;
@@ -41,9 +42,9 @@ pub use state::{
 pub use validate::Description;
 
 /// The contract version new graders target.
-pub const WIT_VERSION: &str = "0.2.0";
+pub const WIT_VERSION: &str = "0.3.0";
 /// Every contract version this host serves, newest first.
-pub const WIT_VERSIONS: [&str; 2] = [WIT_VERSION, "0.1.0"];
+pub const WIT_VERSIONS: [&str; 3] = [WIT_VERSION, "0.2.0", "0.1.0"];
 /// The export every grader must have, without its version.
 const GRADER_EXPORT: &str = "agh:grader/grader@";
 /// Fuel between yields to the async runtime, so a busy grader never starves
@@ -119,6 +120,7 @@ pub struct LoadStats {
 /// A component pre-instantiated against the contract it was built for.
 enum Pre {
     Current(GraderPluginPre<GraderState>),
+    V0_2(v0_2::GraderPluginPre<GraderState>),
     V0_1(v0_1::GraderPluginPre<GraderState>),
 }
 
@@ -240,10 +242,12 @@ impl PluginHost {
         let mut linker: Linker<GraderState> = Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| fail(format!("linking WASI: {e}")))?;
-        let linked = if contract == WIT_VERSION {
-            GraderPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
-        } else {
-            v0_1::GraderPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+        let linked = match contract {
+            WIT_VERSION => GraderPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state),
+            "0.2.0" => {
+                v0_2::GraderPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+            }
+            _ => v0_1::GraderPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state),
         };
         linked.map_err(|e| fail(format!("linking agh: {e}")))?;
         stub_foreign_imports(&mut linker, &component, &self.engine)
@@ -253,10 +257,10 @@ impl PluginHost {
             .map_err(|e| fail(format!("it needs imports agh does not provide: {e:#}")))?;
         let not_a_grader =
             |e: wasmtime::Error| fail(format!("it does not export the grader interface: {e:#}"));
-        let pre = if contract == WIT_VERSION {
-            Pre::Current(GraderPluginPre::new(pre).map_err(not_a_grader)?)
-        } else {
-            Pre::V0_1(v0_1::GraderPluginPre::new(pre).map_err(not_a_grader)?)
+        let pre = match contract {
+            WIT_VERSION => Pre::Current(GraderPluginPre::new(pre).map_err(not_a_grader)?),
+            "0.2.0" => Pre::V0_2(v0_2::GraderPluginPre::new(pre).map_err(not_a_grader)?),
+            _ => Pre::V0_1(v0_1::GraderPluginPre::new(pre).map_err(not_a_grader)?),
         };
         Ok(Grader {
             pre,
@@ -460,7 +464,7 @@ fn read_signed(
 }
 
 /// Graders built into agh, named `builtin:NAME` where a component file goes.
-pub const BUILTINS: [(&str, &[u8]); 2] = [
+pub const BUILTINS: [(&str, &[u8]); 3] = [
     (
         "io-cases",
         include_bytes!(concat!(env!("OUT_DIR"), "/io-cases.wasm")),
@@ -469,7 +473,27 @@ pub const BUILTINS: [(&str, &[u8]); 2] = [
         "sandbox-probe",
         include_bytes!(concat!(env!("OUT_DIR"), "/sandbox-probe.wasm")),
     ),
+    (
+        "gradescope",
+        include_bytes!(concat!(env!("OUT_DIR"), "/gradescope.wasm")),
+    ),
 ];
+
+/// The compatibility mode of a grader, by its sha256: `gradescope` for
+/// `builtin:gradescope`, whose verdicts are computed inside the sandbox
+/// beside the student's code; none for every other grader.
+#[must_use]
+pub fn compat_of(sha256: &str) -> Option<&'static str> {
+    static GRADESCOPE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let builtin = GRADESCOPE.get_or_init(|| {
+        BUILTINS
+            .iter()
+            .find(|(name, _)| *name == "gradescope")
+            .map(|(_, bytes)| crate::layout::hex(&Sha256::digest(bytes)))
+            .unwrap_or_default()
+    });
+    (sha256 == builtin).then_some("gradescope")
+}
 
 /// The bytes of the component at `path`, or of the built-in grader it names
 /// (`builtin:io-cases`).
@@ -544,6 +568,7 @@ impl Grader {
     ) -> Result<Store<GraderState>, PluginError> {
         let engine = match &self.pre {
             Pre::Current(pre) => pre.engine(),
+            Pre::V0_2(pre) => pre.engine(),
             Pre::V0_1(pre) => pre.engine(),
         };
         let mut store = Store::new(engine, GraderState::new(session));
@@ -577,6 +602,14 @@ impl Grader {
                         .agh_grader_grader()
                         .call_describe(&mut store, settings)
                         .await
+                }
+                Pre::V0_2(pre) => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    instance
+                        .agh_grader_grader()
+                        .call_describe(&mut store, settings)
+                        .await
+                        .map(compat_0_2::info)
                 }
                 Pre::V0_1(pre) => {
                     let instance = pre.instantiate_async(&mut store).await?;
@@ -631,6 +664,15 @@ impl Grader {
                         .call_grade(&mut store, &context)
                         .await
                 }
+                Pre::V0_2(pre) => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    instantiate_time = started.elapsed();
+                    instance
+                        .agh_grader_grader()
+                        .call_grade(&mut store, &compat_0_2::context(&context))
+                        .await
+                        .map(compat_0_2::graded)
+                }
                 Pre::V0_1(pre) => {
                     let instance = pre.instantiate_async(&mut store).await?;
                     instantiate_time = started.elapsed();
@@ -647,7 +689,7 @@ impl Grader {
             message.chars().take(validate::MAX_OUTPUT_BYTES).collect()
         };
         let report = match outcome {
-            Ok(Ok(Ok(mut report))) => validate::report(&mut report)
+            Ok(Ok(Ok(mut report))) => validate::report(&mut report, self.contract == WIT_VERSION)
                 .map(|()| report)
                 .map_err(PluginError::Failed),
             Ok(Ok(Err(GradeError::Grader(message)))) => Err(PluginError::Failed(format!(

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::bindings::types;
+use crate::layout::{ExtraPlace, Owner};
 use crate::policy::{Budget, Request};
 use crate::sandbox::Limits;
 
@@ -92,6 +93,17 @@ pub fn description(info: types::GraderInfo, api_version: &str) -> Result<Descrip
                 .into_iter()
                 .map(|a| (a.name, a.source, a.target))
                 .collect(),
+            places: info
+                .places
+                .into_iter()
+                .map(|p| ExtraPlace {
+                    path: p.path.chars().take(MAX_LABEL_BYTES).collect(),
+                    owner: match p.owner {
+                        types::User::Student => Owner::Student,
+                        types::User::Grader => Owner::Grader,
+                    },
+                })
+                .collect(),
         },
     })
 }
@@ -118,12 +130,13 @@ pub fn clip_feedback(feedback: &mut String) {
 }
 
 /// Checks `grade`'s report: counts, lengths, unique names, finite scores
-/// with 0 <= score <= max. Feedback longer than [`MAX_OUTPUT_BYTES`] is
+/// and non-negative maxima; unless `extra_credit` (contract 0.3.0 on),
+/// 0 <= score <= max. Feedback longer than [`MAX_OUTPUT_BYTES`] is
 /// clipped ([`clip_feedback`]), not refused.
 ///
 /// # Errors
 /// The first problem found, for the plugin-error message.
-pub fn report(report: &mut types::Report) -> Result<(), String> {
+pub fn report(report: &mut types::Report, extra_credit: bool) -> Result<(), String> {
     if report.tests.is_empty() {
         return Err("the report has no tests".into());
     }
@@ -150,12 +163,21 @@ pub fn report(report: &mut types::Report) -> Result<(), String> {
                 test.max_score
             ));
         }
-        if !test.score.is_finite() || test.score < 0.0 || test.score > test.max_score {
+        if !test.score.is_finite() {
+            return Err(format!("test {name:?}: score {} is not finite", test.score));
+        }
+        if !extra_credit && (test.score < 0.0 || test.score > test.max_score) {
             return Err(format!(
-                "test {name:?}: score {} is not within 0..={}",
+                "test {name:?}: score {} is not within 0..={} (extra credit and penalties \
+                 need contract 0.3.0)",
                 test.score, test.max_score
             ));
         }
+    }
+    if let Some(total) = report.score
+        && !total.is_finite()
+    {
+        return Err(format!("the report's total score {total} is not finite"));
     }
     Ok(())
 }

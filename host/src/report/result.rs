@@ -147,6 +147,12 @@ pub struct Provenance {
     /// a sandbox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rescored: Option<Rescored>,
+    /// `gradescope` when a Gradescope autograder computed the verdict
+    /// (`builtin:gradescope`): inside the sandbox, beside the student's
+    /// code, with Gradescope's trust rather than a native grader's
+    /// guarantee that the student cannot reach the verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compat: Option<String>,
 }
 
 /// Where a rescored result's replies came from.
@@ -235,7 +241,8 @@ pub struct SubmissionResult {
     /// Why, when not graded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Sum of test scores (0 unless graded).
+    /// Sum of test scores, or the total the grader set in their place
+    /// (contract 0.3.0; 0 unless graded).
     pub score: f64,
     /// Sum of test maximums (0 unless graded).
     pub max_score: f64,

@@ -492,16 +492,21 @@ fn watch_events(docker: &Docker, id: &str, events: Arc<Events>) {
 fn container_body(spec: &SandboxSpec, agent: &str) -> ContainerCreateBody {
     let limits = &spec.limits;
     let tmpfs_size = limits.tmpfs_bytes;
-    let tmpfs: HashMap<String, String> = Place::ALL
-        .into_iter()
-        .map(|place| {
-            let (uid, mode) = place.owner_and_mode();
-            (
-                place.path().to_string(),
-                format!("rw,exec,nosuid,nodev,size={tmpfs_size},mode={mode},uid={uid},gid={uid}"),
-            )
-        })
-        .collect();
+    let mount = |(path, uid, mode): (String, u32, &str)| {
+        (
+            path,
+            format!("rw,exec,nosuid,nodev,size={tmpfs_size},mode={mode},uid={uid},gid={uid}"),
+        )
+    };
+    let standard = Place::ALL.into_iter().map(|place| {
+        let (uid, mode) = place.owner_and_mode();
+        (place.path().to_string(), uid, mode)
+    });
+    let own = spec
+        .places
+        .iter()
+        .map(|place| (place.path.clone(), place.owner.uid(), "0755"));
+    let tmpfs: HashMap<String, String> = standard.chain(own).map(mount).collect();
     // Commands get their own limits from the agent; the container's only
     // bound the agent's own file work, up to the size of a writable place.
     let file_size =

@@ -445,6 +445,10 @@ impl Sandbox {
             output_cap,
             stdin: !command.stdin.is_empty(),
             file_size_probe: Some(limits.file_size_bytes),
+            places: self.spec.places.iter().map(|p| p.path.clone()).collect(),
+            // A grader-user command may run the student's program as the
+            // student (`agh-as-student`), never the other way round.
+            student_door: (command.user == User::Grader).then_some(crate::layout::STUDENT_UID),
         })
     }
 }

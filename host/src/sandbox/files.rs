@@ -635,6 +635,8 @@ impl Sandbox {
             output_cap,
             stdin: !matches!(stdin, Stdin::None),
             file_size_probe: None,
+            places: Vec::new(),
+            student_door: None,
         };
         let within = deadline + KILL_MARGIN + AGENT_GRACE;
         let request = Request::Run { spec };

@@ -36,6 +36,7 @@ mod agent;
 mod container;
 mod exec;
 mod files;
+pub mod images;
 pub mod limits;
 mod port;
 mod proof;
@@ -49,7 +50,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::layout::Place;
 
-pub use crate::layout::{Owner, check_sandbox_path, open_regular_file};
+pub use crate::layout::{ExtraPlace, Owner, check_sandbox_path, open_regular_file};
 pub use agent::AGENT_IN_SANDBOX;
 pub use container::{Cleaned, Leftovers, Sandbox, remove_leftovers};
 pub(crate) use container::{owner_is_gone, this_owner};
@@ -178,6 +179,10 @@ pub struct SandboxSpec {
     /// busy host does not turn a correct program into a time-limit.
     #[serde(default = "one")]
     pub wall_multiple: u32,
+    /// Writable places of the grader's own, each a tmpfs like the
+    /// standard four.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub places: Vec<ExtraPlace>,
     /// Extra labels; agh adds [`LABEL_MANAGED`] itself.
     pub labels: BTreeMap<String, String>,
 }
@@ -208,6 +213,7 @@ impl SandboxSpec {
             limits: Limits::default(),
             longest: Longest::default(),
             wall_multiple: 1,
+            places: Vec::new(),
             labels: BTreeMap::new(),
         }
     }

@@ -75,7 +75,7 @@ fn assert_results_follow_the_schema(results: &[serde_json::Value]) {
 /// Grades the submissions `root/expected.toml` names (`root/submissions`
 /// by default) under `config` and checks every score and verdict against
 /// it; returns the results.
-async fn grade_folder(
+pub(crate) async fn grade_folder(
     course: &str,
     root: &std::path::Path,
     config: &std::path::Path,
@@ -136,7 +136,14 @@ async fn grade_folder(
         assert_eq!(provenance["runtime"], "runsc", "{name}");
         assert_eq!(provenance["runtime_verified"], true, "{name}");
         assert_eq!(provenance["insecure"], false, "{name}");
-        assert_eq!(provenance["wit_version"], plugin::WIT_VERSION);
+        // The SDKs build against 0.2.0, served beside the current contract;
+        // agh's own Gradescope grader speaks the current one.
+        let contract = if plugin == "builtin:gradescope" {
+            plugin::WIT_VERSION
+        } else {
+            "0.2.0"
+        };
+        assert_eq!(provenance["wit_version"], contract, "{name}");
         let written = out.path().join("results").join(format!("{name}.json"));
         let on_disk: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&written).expect("result file"))

@@ -7,6 +7,7 @@ mod batch;
 mod check;
 mod cli;
 mod grade;
+mod gradescope;
 mod plugin;
 mod project;
 mod sandbox;
