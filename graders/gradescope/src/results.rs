@@ -188,7 +188,8 @@ mod tests {
                  "tests": [
                    {"number": "", "name": "imports", "output": "ModuleNotFoundError"},
                    {"number": 1.1, "name": "adds", "score": 2, "max_score": 2},
-                   {"name": "adds", "score": "1", "max_score": "2", "visibility": "visible"},
+                   {"number": "1.1", "name": "adds", "score": "1", "max_score": "2",
+                    "visibility": "visible"},
                    {"score": 3, "max_score": 2, "status": "passed"},
                    {"score": -1, "max_score": 0},
                    "not a test"
@@ -199,7 +200,7 @@ mod tests {
         let names: Vec<&str> = results.tests.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(
             names,
-            ["imports", "1.1) adds", "adds #2", "Test 4", "Test 5"]
+            ["imports", "1.1) adds", "1.1) adds #2", "Test 4", "Test 5"]
         );
         let first = &results.tests[0];
         assert_eq!(

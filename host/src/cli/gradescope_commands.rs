@@ -85,6 +85,7 @@ fn config_for(tag: &str) -> String {
         "# agh.toml for this autograder: agh grade --plugin builtin:gradescope --config agh.toml\n\
          images = [{tag:?}]\n\
          places = [\"/autograder\"]\n\
+         wall_multiple = 1   # Gradescope's timeout is wall-clock\n\
          \n\
          [ceilings]\n\
          wall_time = \"10m\"\n\
