@@ -28,9 +28,9 @@ use crate::report::{Status, SubmissionResult};
 use crate::sandbox;
 use crate::transcript::TranscriptDir;
 
-/// The batch stops for a broken grader after this many plugin errors while
-/// it has not graded a single submission (in this run or an earlier run of
-/// the batch). Once it has graded one, it works, and a failure is about the
+/// The batch stops for a broken grader after this many plugin errors (or
+/// Gradescope autograder runs without results) while it has not graded a
+/// single submission (in this run or an earlier run of the batch). Once it has graded one, it works, and a failure is about the
 /// submission: recorded as plugin-error (never charged, regradable) and the
 /// batch goes on, so no run of hostile submissions can stop it for the
 /// students after them. Only a grader that fails on everything from the
@@ -232,7 +232,10 @@ impl Batch {
 
     /// Applies the stop rule to a final result.
     async fn count(&self, result: &SubmissionResult) {
-        if result.status == Status::PluginError {
+        // A Gradescope autograder that wrote no results scores 0, as on
+        // Gradescope, but counts here like a grader's failure: when it is so
+        // for every submission from the start, the autograder is broken.
+        if result.status == Status::PluginError || result.autograder_failed() {
             let n = self
                 .consecutive_plugin_errors
                 .fetch_add(1, Ordering::SeqCst)
@@ -265,7 +268,7 @@ impl Batch {
                 let result = self.grade_named("reference", reference).await;
                 tracing::warn!(status = ?result.status, error = ?result.error,
                     "plugin errors on every submission so far; graded the reference submission");
-                result.status == Status::Graded
+                result.status == Status::Graded && !result.autograder_failed()
             })
             .await
     }

@@ -484,7 +484,9 @@ pub(super) async fn grade_command(args: GradeArgs) -> Outcome {
         }
         Ending::GraderBroken => {
             eprintln!(
-                "agh: stopped after {} plugin errors and no submission graded: the grader looks broken; fix it and grade again",
+                "agh: stopped after {} plugin errors (or Gradescope autograder runs that wrote no \
+                 results) and no submission graded: the grader looks broken; fix it and grade \
+                 again into a fresh output folder",
                 batch::MAX_CONSECUTIVE_PLUGIN_ERRORS
             );
             Outcome::Grader

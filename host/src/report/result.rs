@@ -350,7 +350,26 @@ pub struct Retry {
     pub reason: String,
 }
 
+/// What `builtin:gradescope` reports, word for word, when an autograder
+/// left no usable results.json: Gradescope's own message.
+pub const GRADESCOPE_FAILED: &str = "The autograder failed to execute correctly. Please ensure \
+                                     that your submission is valid. Contact your course staff \
+                                     for help in debugging this issue.";
+
 impl SubmissionResult {
+    /// Whether a Gradescope autograder ran and left no usable results.json:
+    /// scored 0, as Gradescope scores it, but for the batch's stop rule a
+    /// sign that the autograder, not the student, may be broken.
+    #[must_use]
+    pub fn autograder_failed(&self) -> bool {
+        self.status == Status::Graded
+            && self
+                .provenance
+                .as_ref()
+                .is_some_and(|p| p.compat.as_deref() == Some("gradescope"))
+            && self.output == GRADESCOPE_FAILED
+    }
+
     /// A result that scores nothing.
     #[must_use]
     pub fn failed(submission: &str, status: Status, error: String) -> Self {

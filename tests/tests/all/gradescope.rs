@@ -213,3 +213,60 @@ fn a_zip_whose_paths_leave_the_folder_is_refused_before_any_build() {
     assert!(stderr.contains("refused"), "{stderr}");
     assert!(!work.path().parent().unwrap().join("escaped").exists());
 }
+
+/// An autograder that writes no results for anyone is broken, not its
+/// students: the batch stops, as it does for a broken grader.
+#[test]
+fn a_batch_stops_when_the_autograder_writes_results_for_nobody() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let source = work.path().join("autograder");
+    std::fs::create_dir(&source).expect("mkdir");
+    std::fs::write(source.join("setup.sh"), "true\n").expect("setup.sh");
+    std::fs::write(
+        source.join("run_autograder"),
+        "#!/bin/sh\n# Writes to the wrong place.\necho '{}' > /tmp/results.json\n",
+    )
+    .expect("run_autograder");
+    let zip = work.path().join("autograder.zip");
+    zip_folder(&source, &zip);
+    let tag = "agh/gradescope-writes-nothing:1";
+    let built = build(&zip, tag);
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    let config = work.path().join("agh.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "images = [{tag:?}]\nplaces = [\"/autograder\"]\n[settings]\nimage = {tag:?}\n\
+             timeout = \"20\"\n"
+        ),
+    )
+    .expect("agh.toml");
+    let submissions = work.path().join("submissions");
+    for i in 0..8 {
+        let dir = submissions.join(format!("s{i}"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("answer.txt"), format!("{i}\n")).expect("file");
+    }
+    let output = {
+        let _alone = support::courses_alone();
+        std::process::Command::new(support::agh_binary())
+            .args([
+                "grade",
+                "--plugin",
+                "builtin:gradescope",
+                "-j",
+                "1",
+                "--config",
+            ])
+            .arg(&config)
+            .arg("--submissions")
+            .arg(&submissions)
+            .arg("--out")
+            .arg(work.path().join("out"))
+            .output()
+            .expect("agh grade")
+    };
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("the grader looks broken"), "{stderr}");
+}
