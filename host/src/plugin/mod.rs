@@ -8,6 +8,7 @@
 //! Everything the grader returns is validated before it is used.
 
 mod bindings;
+mod compat;
 mod compat_0_1;
 mod compat_0_2;
 mod convert;
