@@ -61,6 +61,15 @@ pub(super) async fn gradescope_command(command: GradescopeCommand) -> Outcome {
                     image.zip_sha256
                 );
             }
+            if image.unittest_suite {
+                eprintln!(
+                    "agh: its tests are Python unittest suites using gradescope_utils, run in the \
+                     student's process, so a submission can forge its results (as on Gradescope). \
+                     A native grader judges the same tests out of the student's reach: see \
+                     \"Verdicts the student's code cannot reach\" in the README \
+                     (`agh new grader --lang python`)"
+                );
+            }
             println!("{}", config_for(&image.tag));
             Outcome::Success
         }

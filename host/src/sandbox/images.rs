@@ -37,7 +37,9 @@ pub const LABEL_ZIP: &str = "agh.gradescope.zip-sha256";
 pub const LABEL_RECIPE: &str = "agh.gradescope.recipe";
 /// The build recipe's version: a change to how images are built changes
 /// it, so an image built the old way is built again, not reused.
-pub const RECIPE: &str = "1";
+pub const RECIPE: &str = "2";
+/// The label saying the zip's tests use `gradescope_utils`.
+pub const LABEL_UNITTEST: &str = "agh.gradescope.unittest";
 /// The label holding the end of the build log.
 pub const LABEL_LOG: &str = "agh.gradescope.build-log";
 /// The image built on unless told otherwise: Debian with Python and C.
@@ -111,6 +113,32 @@ pub struct BuiltImage {
     pub reused: bool,
     /// How long the build took (zero when reused).
     pub elapsed: Duration,
+    /// The zip's tests are Python unittest suites marked with
+    /// `gradescope_utils` decorators: the kind a native grader can judge
+    /// out of the student's reach.
+    pub unittest_suite: bool,
+}
+
+/// Whether any Python file of the unpacked autograder imports
+/// `gradescope_utils` (its unittest decorators and JSON runner).
+fn uses_gradescope_utils(source: &Path) -> bool {
+    let mut folders = vec![source.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "py")
+                && std::fs::read_to_string(&path).is_ok_and(|t| t.contains("gradescope_utils"))
+            {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 fn docker_err(operation: &'static str) -> impl FnOnce(bollard::errors::Error) -> ImageBuildError {
@@ -153,6 +181,7 @@ pub async fn build_gradescope(
                 zip_sha256,
                 reused: true,
                 elapsed: Duration::ZERO,
+                unittest_suite: labels.get(LABEL_UNITTEST).is_some_and(|v| v == "true"),
             });
         }
     }
@@ -165,6 +194,7 @@ pub async fn build_gradescope(
     })?;
     let source = staging.path().join("source");
     let context = unpack_autograder(zip, &source).map_err(zip_err)?;
+    let unittest_suite = uses_gradescope_utils(&context.join("autograder/source"));
     let started = Instant::now();
     let name = format!(
         "agh-gradescope-build-{}-{}",
@@ -196,6 +226,7 @@ pub async fn build_gradescope(
     let labels = HashMap::from([
         (LABEL_ZIP.to_string(), zip_sha256.clone()),
         (LABEL_RECIPE.to_string(), format!("{RECIPE} {base}")),
+        (LABEL_UNITTEST.to_string(), unittest_suite.to_string()),
     ]);
     let built = build_in(docker, &created.id, &context, labels, &tag, line).await;
     let _ = docker
@@ -215,6 +246,7 @@ pub async fn build_gradescope(
         zip_sha256,
         reused: false,
         elapsed: started.elapsed(),
+        unittest_suite,
     })
 }
 

@@ -137,6 +137,18 @@ async fn a_c_autograder_zip_grades_as_on_gradescope() {
 #[tokio::test]
 async fn a_python_autograder_using_gradescope_utils_grades_as_on_gradescope() {
     let results = grade_gradescope_course("gradescope-python").await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let zip = work.path().join("autograder.zip");
+    zip_folder(
+        &support::repo_root().join("examples/gradescope-python/autograder"),
+        &zip,
+    );
+    let built = build(&zip, "agh/gradescope-python-example:1");
+    assert!(
+        text(&built.stderr).contains("run in the student's process"),
+        "a zip of gradescope_utils tests hears of the native path: {}",
+        text(&built.stderr)
+    );
     let partial = result_of(&results, "02-partial");
     let hidden_until_due: Vec<&serde_json::Value> = partial["tests"]
         .as_array()
