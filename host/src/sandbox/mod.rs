@@ -21,6 +21,13 @@
 //! | `/grader` | grader  | 0700 | files only the grader user may read      |
 //! | `/tmp`    | all     | 1777 | scratch                                  |
 //!
+//! A grader may declare places of its own besides these (contract 0.3.0,
+//! [`SandboxSpec::places`], granted by the operator's `places`), such as
+//! `/autograder` for `builtin:gradescope`: each its own tmpfs, mode 0755,
+//! owned by the student or the grader user. A grader-user command may run
+//! a program as the student through the agent's student door
+//! (`agh-as-student`, see `agent/src/door.rs`).
+//!
 //! Under gVisor an out-of-memory kill ends the whole sandbox, not one
 //! process. A sandbox that dies while a command runs, by itself, is that
 //! command's doing: it reports `sandbox_lost` (and `out_of_memory` when
