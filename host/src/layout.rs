@@ -283,6 +283,22 @@ pub fn open_regular_file(path: &Path) -> std::io::Result<std::fs::File> {
 mod tests {
     use super::*;
 
+    /// `scripts/setup` reads the sandbox users' ids from these two lines,
+    /// with sed, so that it need not build agh first: they must keep the
+    /// shape it reads (a plain decimal literal, one line each).
+    #[test]
+    fn the_user_ids_are_written_as_scripts_setup_reads_them() {
+        let source = include_str!("layout.rs");
+        for (name, id) in [("STUDENT_UID", STUDENT_UID), ("GRADER_UID", GRADER_UID)] {
+            let line = format!("pub const {name}: u32 = {id};");
+            assert_eq!(
+                source.lines().filter(|l| *l == line).count(),
+                1,
+                "scripts/setup looks for the line `{line}`"
+            );
+        }
+    }
+
     /// The places agh mounts are the ones the agent knows (plus `/dev/shm`,
     /// gVisor's own), and the student's and grader's writable ones are
     /// where the agent looks for a file cut short.

@@ -51,7 +51,14 @@ async fn client(config: &S3Config, timeouts: S3Timeouts) -> Client {
     let stalls = aws_config::stalled_stream_protection::StalledStreamProtectionConfig::enabled()
         .grace_period(STALL_GRACE)
         .build();
+    use aws_smithy_http_client::tls;
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
     let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https)
         .timeout_config(timeout_config)
         .stalled_stream_protection(stalls)
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
