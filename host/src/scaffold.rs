@@ -637,7 +637,7 @@ pub async fn build(
     let host = PluginHost::new(Some(cache))?;
     let mut compiled = None;
     let grader = host.load_noting(&out, &mut |n| {
-        if let LoadNotice::Compiled(took) = n {
+        if let LoadNotice::Compiled { took, .. } = n {
             compiled = Some(took);
         }
         notice(n);

@@ -360,16 +360,7 @@ fn print_pass_rates(results: &[SubmissionResult]) {
 /// Says that a grader is being compiled (its first use takes seconds) and
 /// how long it took.
 fn print_load_notice(notice: agh::plugin::LoadNotice) {
-    match notice {
-        agh::plugin::LoadNotice::Compiling => {
-            eprintln!(
-                "agh: compiling the grader (its first use; later runs load it from the cache)..."
-            );
-        }
-        agh::plugin::LoadNotice::Compiled(took) => {
-            eprintln!("agh: compiled the grader in {:.1}s", took.as_secs_f64());
-        }
-    }
+    eprintln!("agh: {}", notice.line());
 }
 
 pub(super) async fn grade_command(args: GradeArgs) -> Outcome {

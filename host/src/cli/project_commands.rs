@@ -52,14 +52,7 @@ pub(super) fn new_command(command: NewCommand) -> Outcome {
 }
 
 pub(super) async fn build_command(args: BuildArgs) -> Outcome {
-    let mut notice = |n: agh::plugin::LoadNotice| match n {
-        agh::plugin::LoadNotice::Compiling => {
-            eprintln!("agh: checking it loads: compiling the component (cached for agh grade)...");
-        }
-        agh::plugin::LoadNotice::Compiled(took) => {
-            eprintln!("agh: compiled in {:.1}s", took.as_secs_f64());
-        }
-    };
+    let mut notice = |n: agh::plugin::LoadNotice| eprintln!("agh: {}", n.line());
     match scaffold::build(&args.dir, args.out.as_deref(), &mut notice).await {
         Ok(built) => {
             println!(

@@ -326,6 +326,52 @@ fn compiled_components_are_cached_and_reused() {
     assert_eq!(files.len(), 1, "one compiled file per component and engine");
 }
 
+/// How much of a compilation `load` reported reusing.
+fn load_reusing(host: &PluginHost, path: &str) -> agh::plugin::Reuse {
+    let mut reuse = None;
+    host.load_noting(Path::new(path), &mut |notice| {
+        if let agh::plugin::LoadNotice::Compiled { reuse: r, .. } = notice {
+            reuse = Some(r);
+        }
+    })
+    .expect("load");
+    reuse.expect("the component was compiled, not served whole from the cache")
+}
+
+/// A component compiled again (a rebuilt grader is a new component whose
+/// functions are mostly the old one's) reuses the machine code of its
+/// unchanged functions from the signed incremental pack; a pack with one
+/// byte changed is not used at all, and the grader still loads.
+#[tokio::test]
+async fn a_recompiled_grader_reuses_its_functions_but_never_from_a_tampered_pack() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let host = PluginHost::new(Some(cache.path().to_path_buf())).expect("engine");
+    let cold = load_reusing(&host, graders::C_IO);
+    assert_eq!(cold.reused, 0, "{cold:?}");
+    assert!(cold.compiled > 100, "{cold:?}");
+
+    std::fs::remove_file(compiled_entry(cache.path())).expect("forget the whole component");
+    let warm = load_reusing(&host, graders::C_IO);
+    assert!(
+        warm.reused > 0 && warm.reused >= warm.compiled * 5,
+        "the unchanged functions were compiled again: {warm:?} after {cold:?}"
+    );
+
+    let pack = cache.path().join("incremental-v1/pack");
+    let mut bytes = std::fs::read(&pack).expect("the pack");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&pack, &bytes).expect("tamper");
+    std::fs::remove_file(compiled_entry(cache.path())).expect("forget the whole component");
+    let after_tampering = load_reusing(&host, graders::C_IO);
+    assert_eq!(
+        after_tampering.reused, 0,
+        "machine code from a tampered pack was used: {after_tampering:?}"
+    );
+    let loaded = host.load(Path::new(graders::C_IO)).expect("load");
+    assert_eq!(name_of(&loaded).await, "c-io");
+}
+
 async fn name_of(grader: &agh::plugin::Grader) -> String {
     grader
         .describe(&[], Budget::CEILING)
