@@ -31,11 +31,17 @@ with zipfile.ZipFile(out, "w") as z:
 "#;
 
 fn build(zip: &Path, tag: &str) -> Output {
-    std::process::Command::new(support::agh_binary())
-        .args(["gradescope", "build", "--tag", tag])
-        .arg(zip)
-        .output()
-        .expect("agh gradescope build")
+    build_on(zip, tag, None)
+}
+
+/// `agh gradescope build` on `base` (agh's default base without one).
+fn build_on(zip: &Path, tag: &str, base: Option<&str>) -> Output {
+    let mut command = std::process::Command::new(support::agh_binary());
+    command.args(["gradescope", "build", "--tag", tag]);
+    if let Some(base) = base {
+        command.args(["--base", base]);
+    }
+    command.arg(zip).output().expect("agh gradescope build")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -45,12 +51,17 @@ fn text(bytes: &[u8]) -> String {
 /// Builds examples/COURSE's autograder (twice: the second reuses the
 /// image), grades its submissions and checks them.
 async fn grade_gradescope_course(course: &str) -> Vec<serde_json::Value> {
+    grade_gradescope_course_on(course, None).await
+}
+
+/// [`grade_gradescope_course`] with the image built on `base`.
+async fn grade_gradescope_course_on(course: &str, base: Option<&str>) -> Vec<serde_json::Value> {
     let root = support::repo_root().join("examples").join(course);
     let work = tempfile::tempdir().expect("tempdir");
     let zip: PathBuf = work.path().join("autograder.zip");
     zip_folder(&root.join("autograder"), &zip);
     let tag = format!("agh/{course}-example:1");
-    let built = build(&zip, &tag);
+    let built = build_on(&zip, &tag, base);
     assert!(
         built.status.success(),
         "build failed:\n{}",
@@ -61,7 +72,7 @@ async fn grade_gradescope_course(course: &str) -> Vec<serde_json::Value> {
         "the build prints the agh.toml to grade with:\n{}",
         text(&built.stdout)
     );
-    let again = build(&zip, &tag);
+    let again = build_on(&zip, &tag, base);
     assert!(again.status.success(), "{}", text(&again.stderr));
     assert!(
         text(&again.stderr).contains("already built from this zip"),
@@ -172,6 +183,42 @@ async fn a_python_autograder_using_gradescope_utils_grades_as_on_gradescope() {
             .unwrap_or_default()
             .contains("ran out of time"),
         "{endless}"
+    );
+}
+
+/// A JUnit 4 autograder on agh's Java image (Debian's JDK 17 and JUnit
+/// packages): points per test method, JUnit's timeouts, a compile error
+/// reported in the output, a JVM ended by the student's System.exit.
+#[tokio::test]
+async fn a_java_junit_autograder_grades_as_on_gradescope() {
+    let results = grade_gradescope_course_on("gradescope-java", Some("agh/java:1")).await;
+    let partial = result_of(&results, "02-partial");
+    let names: Vec<&str> = partial["tests"]
+        .as_array()
+        .expect("tests")
+        .iter()
+        .map(|t| t["name"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["add", "factorial", "multiply"], "{partial}");
+    assert_eq!(partial["tests"][1]["visibility"], "after-due-date");
+    let endless = result_of(&results, "05-endless-loop");
+    assert!(
+        endless["tests"][1]["output"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("timed out"),
+        "JUnit's timeout is the test's verdict: {endless}"
+    );
+    let broken = result_of(&results, "03-compile-error");
+    assert!(
+        broken.to_string().contains("';' expected"),
+        "the compiler's message reaches the student: {broken}"
+    );
+    let gone = result_of(&results, "06-exits-before-results");
+    assert!(
+        gone.to_string()
+            .contains("The autograder failed to execute correctly"),
+        "{gone}"
     );
 }
 
