@@ -36,6 +36,9 @@ use crate::transcript::TranscriptDir;
 /// students after them. Only a grader that fails on everything from the
 /// start stops, and quickly.
 pub const MAX_CONSECUTIVE_PLUGIN_ERRORS: usize = 5;
+/// Submissions whose sandboxes are made ready beyond the grading slots,
+/// so a freed slot never waits for a sandbox's creation.
+pub const LOOK_AHEAD: usize = 2;
 
 /// A batch run of one prepared grader.
 pub struct Batch {
@@ -133,6 +136,8 @@ impl Batch {
     /// # Errors
     /// When Docker cannot list containers.
     pub async fn remove_leftovers(&self) -> Result<usize, sandbox::SandboxError> {
+        // Removals under way in the background finish first.
+        self.grader.settle().await;
         sandbox::remove_leftovers(
             self.grader.docker(),
             sandbox::Leftovers::Batch(&self.batch_id),
@@ -142,10 +147,12 @@ impl Batch {
     }
 
     /// Grades `submissions` with up to `jobs` at once, calling `done` with
-    /// each result as it finishes. One more submission than `jobs` is in
-    /// flight: its sandbox is created and filled while the others grade, and
-    /// it starts grading the moment one of them ends. Submissions not started
-    /// because the batch stopped or was interrupted get no result.
+    /// each result as it finishes. [`LOOK_AHEAD`] more submissions than
+    /// `jobs` are in flight: their sandboxes are created and filled while
+    /// the others grade, and one starts grading the moment a slot is free;
+    /// a graded submission's sandbox is removed in the background (all are
+    /// gone when this returns). Submissions not started because the batch
+    /// stopped or was interrupted get no result.
     ///
     /// Each submission runs on its own task, so neither a slow one nor `done`
     /// (which may write to a slow disk; on a multi-threaded runtime it runs
@@ -176,7 +183,7 @@ impl Batch {
                         })
                 }
             })
-            .buffer_unordered(jobs + 1);
+            .buffer_unordered(jobs + LOOK_AHEAD);
         let blocking_allowed = tokio::runtime::Handle::current().runtime_flavor()
             == tokio::runtime::RuntimeFlavor::MultiThread;
         while let Some(result) = results.next().await {
@@ -189,6 +196,7 @@ impl Batch {
             }
         }
         self.slots.forget_permits(jobs);
+        self.grader.settle().await;
     }
 
     /// Takes in and grades one submission once a grading slot is free;

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
 
 use crate::assets::{self, AssetCache, ResolvedAsset, S3Timeouts};
 use crate::config::Config;
@@ -176,6 +177,18 @@ pub struct PreparedGrader {
     image_id: String,
     runtime_verified: bool,
     key: GraderKey,
+    /// Sandboxes of graded submissions being removed off the submission's
+    /// path ([`PreparedGrader::settle`] waits for them).
+    teardowns: TaskTracker,
+}
+
+/// When a graded submission's sandbox is removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Teardown {
+    /// Before the result is returned.
+    Now,
+    /// In the background: the result (and the slot) are free at once.
+    Background,
 }
 
 impl PreparedGrader {
@@ -225,6 +238,7 @@ impl PreparedGrader {
             image_id,
             runtime_verified,
             key,
+            teardowns: TaskTracker::new(),
         }))
     }
 
@@ -257,6 +271,7 @@ impl PreparedGrader {
             image_id: String::new(),
             runtime_verified: false,
             key,
+            teardowns: TaskTracker::new(),
         }))
     }
 
@@ -331,7 +346,10 @@ impl PreparedGrader {
                 return None;
             };
             let mut result = match filled {
-                Ok(filled) => self.attempt(snapshot, filled, transcripts).await,
+                Ok(filled) => {
+                    self.attempt(snapshot, filled, transcripts, Teardown::Background)
+                        .await
+                }
                 Err(failed) => *failed,
             };
             drop(slot);
@@ -352,9 +370,17 @@ impl PreparedGrader {
     /// Grades `snapshot` once, now, in a fresh sandbox, outside any slot.
     pub async fn grade_once(&self, snapshot: &Snapshot, label: &str) -> SubmissionResult {
         match self.fill(snapshot, label).await {
-            Ok(filled) => self.attempt(snapshot, filled, None).await,
+            Ok(filled) => self.attempt(snapshot, filled, None, Teardown::Now).await,
             Err(failed) => *failed,
         }
+    }
+
+    /// Waits until the sandboxes of every submission graded so far are
+    /// removed (their removal runs off the submissions' path).
+    pub async fn settle(&self) {
+        self.teardowns.close();
+        self.teardowns.wait().await;
+        self.teardowns.reopen();
     }
 
     /// Grades `snapshot` in `port` (a replay of its transcript), whose
@@ -373,7 +399,7 @@ impl PreparedGrader {
             setup: Duration::ZERO,
             pins,
         };
-        self.attempt(snapshot, filled, None).await
+        self.attempt(snapshot, filled, None, Teardown::Now).await
     }
 
     /// Creates the submission's sandbox and copies its files in.
@@ -433,13 +459,14 @@ impl PreparedGrader {
         }
     }
 
-    /// Grades a filled sandbox and tears it down; with `transcripts`,
-    /// every call it makes is recorded there.
+    /// Grades a filled sandbox and tears it down (`teardown` says when);
+    /// with `transcripts`, every call it makes is recorded there.
     async fn attempt(
         &self,
         snapshot: &Snapshot,
         filled: Filled,
         transcripts: Option<&TranscriptDir>,
+        teardown: Teardown,
     ) -> SubmissionResult {
         let Filled {
             sandbox,
@@ -495,7 +522,14 @@ impl PreparedGrader {
             .await;
         // After a `sandbox.reset` the grader holds a fresh sandbox; the
         // first one is already gone.
-        run.sandbox.as_ref().unwrap_or(&sandbox).teardown().await;
+        let finished = run.sandbox.clone().unwrap_or_else(|| sandbox.clone());
+        match teardown {
+            Teardown::Now => finished.teardown().await,
+            Teardown::Background => {
+                self.teardowns
+                    .spawn(async move { finished.teardown().await });
+            }
+        }
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let timings = Timings {
             total_ms: ms(setup + started.elapsed()),

@@ -181,6 +181,15 @@ impl Graders {
         })
     }
 
+    /// Waits until every prepared grader's sandboxes of graded
+    /// submissions are removed.
+    pub async fn settle(&self) {
+        let prepared: Vec<_> = self.prepared.lock().await.values().cloned().collect();
+        for grader in prepared {
+            grader.settle().await;
+        }
+    }
+
     /// Keeps `grader` as the prepared form of `version`.
     pub async fn keep(&self, version: &CourseVersion, grader: Arc<PreparedGrader>) {
         self.prepared

@@ -114,6 +114,7 @@ impl Worker {
         tracing::info!("draining: waiting for submissions in flight");
         let all = u32::try_from(in_flight).unwrap_or(u32::MAX);
         let _ = claims.acquire_many(all).await;
+        self.graders.settle().await;
     }
 
     /// Removes the sandboxes of agh processes on this host that are
