@@ -12,7 +12,8 @@
 //! with its own stdin, stdout and stderr as descriptors, and waits. The
 //! agent starts the program as the student under
 //! the command's limits, in a process group of its own, with those
-//! descriptors, and sends its status when it ends; the helper exits with it.
+//! descriptors, in the caller's folder (the shared `/tmp` when the student
+//! may not enter it: a grader's own place is the grader's alone), and sends its status when it ends; the helper exits with it.
 //! A helper that goes away (killed at its caller's timeout) takes the
 //! program's group with it. Everything left ends with the command, as
 //! always.

@@ -357,18 +357,27 @@ impl Agent {
             else {
                 continue;
             };
+            // The caller's folder, where the student may enter it: a
+            // grader's own place is the grader's alone, and the program
+            // then starts in the shared /tmp.
+            let Ok(cwd) = std::ffi::CString::new(asked.cwd) else {
+                door::refuse(&conn, door::Refusal::Malformed);
+                continue;
+            };
             let mut command = std::process::Command::new(&asked.argv[0]);
             command
                 .args(&asked.argv[1..])
                 .env_clear()
                 .envs(asked.env)
-                .current_dir(&asked.cwd)
                 .stdin(Stdio::from(stdin))
                 .stdout(Stdio::from(stdout))
                 .stderr(Stdio::from(stderr));
             std::os::unix::process::CommandExt::uid(&mut command, student);
             std::os::unix::process::CommandExt::gid(&mut command, student);
-            sys::before_exec(&mut command, move || set_limits(&limits));
+            sys::before_exec(&mut command, move || {
+                set_limits(&limits)?;
+                sys::enter_or(&cwd, c"/tmp")
+            });
             match command.spawn() {
                 Ok(child) => {
                     if let Ok(pid) = i32::try_from(child.id()) {

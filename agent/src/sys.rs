@@ -236,14 +236,26 @@ pub fn before_exec(
     limits: impl Fn() -> io::Result<()> + Send + Sync + 'static,
 ) {
     use std::os::unix::process::CommandExt;
-    // SAFETY: the closure only calls setrlimit and setsid, which are
-    // async-signal-safe, and allocates nothing.
+    // SAFETY: the closures call only setrlimit, chdir and setsid, which
+    // are async-signal-safe, and allocate nothing.
     unsafe {
         command.pre_exec(move || {
             limits()?;
             check(libc::setsid()).map(drop)
         });
     }
+}
+
+/// Between fork and exec, as the user the program runs as: changes to
+/// `dir`, or to `fallback` when that user may not enter it. Both are made
+/// before the fork, so the child allocates nothing.
+pub fn enter_or(dir: &std::ffi::CStr, fallback: &std::ffi::CStr) -> io::Result<()> {
+    // SAFETY: chdir with valid C strings.
+    if unsafe { libc::chdir(dir.as_ptr()) } == 0 {
+        return Ok(());
+    }
+    // SAFETY: as above.
+    check(unsafe { libc::chdir(fallback.as_ptr()) }).map(drop)
 }
 
 /// `clone3` as a plain fork (no shared memory, SIGCHLD to the parent) with

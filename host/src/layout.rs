@@ -125,13 +125,28 @@ const SYSTEM_FOLDERS: [&str; 24] = [
 
 /// A writable place a grader declared besides the standard four (contract
 /// 0.3.0), granted by the operator: its own tmpfs, empty in every fresh
-/// sandbox, mode 0755, owned by `owner`. Only commands write in it.
+/// sandbox, owned by `owner` with the mode of that user's standard place
+/// ([`ExtraPlace::mode`]). Only commands write in it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExtraPlace {
     /// Absolute path of one component, such as `/autograder`.
     pub path: String,
     /// The student or the grader user; never root.
     pub owner: Owner,
+}
+
+impl ExtraPlace {
+    /// The place's mode: a grader's place is the grader's alone, as
+    /// `/grader` is (0700: the student's processes cannot even read the
+    /// tests and expected outputs kept there); a student's place is
+    /// readable by all, as `/work` is (0755).
+    #[must_use]
+    pub fn mode(&self) -> &'static str {
+        match self.owner {
+            Owner::Grader => Place::Grader.owner_and_mode().1,
+            Owner::Student | Owner::Root => Place::Work.owner_and_mode().1,
+        }
+    }
 }
 
 /// Checks the shape of a grader's own place: `/NAME`, NAME of 1 to 32

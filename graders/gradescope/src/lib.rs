@@ -154,9 +154,12 @@ impl Guest for Gradescope {
 }
 
 /// Lays out `/autograder` as Gradescope does, from the image's pristine
-/// copy (`$1`): run as the grader user, so every file is the grader's.
+/// copy (`$1`): run as the grader user, so every file is the grader's, and
+/// `/autograder` stays the grader's alone (a program run as the student
+/// reads none of the tests or expected outputs).
 const LAY_OUT: &str = r#"set -eu
 cp -R --preserve=mode,timestamps "$1"/. /autograder/
+chmod 700 /autograder
 if [ ! -e /autograder/run_autograder ] && [ -f /autograder/source/run_autograder ]; then
   cp /autograder/source/run_autograder /autograder/run_autograder
 fi

@@ -505,7 +505,7 @@ fn container_body(spec: &SandboxSpec, agent: &str) -> ContainerCreateBody {
     let own = spec
         .places
         .iter()
-        .map(|place| (place.path.clone(), place.owner.uid(), "0755"));
+        .map(|place| (place.path.clone(), place.owner.uid(), place.mode()));
     let tmpfs: HashMap<String, String> = standard.chain(own).map(mount).collect();
     // Commands get their own limits from the agent; the container's only
     // bound the agent's own file work, up to the size of a writable place.

@@ -37,7 +37,7 @@ pub const LABEL_ZIP: &str = "agh.gradescope.zip-sha256";
 pub const LABEL_RECIPE: &str = "agh.gradescope.recipe";
 /// The build recipe's version: a change to how images are built changes
 /// it, so an image built the old way is built again, not reused.
-pub const RECIPE: &str = "2";
+pub const RECIPE: &str = "3";
 /// The label saying the zip's tests use `gradescope_utils`.
 pub const LABEL_UNITTEST: &str = "agh.gradescope.unittest";
 /// The label holding the end of the build log.
@@ -286,7 +286,8 @@ async fn build_in(
     if status != 0 {
         return Err(setup_failed(status, &log));
     }
-    let status = exec(docker, container, SEAL, &mut log, line).await?;
+    let seal = SEAL.replace("GRADER_UID", &crate::layout::GRADER_UID.to_string());
+    let status = exec(docker, container, &seal, &mut log, line).await?;
     if status != 0 {
         return Err(ImageBuildError::Setup {
             status,
@@ -341,15 +342,21 @@ cd /autograder/source
 exec bash -x ./setup.sh"#;
 
 /// After a good setup: the autograder kept where grading finds it,
-/// readable by the grader user, `agh-as-student` on PATH (the agent's
-/// student door, for autograders that run the student's program as the
-/// student), the build's CA bundle gone.
+/// the grader user's alone (GRADER_UID is replaced by its id: the
+/// student's processes cannot read the tests and expected outputs, here or
+/// in `/autograder`, which the layout copies with this folder's mode),
+/// `agh-as-student` on PATH (the agent's student door, for autograders
+/// that run the student's program as the student), the build's CA bundle
+/// gone.
 const SEAL: &str = r#"set -eu
 rm -f /tmp/agh-build-ca.crt
 mkdir -p /usr/share/agh-gradescope
 rm -rf /usr/share/agh-gradescope/autograder
 cp -a /autograder /usr/share/agh-gradescope/autograder
-chmod -R a+rX /usr/share/agh-gradescope
+chmod 755 /usr/share/agh-gradescope
+chmod -R u+rwX /usr/share/agh-gradescope/autograder
+chown -R GRADER_UID:GRADER_UID /usr/share/agh-gradescope/autograder
+chmod 700 /usr/share/agh-gradescope/autograder
 printf '#!/bin/sh\n# Runs a program as the student user (agh sandbox agent).\nexec /agh-agent as-student "$@"\n' > /usr/local/bin/agh-as-student
 chmod 755 /usr/local/bin/agh-as-student
 (apt-get clean || true) 2>/dev/null

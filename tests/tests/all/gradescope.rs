@@ -36,6 +36,12 @@ fn build(zip: &Path, tag: &str) -> Output {
 
 /// `agh gradescope build` on `base` (agh's default base without one).
 fn build_on(zip: &Path, tag: &str, base: Option<&str>) -> Output {
+    // Two tests build the C course's image: one build at a time, so the
+    // second reuses the first's.
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = BUILDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut command = std::process::Command::new(support::agh_binary());
     command.args(["gradescope", "build", "--tag", tag]);
     if let Some(base) = base {
@@ -220,6 +226,55 @@ async fn a_java_junit_autograder_grades_as_on_gradescope() {
             .contains("The autograder failed to execute correctly"),
         "{gone}"
     );
+}
+
+/// `agh check` on a Gradescope autograder: every stock attack scores 0
+/// against the C course's autograder, among them the one that reads the
+/// expected outputs beside its input (the student's program runs as the
+/// student, and `/autograder`, the autograder's own place, is the grader
+/// user's alone).
+#[test]
+fn agh_check_finds_no_stock_attack_that_scores_against_the_c_autograder() {
+    let root = support::repo_root().join("examples/gradescope-c");
+    let work = tempfile::tempdir().expect("tempdir");
+    let zip = work.path().join("autograder.zip");
+    zip_folder(&root.join("autograder"), &zip);
+    let built = build(&zip, "agh/gradescope-c-example:1");
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    let _alone = support::courses_alone();
+    let checked = std::process::Command::new(support::agh_binary())
+        .args([
+            "check",
+            "--json",
+            "--plugin",
+            "builtin:gradescope",
+            "--config",
+        ])
+        .arg(root.join("agh.toml"))
+        .arg("--samples")
+        .arg(&root)
+        .arg("--out")
+        .arg(work.path().join("check"))
+        .output()
+        .expect("agh check");
+    let report: serde_json::Value = serde_json::from_slice(&checked.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&checked.stderr)));
+    let scored: Vec<&serde_json::Value> = report["attacks"]
+        .as_array()
+        .expect("attacks")
+        .iter()
+        .filter(|a| a["ok"] != true)
+        .collect();
+    assert!(scored.is_empty(), "stock attacks that scored: {scored:?}");
+    assert!(
+        report["attacks"]
+            .as_array()
+            .expect("attacks")
+            .iter()
+            .any(|a| a["name"] == "attack-reads-assets"),
+        "{report}"
+    );
+    assert_eq!(checked.status.code(), Some(0), "{report}");
 }
 
 #[test]
