@@ -12,6 +12,7 @@
 
 pub mod cache;
 mod s3;
+pub use s3::http_client as s3_http_client;
 
 use std::path::{Path, PathBuf};
 

@@ -42,6 +42,18 @@ struct Object {
     etag: String,
 }
 
+/// The SDK's HTTP(S) client, on rustls with ring (agh builds the SDK
+/// without its default TLS stack): for every S3 client agh or its tests make.
+#[must_use]
+pub fn http_client() -> aws_sdk_s3::config::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
 async fn client(config: &S3Config, timeouts: S3Timeouts) -> Client {
     let timeout_config = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(timeouts.connect)
@@ -51,14 +63,8 @@ async fn client(config: &S3Config, timeouts: S3Timeouts) -> Client {
     let stalls = aws_config::stalled_stream_protection::StalledStreamProtectionConfig::enabled()
         .grace_period(STALL_GRACE)
         .build();
-    use aws_smithy_http_client::tls;
-    let https = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
     let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(https)
+        .http_client(http_client())
         .timeout_config(timeout_config)
         .stalled_stream_protection(stalls)
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))

@@ -228,13 +228,13 @@ impl LoadNotice {
                 )
             }
             LoadNotice::Compiled { took, reuse } if reuse.reused > 0 => format!(
-                "compiled in {:.1}s ({} functions compiled, {} reused)",
+                "compiled the grader in {:.1}s ({} functions compiled, {} reused)",
                 took.as_secs_f64(),
                 reuse.compiled,
                 reuse.reused
             ),
             LoadNotice::Compiled { took, .. } => {
-                format!("compiled in {:.1}s", took.as_secs_f64())
+                format!("compiled the grader in {:.1}s", took.as_secs_f64())
             }
         }
     }

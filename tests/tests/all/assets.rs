@@ -73,6 +73,7 @@ impl Ministack {
     async fn client(&self) -> aws_sdk_s3::Client {
         let config = aws_sdk_s3::Config::builder()
             .behavior_version_latest()
+            .http_client(agh::assets::s3_http_client())
             .endpoint_url(self.endpoint())
             .region(aws_sdk_s3::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_s3::config::Credentials::new(
