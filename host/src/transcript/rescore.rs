@@ -165,6 +165,10 @@ pub async fn rescore(request: RescoreRequest) -> Result<RescoreReport, RescoreEr
         };
         report.submissions.push((name, how));
     }
+    // Sandboxes of what was graded for real are removed before agh exits.
+    if let Some(real) = &sandboxed {
+        real.settle().await;
+    }
     Ok(report)
 }
 
