@@ -3,11 +3,14 @@
 // its Python files, made from graders/python-unittest/harness by
 // scripts/gen-js-harness).
 //
-// Each test method is one conversation: the judge runs as the grader user
-// and runs that one test with unittest; the student's modules live in a
-// second process run as the student, reached only through plain data. The
+// The tests run in one conversation, started once for the batch: the judge
+// runs as the grader user and runs each test with unittest; the student's
+// server runs as the student and forks a fresh process for each test, which
+// imports the student's modules, reached only through plain data. Each
 // verdict is one line on the judge's own stderr, which the student's code
-// cannot reach. A test method may carry its weight: `def test_x(self):  # points: 2`.
+// cannot reach. When the conversation ends early, the test that was running
+// is charged if it was the cause, and the rest run in a new conversation.
+// A test method may carry its weight: `def test_x(self):  # points: 2`.
 
 import * as agh from './agh-grader.js';
 import { HARNESS } from './harness.js';
@@ -16,6 +19,12 @@ const JUDGE = '/assets/agh-harness/judge.py';
 const STUDENT = '/assets/agh-harness/student.py';
 const TESTS_TARGET = '/grader/tests';
 const VERDICT_PREFIX = 'agh-judge ';
+// What starts the line before each test's output on the student's server's stderr.
+const TEST_HEADER = 'agh: --- ';
+// A test's deadline, enforced by the student's server.
+const TEST_TIMEOUT_MS = 3_000;
+// The time a batch is given on top of its tests' deadlines.
+const BATCH_SLACK_MS = 5_000;
 const FEEDBACK_CHARS = 2000;
 const LIMITS = [agh.Verdict.TIME_LIMIT, agh.Verdict.MEMORY_LIMIT, agh.Verdict.OUTPUT_LIMIT, agh.Verdict.RESOURCE_LIMIT];
 
@@ -63,35 +72,58 @@ function providedModule(path) {
 
 const tail = (text) => text.slice(-FEEDBACK_CHARS).trim();
 
-function judgeVerdict(judge) {
-  const line = judge.stderrText.split('\n').reverse().find((l) => l.startsWith(VERDICT_PREFIX));
-  if (!line) return null;
-  try {
-    return JSON.parse(line.slice(VERDICT_PREFIX.length));
-  } catch {
-    return null;
+/** The verdicts the judge gave, in order. */
+function judgeVerdicts(judge) {
+  const verdicts = [];
+  for (const line of judge.stderrText.split('\n')) {
+    if (!line.startsWith(VERDICT_PREFIX)) continue;
+    try {
+      verdicts.push(JSON.parse(line.slice(VERDICT_PREFIX.length)));
+    } catch {
+      // not a verdict line
+    }
   }
+  return verdicts;
 }
 
 const limitOf = (run) => (LIMITS.includes(run.verdict) ? run.verdict : undefined);
 
-function feedback(message, student) {
-  const stderr = tail(student.stderrText);
-  if (!stderr) return message;
-  return message ? `${message}\n\nYour program's stderr:\n${stderr}` : `Your program's stderr:\n${stderr}`;
+function feedback(message, output) {
+  const shown = tail(output || '');
+  if (!shown) return message;
+  return message ? `${message}\n\nYour program's output:\n${shown}` : `Your program's output:\n${shown}`;
 }
 
-function judged(testCase, judge, student) {
+/** A test's result from the judge's verdict. */
+function judged(testCase, v) {
+  const test = new agh.Test(testCase.id, testCase.points);
+  if (v.judge_failed) throw new Error(`the judge failed on ${testCase.id}: ${v.message}`);
+  if (v.outcome === 'passed') return test.passed();
+  let verdict = v.student_raised ? agh.Verdict.RUNTIME_ERROR : agh.Verdict.WRONG;
+  if (v.limit === 'time') verdict = agh.Verdict.TIME_LIMIT;
+  if (v.limit === 'output') verdict = agh.Verdict.OUTPUT_LIMIT;
+  return test.failed(verdict, feedback(v.message || '', v.output));
+}
+
+/** What the last test's process printed, from the student's server's
+ * stderr, where each test's output follows a line naming it. */
+function lastTestOutput(stderr) {
+  const at = stderr.lastIndexOf(TEST_HEADER);
+  if (at < 0) return stderr;
+  const newline = stderr.indexOf('\n', at);
+  return newline < 0 ? '' : stderr.slice(newline + 1);
+}
+
+/** The test running when a conversation ended without its verdict, charged
+ * with what ended it; an error when nothing the student did explains it. */
+function cutShort(testCase, judge, student) {
   const test = new agh.Test(testCase.id, testCase.points);
   const limit = limitOf(student) ?? limitOf(judge);
-  const v = judgeVerdict(judge);
-  if (v && v.judge_failed) throw new Error(`the judge failed on ${testCase.id}: ${v.message}`);
-  if (v && v.outcome === 'passed' && judge.exitCode === 0) return test.passed();
-  if (v) {
-    const verdict = limit ?? (v.student_raised ? agh.Verdict.RUNTIME_ERROR : agh.Verdict.WRONG);
-    return test.failed(verdict, feedback(v.message || '', student));
+  const output = lastTestOutput(student.stderrText);
+  if (limit) return test.failed(limit, feedback('', output));
+  if (student.sandboxLost || judge.sandboxLost) {
+    return test.failed(agh.Verdict.RESOURCE_LIMIT, feedback('the sandbox was lost', output));
   }
-  if (limit) return test.failed(limit, feedback('', student));
   throw new Error(`the judge of ${testCase.id} gave no verdict (exit ${judge.exitCode}): ${tail(judge.stderrText)}`);
 }
 
@@ -139,21 +171,37 @@ export const grader = agh.defineGrader({
 
     const tests = [];
     let down = null;
-    for (const testCase of cases) {
+    while (tests.length < cases.length) {
+      const batch = cases.slice(tests.length);
       if (down !== null) {
-        tests.push(new agh.Test(testCase.id, testCase.points).notRun(down));
-        continue;
+        for (const c of batch) tests.push(new agh.Test(c.id, c.points).notRun(down));
+        break;
       }
-      const judge = new agh.Cmd(['python3', '-I', '-B', JUDGE, testCase.id, ...modules]).asGrader();
-      const student = new agh.Cmd(['python3', '-I', '-B', STUDENT]);
+      const timeout = BATCH_SLACK_MS + (TEST_TIMEOUT_MS + 2_000) * batch.length;
+      const judge = new agh.Cmd(['python3', '-I', '-B', JUDGE, String(TEST_TIMEOUT_MS), ...batch.map((c) => c.id), '--', ...modules])
+        .asGrader()
+        .timeoutMs(timeout);
+      const student = new agh.Cmd(['python3', '-I', '-B', STUDENT]).timeoutMs(timeout);
       let lost = false;
       try {
         const [j, s] = judge.converse(student);
-        tests.push(judged(testCase, j, s));
         lost = j.sandboxLost || s.sandboxLost;
+        const verdicts = judgeVerdicts(j);
+        for (const [i, testCase] of batch.entries()) {
+          const v = verdicts[i];
+          if (v && v.test === testCase.id) {
+            tests.push(judged(testCase, v));
+            continue;
+          }
+          // Running when the conversation ended: charged if it ended the
+          // conversation or ran alone in it; otherwise it runs again.
+          if (lost || i === 0) tests.push(cutShort(testCase, j, s));
+          break;
+        }
       } catch (err) {
         if (!(err instanceof agh.HostError) || err.kind !== 'sandbox-lost') throw err;
-        tests.push(new agh.Test(testCase.id, testCase.points).failed(agh.Verdict.RESOURCE_LIMIT, `not run: ${err.detail}`));
+        const c = batch[0];
+        tests.push(new agh.Test(c.id, c.points).failed(agh.Verdict.RESOURCE_LIMIT, `not run: ${err.detail}`));
         lost = true;
       }
       // A test that brought the sandbox down costs only itself.

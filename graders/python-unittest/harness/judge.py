@@ -1,19 +1,25 @@
-"""The judge: runs one hidden unittest test, with the student's code kept in
-another process.
+"""The judge: runs hidden unittest tests, one at a time, with the student's
+code kept in other processes.
 
 Runs as the grader user, started by the python-unittest grader through
-agh's ``converse``: its stdout is the student process's stdin and the
-student process's stdout is its stdin. The hidden tests are found in
-/grader/tests (which the student cannot read); the student's modules named
-on the command line are served by the student process: importing one gives
-a stand-in whose attributes, calls, items and iteration are requests over
-the wire, answered with plain data (see wire.py). Assertions, comparisons
-and the verdict happen here, in a process the student's code cannot reach,
-and the verdict goes to this process's own stderr as one line:
+agh's ``converse``: its stdout is the student server's stdin and the
+server's stdout is its stdin (see student.py). For each test the judge asks
+the server for a fresh process, runs the test, and reads how that process
+ended. The hidden tests are found in /grader/tests (which the student cannot
+read), imported afresh for each test; the student's modules named on the
+command line are served by the test's process: importing one gives a
+stand-in whose attributes, calls, items and iteration are requests over the
+wire, answered with plain data (see wire.py). Assertions, comparisons and
+the verdict happen here, in a process the student's code cannot reach, and
+each test's verdict goes to this process's own stderr as one line, as soon
+as it is known:
 
-    agh-judge {"outcome": "passed" | "failed" | "error" | "skipped", ...}
+    agh-judge {"test": ID, "outcome": "passed" | "failed" | "error" | "skipped", ...}
 
-Usage: judge.py TEST_ID [STUDENT_MODULE ...]
+When the student's server stops answering, the judge stops; the grader
+starts a new batch for the tests that got no verdict.
+
+Usage: judge.py TIMEOUT_MS TEST_ID ... -- [STUDENT_MODULE ...]
 """
 
 import builtins
@@ -23,6 +29,7 @@ import io
 import json
 import os
 import sys
+import time
 import types
 import unittest
 
@@ -35,6 +42,9 @@ import wire  # noqa: E402
 MAX_MESSAGE = 2000
 # Longest text kept of a student object's repr or str.
 MAX_TEXT = 10000
+# How much longer than a test's deadline the judge waits for the student's
+# server, which stops the test's process at the deadline, to say so.
+GRACE_SECONDS = 2.0
 
 
 class StudentError(Exception):
@@ -42,40 +52,136 @@ class StudentError(Exception):
 
 
 class StudentGone(Exception):
-    """The student's process ended or stopped answering."""
+    """The student's process ended or stopped answering; ``limit`` names
+    the limit that stopped it, if one did."""
+
+    def __init__(self, message, limit=None):
+        super().__init__(message)
+        self.limit = limit
 
 
-class Conversation:
-    """Requests to the student's process, one at a time."""
+class ServerStopped(Exception):
+    """The student's server no longer answers: the batch ends here."""
+
+
+def described_end(ended):
+    """Why a test's process is gone, from what the server reported."""
+    limit = ended.get("limit")
+    if limit == "time":
+        return "the program ran past the test's time limit"
+    if limit == "output":
+        return "the program printed more than the test allows"
+    if "error" in ended:
+        return str(ended["error"])
+    if "signal" in ended:
+        return "the program was killed by %s before answering" % ended["signal"]
+    return "the program ended (exit status %s) before answering" % ended.get("exit")
+
+
+class Session:
+    """The student's server: one fresh process per test, asked for over
+    the judge's stdout, and how it ended read back from its stdin."""
 
     def __init__(self, requests, answers):
         self.requests = requests
         self.answers = answers
+        os.set_blocking(requests, False)
+        self.stopped = None
+
+    def send(self, message, deadline):
+        try:
+            wire.send(self.requests, wire.dump(message), deadline)
+        except (OSError, TimeoutError) as err:
+            self.stop("it stopped reading (%s)" % type(err).__name__)
+
+    def receive(self, make_ref, deadline):
+        try:
+            reply = wire.read_message(self.answers, make_ref, deadline)
+        except TimeoutError:
+            self.stop("it did not answer in time")
+        except OSError as err:
+            self.stop("reading from it failed: %s" % err)
+        if reply is None:
+            self.stop("it ended")
+        return reply
+
+    def stop(self, why):
+        self.stopped = why
+        raise ServerStopped(why)
+
+    def start(self, test, timeout_ms):
+        """Asks for a fresh process for ``test``; the conversation with it."""
+        fence = os.urandom(8).hex()
+        conversation = Conversation(self, fence, time.monotonic() + timeout_ms / 1000 + GRACE_SECONDS)
+        self.send(["fork", fence, test, timeout_ms], conversation.deadline)
+        return conversation
+
+
+class Conversation:
+    """Requests to one test's process, one at a time."""
+
+    def __init__(self, session, fence, deadline):
+        self.session = session
+        self.fence = fence
+        self.deadline = deadline
         self.gone = False
         self.asked = 0
+        # How the test's process ended, once the server said so.
+        self.ended = None
+        # The limit that ended it, if the judge knows of one.
+        self.limit = None
+
+    def is_end(self, message):
+        return (
+            len(message) == 3
+            and message[0] == "ended"
+            and message[1] == self.fence
+            and isinstance(message[2], dict)
+        )
 
     def ask(self, *request):
         self.asked += 1
         if self.gone:
             raise StudentGone("the program is no longer running")
         try:
-            self.requests.write(wire.dump(list(request)))
-            self.requests.flush()
-            reply = wire.read_message(self.answers, self.reference)
-        except (OSError, ValueError):
-            reply = None
+            self.session.send(list(request), self.deadline)
+            reply = self.session.receive(self.reference, self.deadline)
+        except ServerStopped:
+            self.gone = True
+            self.limit = "time"
+            raise StudentGone("the program stopped answering", limit="time") from None
         except wire.ProtocolError as err:
             self.gone = True
             raise StudentGone("the program broke the conversation: %s" % err) from None
-        if reply is None:
+        if self.is_end(reply):
             self.gone = True
-            raise StudentGone("the program ended or closed its output before answering")
+            self.ended = reply[2]
+            self.limit = self.ended.get("limit")
+            raise StudentGone(described_end(self.ended), limit=self.limit)
         if reply[0] == "ok" and len(reply) == 2:
             return reply[1]
         if reply[0] == "raise" and len(reply) == 3:
             raise rebuild(str(reply[1]), str(reply[2]))
         self.gone = True
         raise StudentGone("the program sent an answer of unknown kind")
+
+    def finish(self):
+        """Ends the test's process (the judge has its verdict) and waits for
+        the server to report its end; ServerStopped when it does not."""
+        if self.ended is not None:
+            return self.ended
+        if self.session.stopped:
+            raise ServerStopped(self.session.stopped)
+        if not self.gone:
+            self.session.send(["done"], self.deadline)
+        while True:
+            try:
+                message = self.session.receive(None, self.deadline)
+            except wire.ProtocolError:
+                continue  # an answer, or what the process printed on its way out
+            if self.is_end(message):
+                self.ended = message[2]
+                return self.ended
 
     def reference(self, ident, type_name):
         return StudentObject(self, ident, type_name)
@@ -281,21 +387,10 @@ def describe(exc):
     return "%s: %s" % (name, text)
 
 
-def main(argv):
-    if not argv:
-        return {"outcome": "error", "message": "no test named"}
-    test_id, module_names = argv[0], argv[1:]
-    requests = os.fdopen(os.dup(1), "wb")
-    answers = os.fdopen(os.dup(0), "rb")
-    verdicts = os.fdopen(os.dup(2), "w")
-    # Whatever the tests print stays out of the conversation and the verdict.
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    sys.stdin = open(os.devnull)
-    sys.stdout = sys.stderr = io.StringIO()
-    conversation = Conversation(requests, answers)
-    sys.meta_path.append(StudentModules(conversation, module_names))
+def run_test(test_id, conversation, module_names):
+    """One test's verdict, with the student's modules served by ``conversation``."""
+    finder = StudentModules(conversation, module_names)
+    sys.meta_path.append(finder)
     try:
         try:
             # Imported here, not by the loader, so that a failing import is
@@ -309,37 +404,88 @@ def main(argv):
             if from_student(err):
                 # Raised by the student's own code while the tests imported
                 # it (a module-level __getattr__, an import inside it).
-                verdict = {"outcome": "error", "message": message_of(describe(err)), "student_raised": True}
-            elif not missing or missing in sys.stdlib_module_names:
+                return {"outcome": "error", "message": message_of(describe(err)), "student_raised": True}
+            if not missing or missing in sys.stdlib_module_names:
                 raise
-            else:
-                verdict = {
-                    "outcome": "error",
-                    "message": message_of("your submission does not provide the module %s" % missing),
-                    "student_raised": True,
-                }
+            return {
+                "outcome": "error",
+                "message": message_of("your submission does not provide the module %s" % missing),
+                "student_raised": True,
+            }
         except Exception as err:
             # A test module that fails to import after asking the student's
             # code anything failed on the student's answers.
             if not (from_student(err) or conversation.asked):
                 raise
-            verdict = {"outcome": "error", "message": message_of(describe(err)), "student_raised": True}
-        else:
-            suite = unittest.defaultTestLoader.loadTestsFromName(test_id)
-            result = Recorder()
-            suite.run(result)
-            outcome, message = outcome_of(result)
-            exc = result.exception
-            verdict = {
-                "outcome": outcome,
-                "message": message_of(message if message is not None else describe(exc)),
-                "student_raised": from_student(exc),
-            }
+            return {"outcome": "error", "message": message_of(describe(err)), "student_raised": True}
+        suite = unittest.defaultTestLoader.loadTestsFromName(test_id)
+        result = Recorder()
+        suite.run(result)
+        outcome, message = outcome_of(result)
+        exc = result.exception
+        return {
+            "outcome": outcome,
+            "message": message_of(message if message is not None else describe(exc)),
+            "student_raised": from_student(exc),
+        }
+    except ServerStopped:
+        raise
     except BaseException as err:  # a broken test file, or the judge's own failure
-        verdict = {"outcome": "error", "message": message_of(describe(err)), "judge_failed": True}
-    verdicts.write("agh-judge %s\n" % json.dumps(verdict))
-    verdicts.flush()
-    requests.close()
+        return {"outcome": "error", "message": message_of(describe(err)), "judge_failed": True}
+    finally:
+        sys.meta_path.remove(finder)
+        forget_test_modules(module_names)
+
+
+def forget_test_modules(module_names):
+    """Drops the tests' modules and the student's stand-ins, so the next test
+    imports both afresh, as a test run on its own would."""
+    for name, module in list(sys.modules.items()):
+        top = name.split(".")[0]
+        from_tests = (getattr(module, "__file__", None) or "").startswith(TESTS + os.sep)
+        if from_tests or top in module_names or isinstance(module, StudentModule):
+            del sys.modules[name]
+
+
+def judge(test_id, session, timeout_ms, module_names):
+    """Runs one test in a fresh process of the student's; its verdict."""
+    sys.stdout = sys.stderr = io.StringIO()
+    conversation = session.start(test_id, timeout_ms)
+    verdict = run_test(test_id, conversation, module_names)
+    try:
+        ended = conversation.finish()
+    except ServerStopped:
+        ended = {}  # the verdict stands; the batch ends after it
+    if verdict["outcome"] != "passed" and conversation.limit:
+        verdict["limit"] = conversation.limit
+    verdict["output"] = message_of(str(ended.get("output", "")))
+    return verdict
+
+
+def main(argv):
+    try:
+        timeout_ms = int(argv[0])
+        split = argv.index("--")
+    except (IndexError, ValueError):
+        sys.stderr.write("usage: judge.py TIMEOUT_MS TEST_ID ... -- [STUDENT_MODULE ...]\n")
+        return 2
+    test_ids, module_names = argv[1:split], argv[split + 1 :]
+    session = Session(os.dup(1), wire.Lines(os.dup(0)))
+    verdicts = os.fdopen(os.dup(2), "w")
+    # Whatever the tests print stays out of the conversation and the verdict.
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    sys.stdin = open(os.devnull)
+    for test_id in test_ids:
+        try:
+            verdict = judge(test_id, session, timeout_ms, module_names)
+        except ServerStopped:
+            break  # before the test began: the grader runs it in a new batch
+        verdicts.write("agh-judge %s\n" % json.dumps(dict(verdict, test=test_id)))
+        verdicts.flush()
+        if session.stopped:
+            break
     return 0
 
 

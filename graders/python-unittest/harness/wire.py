@@ -11,6 +11,9 @@ behaviour (an ``__eq__`` that always agrees) into the judge.
 
 import json
 import math
+import os
+import select
+import time
 
 # Longest line either side reads; a longer one ends the conversation.
 MAX_LINE = 8 * 1024 * 1024
@@ -99,9 +102,63 @@ def dump(message):
     return json.dumps(message, allow_nan=False, separators=(",", ":")).encode() + b"\n"
 
 
-def read_message(stream, make_ref=None):
-    """Reads one line; ``None`` at end of file."""
-    line = stream.readline(MAX_LINE + 1)
+class Lines:
+    """Message lines from a file descriptor, each read before a deadline.
+
+    Unlike a buffered file, it never blocks past the deadline, and a fork
+    copies what it holds, so a child reads on where its parent stopped.
+    """
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.held = bytearray()
+        self.at_end = False
+
+    def readline(self, limit, deadline=None):
+        """One line of at most ``limit`` bytes (shorter at end of file, ``b""``
+        after it); ``TimeoutError`` when ``deadline`` (of ``time.monotonic``)
+        passes first."""
+        while True:
+            end = self.held.find(b"\n", 0, limit)
+            if end >= 0 or len(self.held) >= limit or (self.at_end and self.held):
+                cut = end + 1 if end >= 0 else min(limit, len(self.held))
+                line = bytes(self.held[:cut])
+                del self.held[:cut]
+                return line
+            if self.at_end:
+                return b""
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                    raise TimeoutError
+            chunk = os.read(self.fd, 1 << 16)
+            if chunk:
+                self.held += chunk
+            else:
+                self.at_end = True
+
+
+def send(fd, data, deadline=None):
+    """Writes all of ``data`` to ``fd``; with a deadline, ``fd`` must be
+    non-blocking, and ``TimeoutError`` says the deadline passed first."""
+    view = memoryview(data)
+    while view:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([], [fd], [], left)[1]:
+                raise TimeoutError
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            pass
+
+
+def read_message(stream, make_ref=None, deadline=None):
+    """Reads one line; ``None`` at end of file. A deadline needs ``Lines``."""
+    if deadline is None:
+        line = stream.readline(MAX_LINE + 1)
+    else:
+        line = stream.readline(MAX_LINE + 1, deadline)
     if not line:
         return None
     if not line.endswith(b"\n"):

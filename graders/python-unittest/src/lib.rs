@@ -3,15 +3,23 @@
 //!
 //! The course's tests (`test_*.py`) are an asset placed under
 //! `/grader/tests`, which the student cannot read. Each test method is one
-//! result, run in its own conversation (so a crash or an endless loop costs
-//! only that test):
+//! result. The tests run in one conversation between two processes that
+//! start once for the batch:
 //!
-//! - the judge (`harness/judge.py`) runs as the grader user and runs the
-//!   one test with `unittest`;
-//! - the student's modules that the tests import live in a second process
-//!   (`harness/student.py`) run as the student user; the judge's `import
-//!   solution` gives a stand-in whose every attribute, call and item is a
-//!   request to that process, answered with plain data only.
+//! - the judge (`harness/judge.py`) runs as the grader user and runs each
+//!   test with `unittest`, importing the tests afresh each time;
+//! - the student's server (`harness/student.py`) runs as the student user
+//!   and forks a fresh process for each test, which imports the student's
+//!   modules; the judge's `import solution` gives a stand-in whose every
+//!   attribute, call and item is a request to that process, answered with
+//!   plain data only. The server stops a test's process at the test's
+//!   deadline and kills whatever it left before the next test, so a crash
+//!   or an endless loop costs only that test.
+//!
+//! When the conversation ends early (the sandbox lost, the server killed
+//! by the student's code, the batch past the operator's time ceiling), the
+//! test that was running is charged if it was the cause and the rest run
+//! in a new conversation.
 //!
 //! Assertions, comparisons and the verdict happen in the judge, which the
 //! student's code cannot reach: no nonce to steal, no frames, objects or
@@ -53,6 +61,13 @@ const TESTS_TARGET: &str = "/grader/tests";
 const FEEDBACK_BYTES: usize = 2000;
 /// The prefix of the judge's verdict line.
 const VERDICT_PREFIX: &str = "agh-judge ";
+/// What starts the line before each test's output on the student's
+/// server's stderr.
+const TEST_HEADER: &str = "agh: --- ";
+/// A test's deadline, enforced by the student's server.
+const TEST_TIMEOUT_MS: u64 = 3_000;
+/// The time a batch is given on top of its tests' deadlines.
+const BATCH_SLACK_MS: u64 = 5_000;
 
 struct PythonUnittest;
 
@@ -138,6 +153,7 @@ fn tail(text: &str) -> String {
 /// The judge's verdict line.
 #[derive(Debug, Default, Deserialize)]
 struct JudgeVerdict {
+    test: String,
     outcome: String,
     #[serde(default)]
     message: String,
@@ -148,15 +164,22 @@ struct JudgeVerdict {
     /// The judge itself failed outside the test: the course's tests are broken.
     #[serde(default)]
     judge_failed: bool,
+    /// The limit that stopped the student's process: `time` or `output`.
+    #[serde(default)]
+    limit: Option<String>,
+    /// The end of what the student's process printed during the test.
+    #[serde(default)]
+    output: String,
 }
 
-fn judge_verdict(judge: &CommandResult) -> Option<JudgeVerdict> {
-    let stderr = judge.stderr_text();
-    let line = stderr
+/// The verdicts the judge gave, in order.
+fn judge_verdicts(judge: &CommandResult) -> Vec<JudgeVerdict> {
+    judge
+        .stderr_text()
         .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix(VERDICT_PREFIX))?;
-    serde_json::from_str(line).ok()
+        .filter_map(|l| l.strip_prefix(VERDICT_PREFIX))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
 }
 
 /// A limit either side ran into, which explains a failure better than the test's own message.
@@ -172,44 +195,63 @@ fn limit_of(run: &CommandResult) -> Option<Verdict> {
     })
 }
 
-fn feedback(message: &str, student: &CommandResult) -> String {
-    let stderr = tail(&student.stderr_text());
-    match (message.is_empty(), stderr.is_empty()) {
+fn feedback(message: &str, output: &str) -> String {
+    let output = tail(output);
+    match (message.is_empty(), output.is_empty()) {
         (_, true) => message.to_string(),
-        (true, false) => format!("Your program's stderr:\n{stderr}"),
-        (false, false) => format!("{message}\n\nYour program's stderr:\n{stderr}"),
+        (true, false) => format!("Your program's output:\n{output}"),
+        (false, false) => format!("{message}\n\nYour program's output:\n{output}"),
     }
 }
 
-fn judge(case: &TestCase, conversation: &Conversation) -> Result<TestResult, String> {
+/// A test's result from the judge's verdict.
+fn judged(case: &TestCase, v: &JudgeVerdict) -> Result<TestResult, String> {
     let test = Test::new(&case.id, case.points);
+    if v.judge_failed {
+        return Err(format!("the judge failed on {}: {}", case.id, v.message));
+    }
+    if v.outcome == "passed" {
+        return Ok(test.passed(""));
+    }
+    let verdict = match v.limit.as_deref() {
+        Some("time") => Verdict::TimeLimit,
+        Some("output") => Verdict::OutputLimit,
+        _ if v.student_raised => Verdict::RuntimeError,
+        _ => Verdict::Wrong,
+    };
+    Ok(test.failed(verdict, &feedback(&v.message, &v.output)))
+}
+
+/// What the last test's process printed, from the student's server's
+/// stderr, where each test's output follows a line naming it.
+fn last_test_output(stderr: &str) -> &str {
+    match stderr.rfind(TEST_HEADER) {
+        Some(at) => stderr[at..].split_once('\n').map_or("", |(_, rest)| rest),
+        None => stderr,
+    }
+}
+
+/// The test that was running when a conversation ended without its
+/// verdict, charged with what ended it; `Err` when nothing the student did
+/// explains the judge's silence.
+fn cut_short(case: &TestCase, conversation: &Conversation) -> Result<TestResult, String> {
     let (judge, student) = (&conversation.judge, &conversation.student);
-    let limit = limit_of(student).or_else(|| limit_of(judge));
-    Ok(match judge_verdict(judge) {
-        Some(v) if v.judge_failed => {
-            return Err(format!("the judge failed on {}: {}", case.id, v.message));
-        }
-        Some(v) if v.outcome == "passed" && judge.exit_code == Some(0) => test.passed(""),
-        Some(v) => {
-            let verdict = limit.unwrap_or(if v.student_raised {
-                Verdict::RuntimeError
-            } else {
-                Verdict::Wrong
-            });
-            test.failed(verdict, &feedback(&v.message, student))
-        }
-        None => match limit {
-            Some(verdict) => test.failed(verdict, &feedback("", student)),
-            None => {
-                return Err(format!(
-                    "the judge of {} gave no verdict (exit {:?}): {}",
-                    case.id,
-                    judge.exit_code,
-                    tail(&judge.stderr_text())
-                ));
-            }
-        },
-    })
+    let test = Test::new(&case.id, case.points);
+    let stderr = student.stderr_text();
+    let output = last_test_output(&stderr);
+    match limit_of(student).or_else(|| limit_of(judge)) {
+        Some(verdict) => Ok(test.failed(verdict, &feedback("", output))),
+        None if student.sandbox_lost || judge.sandbox_lost => Ok(test.failed(
+            Verdict::ResourceLimit,
+            &feedback("the sandbox was lost", output),
+        )),
+        None => Err(format!(
+            "the judge of {} gave no verdict (exit {:?}): {}",
+            case.id,
+            judge.exit_code,
+            tail(&judge.stderr_text())
+        )),
+    }
 }
 
 /// Places the harness, read-only, where the student cannot change it.
@@ -277,30 +319,58 @@ impl Grader for PythonUnittest {
 
         let mut tests = Vec::new();
         let mut down: Option<String> = None;
-        for case in &cases {
+        while tests.len() < cases.len() {
+            let batch = &cases[tests.len()..];
             if let Some(why) = &down {
-                tests.push(Test::new(&case.id, case.points).not_run(why));
-                continue;
+                tests.extend(
+                    batch
+                        .iter()
+                        .map(|c| Test::new(&c.id, c.points).not_run(why)),
+                );
+                break;
             }
-            let judge_cmd = Cmd::new(["python3", "-I", "-B", JUDGE, &case.id])
+            let timeout = BATCH_SLACK_MS + (TEST_TIMEOUT_MS + 2_000) * batch.len() as u64;
+            let judge_cmd = Cmd::new(["python3", "-I", "-B", JUDGE, &TEST_TIMEOUT_MS.to_string()])
+                .args(batch.iter().map(|c| c.id.as_str()))
+                .args(["--"])
                 .args(modules.iter().map(String::as_str))
-                .as_grader();
-            let student_cmd = Cmd::new(["python3", "-I", "-B", STUDENT]);
-            let (result, lost) = match judge_cmd.converse(&student_cmd) {
-                Ok(conversation) => (
-                    judge(case, &conversation)?,
-                    conversation.judge.sandbox_lost || conversation.student.sandbox_lost,
-                ),
-                Err(Error::SandboxLost(why)) => (
-                    Test::new(&case.id, case.points)
-                        .failed(Verdict::ResourceLimit, &format!("not run: {why}")),
-                    true,
-                ),
+                .as_grader()
+                .timeout_ms(timeout);
+            let student_cmd = Cmd::new(["python3", "-I", "-B", STUDENT]).timeout_ms(timeout);
+            let lost = match judge_cmd.converse(&student_cmd) {
+                Ok(conversation) => {
+                    let verdicts = judge_verdicts(&conversation.judge);
+                    let mut given = verdicts.iter();
+                    for (i, case) in batch.iter().enumerate() {
+                        match given.next() {
+                            Some(v) if v.test == case.id => tests.push(judged(case, v)?),
+                            _ => {
+                                // Running when the conversation ended: charged
+                                // if it ended the conversation or ran alone in
+                                // it; otherwise it runs again in the next one.
+                                let lost = conversation.judge.sandbox_lost
+                                    || conversation.student.sandbox_lost;
+                                if lost || i == 0 {
+                                    tests.push(cut_short(case, &conversation)?);
+                                }
+                                break;
+                            }
+                        }
+                    }
+                    conversation.judge.sandbox_lost || conversation.student.sandbox_lost
+                }
+                Err(Error::SandboxLost(why)) => {
+                    let case = &batch[0];
+                    tests.push(
+                        Test::new(&case.id, case.points)
+                            .failed(Verdict::ResourceLimit, &format!("not run: {why}")),
+                    );
+                    true
+                }
                 Err(other) => return Err(other.into()),
             };
-            tests.push(result);
             // A test that brought the sandbox down costs only itself: the
-            // next one runs in a fresh sandbox.
+            // next ones run in a fresh sandbox.
             if lost {
                 down = agh_grader::reset_after_loss(&["tests"])?;
                 if down.is_none() {
@@ -326,6 +396,13 @@ mod tests {
         let source = "import unittest\nimport solution, helpers.sub as h\nfrom geometry.shapes import Circle\n  import lazy  # later\n";
         let got: Vec<String> = imported_modules(source).into_iter().collect();
         assert_eq!(got, ["geometry", "helpers", "lazy", "solution", "unittest"]);
+    }
+
+    #[test]
+    fn a_cut_short_test_shows_only_its_own_output() {
+        let stderr = "agh: --- t.A.test_a ---\nfrom a\nagh: --- t.A.test_b ---\nfrom b\n";
+        assert_eq!(last_test_output(stderr), "from b\n");
+        assert_eq!(last_test_output("no header"), "no header");
     }
 
     #[test]

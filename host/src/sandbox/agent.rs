@@ -110,12 +110,27 @@ pub(crate) enum Stdin {
     Stream(Pin<Box<dyn AsyncRead + Send>>),
 }
 
-/// One request's answer and the output that came before it, by side.
+/// What a request's commands printed, by side.
+#[derive(Debug, Default)]
+pub(crate) struct Printed {
+    pub stdout: [Vec<u8>; 2],
+    pub stderr: [Vec<u8>; 2],
+}
+
+/// One request's answer and the output that came before it.
 #[derive(Debug)]
 pub(crate) struct Exchange {
     pub reply: Reply,
-    pub stdout: [Vec<u8>; 2],
-    pub stderr: [Vec<u8>; 2],
+    pub printed: Printed,
+}
+
+/// An exchange that broke off, with what the commands printed before it
+/// did: the agent streams output as it comes, so a sandbox that dies
+/// during a command still leaves that command's words.
+#[derive(Debug)]
+pub(crate) struct BrokenOff {
+    pub error: LinkError,
+    pub printed: Printed,
 }
 
 impl Exchange {
@@ -123,8 +138,11 @@ impl Exchange {
     pub(crate) fn into_run(self) -> Result<(RunReport, Vec<u8>, Vec<u8>), Box<Reply>> {
         let Exchange {
             reply,
-            stdout: [stdout, _],
-            stderr: [stderr, _],
+            printed:
+                Printed {
+                    stdout: [stdout, _],
+                    stderr: [stderr, _],
+                },
         } = self;
         match reply {
             Reply::Ran { report } => Ok((report, stdout, stderr)),
@@ -261,19 +279,29 @@ impl Link {
         stdin: Stdin,
         caps: [u64; 2],
         within: Duration,
-    ) -> Result<Exchange, LinkError> {
+    ) -> Result<Exchange, BrokenOff> {
+        let mut printed = Printed::default();
+        let broken = |error, printed| BrokenOff { error, printed };
         let mut incoming = self.incoming.lock().await;
-        let gone = |_| LinkError::Ended("the writer stopped".into());
-        let frame = Frame::control(request)
-            .encode()
-            .map_err(|e| LinkError::Broken(e.to_string()))?;
-        self.writer.send(frame).await.map_err(gone)?;
+        let frame = match Frame::control(request).encode() {
+            Ok(frame) => frame,
+            Err(e) => return Err(broken(LinkError::Broken(e.to_string()), printed)),
+        };
+        if self.writer.send(frame).await.is_err() {
+            let gone = LinkError::Ended("the writer stopped".into());
+            return Err(broken(gone, printed));
+        }
         let feeder = tokio::spawn(feed(stdin, self.writer.clone()));
-        let collected = tokio::time::timeout(within, collect(&mut incoming, caps)).await;
+        let collected =
+            tokio::time::timeout(within, collect(&mut incoming, caps, &mut printed)).await;
         // A command that ended without reading all its input leaves the
         // rest unsent; the agent drops stray input between requests.
         feeder.abort();
-        collected.unwrap_or(Err(LinkError::Silent(within)))
+        match collected {
+            Ok(Ok(reply)) => Ok(Exchange { reply, printed }),
+            Ok(Err(error)) => Err(broken(error, printed)),
+            Err(_) => Err(broken(LinkError::Silent(within), printed)),
+        }
     }
 }
 
@@ -318,13 +346,12 @@ async fn feed(stdin: Stdin, writer: mpsc::Sender<Vec<u8>>) {
     let _ = writer.send(send(Vec::new(), Channel::StdinEnd)).await;
 }
 
-/// Output frames until the reply.
+/// Output frames into `printed` until the reply.
 async fn collect(
     incoming: &mut mpsc::Receiver<Incoming>,
     caps: [u64; 2],
-) -> Result<Exchange, LinkError> {
-    let mut stdout = [Vec::new(), Vec::new()];
-    let mut stderr = [Vec::new(), Vec::new()];
+    printed: &mut Printed,
+) -> Result<Reply, LinkError> {
     loop {
         let frame = match incoming.recv().await {
             None => return Err(LinkError::Ended("the reader stopped".into())),
@@ -334,17 +361,12 @@ async fn collect(
         let side = frame.side as usize;
         let buffer = match frame.channel {
             Channel::Control => {
-                let reply = frame
+                return frame
                     .message::<Reply>()
-                    .map_err(|e| LinkError::Broken(e.to_string()))?;
-                return Ok(Exchange {
-                    reply,
-                    stdout,
-                    stderr,
-                });
+                    .map_err(|e| LinkError::Broken(e.to_string()));
             }
-            Channel::Stdout => &mut stdout[side],
-            Channel::Stderr => &mut stderr[side],
+            Channel::Stdout => &mut printed.stdout[side],
+            Channel::Stderr => &mut printed.stderr[side],
             other => {
                 return Err(LinkError::Broken(format!(
                     "the agent sent a {other:?} frame"

@@ -7,7 +7,7 @@ use std::time::Duration;
 use agh_protocol::{ProcessLimits, Reply, Request, RunReport, RunSpec};
 use serde::{Deserialize, Serialize};
 
-use super::agent::{Exchange, Stdin};
+use super::agent::{Exchange, Printed, Stdin};
 use super::container::Loss;
 use super::limits::Limit;
 use super::limits::{OPEN_FILES, STACK_BYTES};
@@ -228,19 +228,31 @@ impl CommandOutcome {
         outcome
     }
 
-    /// A command during which its own sandbox died.
-    fn lost_with_sandbox(command: &Command, out_of_memory: bool, wall_time: Duration) -> Self {
+    /// A command during which its own sandbox died, with what it printed
+    /// before.
+    fn lost_with_sandbox(command: &Command, lost: &Lost, stdout: Vec<u8>, stderr: Vec<u8>) -> Self {
         let mut outcome = CommandOutcome {
             argv: command.argv.clone(),
             user: command.user,
-            out_of_memory,
+            out_of_memory: lost.out_of_memory,
             sandbox_lost: true,
-            wall_time,
+            wall_time: lost.after,
+            stdout,
+            stderr,
             ..CommandOutcome::default()
         };
         outcome.limit = Limit::of(&outcome);
         outcome
     }
+}
+
+/// A sandbox that died during a command, by the command's doing.
+pub(crate) struct Lost {
+    out_of_memory: bool,
+    /// How long the command had run.
+    after: Duration,
+    /// What the command printed before.
+    printed: Printed,
 }
 
 impl Sandbox {
@@ -264,17 +276,18 @@ impl Sandbox {
         };
         let within = Duration::from_millis(spec.deadline_ms);
         let caps = [spec.output_cap, 0];
-        let started = std::time::Instant::now();
         let exchange = match self
             .command_exchange(Request::Run { spec }, stdin, caps, within)
             .await?
         {
             Ok(exchange) => exchange,
-            Err(out_of_memory) => {
+            Err(mut lost) => {
+                let Printed {
+                    stdout: [stdout, _],
+                    stderr: [stderr, _],
+                } = std::mem::take(&mut lost.printed);
                 return Ok(CommandOutcome::lost_with_sandbox(
-                    command,
-                    out_of_memory,
-                    started.elapsed(),
+                    command, &lost, stdout, stderr,
                 ));
             }
         };
@@ -320,24 +333,26 @@ impl Sandbox {
             judge: judge_spec,
             program: program_spec,
         };
-        let started = std::time::Instant::now();
         let exchange = match self
             .command_exchange(request, Stdin::None, caps, within)
             .await?
         {
             Ok(exchange) => exchange,
-            Err(out_of_memory) => {
-                let took = started.elapsed();
+            Err(mut lost) => {
+                let [program_stderr, judge_stderr] = std::mem::take(&mut lost.printed.stderr);
                 return Ok((
-                    CommandOutcome::lost_with_sandbox(judge, out_of_memory, took),
-                    CommandOutcome::lost_with_sandbox(student, out_of_memory, took),
+                    CommandOutcome::lost_with_sandbox(judge, &lost, Vec::new(), judge_stderr),
+                    CommandOutcome::lost_with_sandbox(student, &lost, Vec::new(), program_stderr),
                 ));
             }
         };
         let Exchange {
             reply,
-            stderr: [program_stderr, judge_stderr],
-            ..
+            printed:
+                Printed {
+                    stderr: [program_stderr, judge_stderr],
+                    ..
+                },
         } = exchange;
         match reply {
             Reply::Conversed {
@@ -356,20 +371,25 @@ impl Sandbox {
         }
     }
 
-    /// Sends a command's request. `Ok(Err(out_of_memory))` when the
-    /// sandbox died during it by the command's doing.
+    /// Sends a command's request. `Ok(Err(lost))` when the sandbox died
+    /// during it by the command's doing.
     async fn command_exchange(
         &self,
         request: Request,
         stdin: Stdin,
         caps: [u64; 2],
         deadline: Duration,
-    ) -> Result<Result<Exchange, bool>, SandboxError> {
+    ) -> Result<Result<Exchange, Lost>, SandboxError> {
         let within = deadline + KILL_MARGIN + AGENT_GRACE;
+        let started = std::time::Instant::now();
         match self.link.exchange(&request, stdin, caps, within).await {
             Ok(exchange) => Ok(Ok(exchange)),
-            Err(failure) => match self.account_for(&failure, true).await {
-                Loss::Command { out_of_memory, .. } => Ok(Err(out_of_memory)),
+            Err(broken) => match self.account_for(&broken.error, true).await {
+                Loss::Command { out_of_memory, .. } => Ok(Err(Lost {
+                    out_of_memory,
+                    after: started.elapsed(),
+                    printed: broken.printed,
+                })),
                 outside @ Loss::Outside(_) => Err(outside.into_error()),
             },
         }

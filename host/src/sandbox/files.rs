@@ -646,7 +646,9 @@ impl Sandbox {
             .await
         {
             Ok(exchange) => exchange,
-            Err(failure) => return Err(self.account_for(&failure, false).await.into_error()),
+            Err(broken) => {
+                return Err(self.account_for(&broken.error, false).await.into_error());
+            }
         };
         match exchange.into_run() {
             Ok(ran) => Ok(ran),

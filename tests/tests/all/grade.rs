@@ -270,6 +270,22 @@ async fn python_grader_grades_whatever_state_the_student_leaves() {
     let empty = submissions.join("06-no-module");
     std::fs::create_dir_all(&empty).expect("mkdir");
     std::fs::write(empty.join("notes.txt"), "I ran out of time").expect("write");
+    // The tests share a server of the student's that forks each one's
+    // process: a test's code that kills the server costs only that test,
+    // and what a test leaves running is gone before the next one starts.
+    make(
+        "07-kills-its-server",
+        &honest.replace(
+            "def mean(xs):\n",
+            "def mean(xs):\n    import os, signal\n    os.kill(os.getppid(), signal.SIGKILL)\n    raise RuntimeError('no server now')\n",
+        ),
+    );
+    make(
+        "08-leaves-spinners",
+        &format!(
+            "import os\nif os.fork() == 0:\n    os.setsid()\n    while True:\n        pass\n{honest}"
+        ),
+    );
     std::fs::write(
         root.path().join("expected.toml"),
         EXPECTED_UNDER_STUDENT_STATE,
@@ -288,7 +304,8 @@ async fn python_grader_grades_whatever_state_the_student_leaves() {
 /// What each state of `python_grader_grades_whatever_state_the_student_leaves`
 /// earns: locking `/work` on import passes the first test (the import
 /// happens inside it) and fails the rest, its own doing; a full `/tmp`
-/// stops nothing the grader needs.
+/// stops nothing the grader needs; killing the tests' server fails only
+/// the test that did it.
 const EXPECTED_UNDER_STUDENT_STATE: &str = r#"
 [scores]
 "00-honest" = 6.0
@@ -298,10 +315,13 @@ const EXPECTED_UNDER_STUDENT_STATE: &str = r#"
 "04-fills-tmp" = 6.0
 "05-module-is-a-folder" = 0.0
 "06-no-module" = 0.0
+"07-kills-its-server" = 5.0
+"08-leaves-spinners" = 6.0
 
 [verdicts]
 "03-locks-work" = "runtime-error"
 "06-no-module" = "runtime-error"
+"07-kills-its-server" = "runtime-error"
 "#;
 
 #[tokio::test]
