@@ -1,6 +1,8 @@
 //! Builds the sandbox agent (`agent/`) as a static musl binary and the
-//! graders agh ships (the no-code grader, `graders/io-cases`, and the
-//! sandbox probe, `graders/sandbox-probe`) as
+//! graders agh ships (the no-code grader, `graders/io-cases`, the sandbox
+//! probe, `graders/sandbox-probe`, the Gradescope runner,
+//! `graders/gradescope`, and the Python unittest judge,
+//! `graders/python-unittest`, as `python-tests`) as
 //! WebAssembly components, and leaves them in OUT_DIR, where agh embeds
 //! them: one `agh` binary carries the exact agent it speaks with, and a
 //! course needs no toolchain to use a built-in grader.
@@ -22,6 +24,7 @@ fn main() {
         "graders/io-cases",
         "graders/sandbox-probe",
         "graders/gradescope",
+        "graders/python-unittest",
         "graders/sdk",
         "graders/Cargo.lock",
         "wit",
@@ -48,15 +51,22 @@ fn main() {
     // tests' build of the same graders.
     let graders = root.join("graders");
     let target_dir = graders.join("target");
-    let builtins = ["io-cases", "sandbox-probe", "gradescope"];
-    cargo_build(&graders, &target_dir, &builtins, GRADER_TARGET, &[]);
-    for name in builtins {
+    // Each grader's crate, and the name it goes by: `builtin:NAME`.
+    let builtins = [
+        ("io-cases", "io-cases"),
+        ("sandbox-probe", "sandbox-probe"),
+        ("gradescope", "gradescope"),
+        ("python-unittest", "python-tests"),
+    ];
+    let crates: Vec<&str> = builtins.iter().map(|(krate, _)| *krate).collect();
+    cargo_build(&graders, &target_dir, &crates, GRADER_TARGET, &[]);
+    for (krate, name) in builtins {
         let built = target_dir
             .join(GRADER_TARGET)
             .join("release")
-            .join(format!("{}.wasm", name.replace('-', "_")));
+            .join(format!("{}.wasm", krate.replace('-', "_")));
         std::fs::copy(&built, out.join(format!("{name}.wasm")))
-            .unwrap_or_else(|e| panic!("copying {name} into OUT_DIR: {e}"));
+            .unwrap_or_else(|e| panic!("copying {krate} into OUT_DIR: {e}"));
     }
 }
 

@@ -27,6 +27,8 @@ const CHUNK: usize = 64 * 1024;
 const STDIN_BUFFER: usize = 1024 * 1024;
 /// A user this close to its process limit when stopped has met it.
 const PROCESS_SLACK: u64 = 2;
+/// How long a conversation's program may run on after its judge ended.
+const AFTER_JUDGE: Duration = Duration::from_secs(1);
 /// How often the processes of a forking command are counted.
 const SAMPLE_EVERY: Duration = Duration::from_millis(10);
 /// How far below its CPU limit a process killed for it may be accounted:
@@ -208,6 +210,11 @@ impl Agent {
         let mut timed_out = false;
         let mut orphans = Usage::default();
         let mut sampled = Instant::now();
+        // When a conversation's judge has ended, the program has a moment
+        // to end too, then is stopped: nothing it does can change a verdict
+        // any more, and a program that stopped itself (or was stopped) must
+        // not hold the conversation to its deadline.
+        let mut after_judge: Option<Instant> = None;
         loop {
             let forking = self.reap(&mut procs, &mut orphans);
             if procs.iter().all(Proc::exited) || procs.iter().any(|p| p.overran) {
@@ -218,6 +225,16 @@ impl Agent {
                 timed_out = true;
                 break;
             }
+            if conversation
+                && after_judge.is_none()
+                && procs.iter().any(|p| p.side == Side::Judge && p.exited())
+            {
+                after_judge = Some(now + AFTER_JUDGE);
+            }
+            if after_judge.is_some_and(|end| now >= end) {
+                break;
+            }
+            let deadline = after_judge.map_or(deadline, |end| end.min(deadline));
             // Orphans dying means processes come and go: count them now
             // and then, since the count when the command ends can be low.
             if forking && sampled.elapsed() >= SAMPLE_EVERY {

@@ -19,7 +19,11 @@ as it is known:
 When the student's server stops answering, the judge stops; the grader
 starts a new batch for the tests that got no verdict.
 
-Usage: judge.py TIMEOUT_MS TEST_ID ... -- [STUDENT_MODULE ...]
+A test's verdict carries the marks gradescope_utils' decorators left on it
+(weight, number, visibility, a partial score, a message that hides the
+failure's own); see gradescope_utils/ beside this file.
+
+Usage: judge.py TIMEOUT_MS TEST_ID[=MS] ... -- [STUDENT_MODULE ...]
 """
 
 import builtins
@@ -419,15 +423,21 @@ def run_test(test_id, conversation, module_names):
                 raise
             return {"outcome": "error", "message": message_of(describe(err)), "student_raised": True}
         suite = unittest.defaultTestLoader.loadTestsFromName(test_id)
+        # Read before the run, which empties the suite.
+        cases = test_cases(suite)
         result = Recorder()
         suite.run(result)
         outcome, message = outcome_of(result)
         exc = result.exception
-        return {
+        verdict = {
             "outcome": outcome,
             "message": message_of(message if message is not None else describe(exc)),
             "student_raised": from_student(exc),
         }
+        verdict.update(marks_of(cases))
+        if outcome != "passed" and "hide_errors" in verdict:
+            verdict["message"] = verdict.pop("hide_errors")
+        return verdict
     except ServerStopped:
         raise
     except BaseException as err:  # a broken test file, or the judge's own failure
@@ -435,6 +445,47 @@ def run_test(test_id, conversation, module_names):
     finally:
         sys.meta_path.remove(finder)
         forget_test_modules(module_names)
+
+
+# The marks gradescope_utils' decorators leave on a test method, as the
+# verdict names them.
+MARKS = {
+    "__weight__": "weight",
+    "__number__": "number",
+    "__visibility__": "visibility",
+    "__score__": "score",
+    "__hide_errors__": "hide_errors",
+}
+
+
+def test_cases(suite):
+    """The test cases of ``suite``, in order."""
+    cases = []
+    pending = [suite]
+    while pending:
+        item = pending.pop(0)
+        if isinstance(item, unittest.TestSuite):
+            pending[:0] = list(item)
+        else:
+            cases.append(item)
+    return cases
+
+
+def marks_of(cases):
+    """The decorators' marks on the one test method of ``cases``, read after
+    it ran (a partial score is set while it runs)."""
+    if len(cases) != 1:
+        return {}
+    case = cases[0]
+    method = getattr(type(case), getattr(case, "_testMethodName", ""), None)
+    marks = {}
+    for attribute, name in MARKS.items():
+        value = getattr(method, attribute, None)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            marks[name] = float(value)
+        elif value is not None:
+            marks[name] = message_of(str(value))
+    return marks
 
 
 def forget_test_modules(module_names):
@@ -467,9 +518,9 @@ def main(argv):
         timeout_ms = int(argv[0])
         split = argv.index("--")
     except (IndexError, ValueError):
-        sys.stderr.write("usage: judge.py TIMEOUT_MS TEST_ID ... -- [STUDENT_MODULE ...]\n")
+        sys.stderr.write("usage: judge.py TIMEOUT_MS TEST_ID[=MS] ... -- [STUDENT_MODULE ...]\n")
         return 2
-    test_ids, module_names = argv[1:split], argv[split + 1 :]
+    tests, module_names = argv[1:split], argv[split + 1 :]
     session = Session(os.dup(1), wire.Lines(os.dup(0)))
     verdicts = os.fdopen(os.dup(2), "w")
     # Whatever the tests print stays out of the conversation and the verdict.
@@ -477,9 +528,11 @@ def main(argv):
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     sys.stdin = open(os.devnull)
-    for test_id in test_ids:
+    for test in tests:
+        # TEST_ID, or TEST_ID=MS for a test with a deadline of its own.
+        test_id, _, own = test.partition("=")
         try:
-            verdict = judge(test_id, session, timeout_ms, module_names)
+            verdict = judge(test_id, session, int(own) if own.isdigit() else timeout_ms, module_names)
         except ServerStopped:
             break  # before the test began: the grader runs it in a new batch
         verdicts.write("agh-judge %s\n" % json.dumps(dict(verdict, test=test_id)))

@@ -34,25 +34,33 @@ use std::collections::BTreeSet;
 
 use agh_grader::{
     Cmd, CommandResult, Conversation, Error, GradeContext, GradeError, Grader, GraderInfo, Report,
-    Test, TestResult, Verdict,
+    Test, TestResult, Verdict, Visibility,
 };
 use serde::Deserialize;
 
-/// The harness, placed read-only (root-owned) under `/assets`.
-const HARNESS: [(&str, &str); 3] = [
-    (
-        "/assets/agh-harness/wire.py",
-        include_str!("../harness/wire.py"),
-    ),
-    (
-        "/assets/agh-harness/judge.py",
-        include_str!("../harness/judge.py"),
-    ),
-    (
-        "/assets/agh-harness/student.py",
-        include_str!("../harness/student.py"),
-    ),
-];
+/// Places a harness file at its path under `/assets/agh-harness`.
+macro_rules! harness {
+    ($($file:literal),* $(,)?) => {
+        [$((
+            concat!("/assets/agh-harness/", $file),
+            include_str!(concat!("../harness/", $file)),
+        )),*]
+    };
+}
+
+/// The harness, placed read-only (root-owned) under `/assets`: the judge,
+/// the student's server, their wire, and the stand-ins for the packages
+/// Gradescope's unittest suites import.
+const HARNESS: [(&str, &str); 8] = harness!(
+    "wire.py",
+    "judge.py",
+    "student.py",
+    "timeout_decorator.py",
+    "gradescope_utils/__init__.py",
+    "gradescope_utils/autograder_utils/__init__.py",
+    "gradescope_utils/autograder_utils/decorators.py",
+    "gradescope_utils/autograder_utils/files.py",
+);
 const JUDGE: &str = "/assets/agh-harness/judge.py";
 const STUDENT: &str = "/assets/agh-harness/student.py";
 /// Where the hidden tests go: the grader user's place, unreadable to the student.
@@ -72,17 +80,81 @@ const BATCH_SLACK_MS: u64 = 5_000;
 struct PythonUnittest;
 
 /// A test method found in a test file.
+#[derive(Debug)]
 struct TestCase {
     id: String,
     points: f64,
+    visibility: Visibility,
+    /// A deadline of its own (`@timeout(seconds)`), in milliseconds.
+    timeout_ms: Option<u64>,
 }
 
-/// Finds `class X(...TestCase...)` and its `def test_*` methods.
-fn discover(module: &str, source: &str) -> Vec<TestCase> {
+/// The marks of gradescope_utils' decorators (and `timeout_decorator`'s)
+/// above a `def test_*`, as far as a listing without running any code can
+/// read them: one-line decorators with literal arguments. The judge reports
+/// the marks it finds at run time, which win.
+#[derive(Debug, Default)]
+struct Marks {
+    points: Option<f64>,
+    visibility: Option<Visibility>,
+    timeout_ms: Option<u64>,
+}
+
+impl Marks {
+    fn read(&mut self, decorator: &str) {
+        let (name, rest) = decorator.split_once('(').unwrap_or((decorator, ""));
+        let name = name.trim().rsplit('.').next().unwrap_or("");
+        let argument = rest
+            .rsplit_once(')')
+            .map_or(rest, |(inside, _)| inside)
+            .split(',')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches(['"', '\'']);
+        match name {
+            "weight" | "partial_credit" => self.points = argument.parse().ok(),
+            "visibility" => self.visibility = visibility_named(argument),
+            "timeout" => {
+                self.timeout_ms = argument
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s > 0.0)
+                    .map(|s| (s * 1000.0).min(600_000.0) as u64);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl TestCase {
+    fn test(&self) -> Test {
+        Test::new(&self.id, self.points).visibility(self.visibility)
+    }
+}
+
+/// Gradescope's names for who sees a test.
+fn visibility_named(name: &str) -> Option<Visibility> {
+    match name {
+        "visible" => Some(Visibility::Visible),
+        "hidden" => Some(Visibility::Hidden),
+        "after_due_date" => Some(Visibility::AfterDueDate),
+        "after_published" => Some(Visibility::AfterPublished),
+        _ => None,
+    }
+}
+
+/// Finds `class X(...TestCase...)` and its `def test_*` methods, with the
+/// points of a `# points: N` comment or a `@weight(N)` decorator; a test
+/// with neither is worth `default_points`.
+fn discover(module: &str, source: &str, default_points: f64) -> Vec<TestCase> {
     let mut class = None;
     let mut cases = Vec::new();
+    let mut marks = Marks::default();
     for line in source.lines() {
+        let trimmed = line.trim_start();
         if let Some(rest) = line.strip_prefix("class ") {
+            marks = Marks::default();
             class = rest.contains("TestCase").then(|| {
                 rest.split(['(', ':'])
                     .next()
@@ -90,19 +162,23 @@ fn discover(module: &str, source: &str) -> Vec<TestCase> {
                     .trim()
                     .to_string()
             });
-        } else if let (Some(class), Some(rest)) =
-            (&class, line.trim_start().strip_prefix("def test"))
-        {
+        } else if let Some(decorator) = trimmed.strip_prefix('@') {
+            marks.read(decorator);
+        } else if let (Some(class), Some(rest)) = (&class, trimmed.strip_prefix("def test")) {
             let name = format!("test{}", rest.split('(').next().unwrap_or(""));
-            let points = line
+            let commented = line
                 .split("# points:")
                 .nth(1)
-                .and_then(|p| p.trim().parse::<f64>().ok())
-                .unwrap_or(1.0);
+                .and_then(|p| p.trim().parse::<f64>().ok());
+            let marks = std::mem::take(&mut marks);
             cases.push(TestCase {
                 id: format!("{module}.{class}.{name}"),
-                points,
+                points: commented.or(marks.points).unwrap_or(default_points),
+                visibility: marks.visibility.unwrap_or(Visibility::Visible),
+                timeout_ms: marks.timeout_ms,
             });
+        } else if trimmed.starts_with("def ") {
+            marks = Marks::default();
         }
     }
     cases
@@ -170,6 +246,14 @@ struct JudgeVerdict {
     /// The end of what the student's process printed during the test.
     #[serde(default)]
     output: String,
+    /// The marks gradescope_utils' decorators left, read by the judge.
+    #[serde(default)]
+    weight: Option<f64>,
+    #[serde(default)]
+    visibility: Option<String>,
+    /// The points a `@partial_credit` test gave itself.
+    #[serde(default)]
+    score: Option<f64>,
 }
 
 /// The verdicts the judge gave, in order.
@@ -204,22 +288,45 @@ fn feedback(message: &str, output: &str) -> String {
     }
 }
 
-/// A test's result from the judge's verdict.
+/// A test's result from the judge's verdict: Gradescope's scoring, where
+/// a test that set its own score (`@partial_credit`) keeps it, passed or
+/// not, and passes only with all its points.
 fn judged(case: &TestCase, v: &JudgeVerdict) -> Result<TestResult, String> {
-    let test = Test::new(&case.id, case.points);
     if v.judge_failed {
         return Err(format!("the judge failed on {}: {}", case.id, v.message));
     }
-    if v.outcome == "passed" {
-        return Ok(test.passed(""));
-    }
+    let points = v
+        .weight
+        .filter(|w| w.is_finite() && *w >= 0.0)
+        .unwrap_or(case.points);
+    let visibility = v
+        .visibility
+        .as_deref()
+        .and_then(visibility_named)
+        .unwrap_or(case.visibility);
+    let test = Test::new(&case.id, points).visibility(visibility);
+    let passed = v.outcome == "passed";
     let verdict = match v.limit.as_deref() {
+        _ if passed => Verdict::Wrong,
         Some("time") => Verdict::TimeLimit,
         Some("output") => Verdict::OutputLimit,
         _ if v.student_raised => Verdict::RuntimeError,
         _ => Verdict::Wrong,
     };
-    Ok(test.failed(verdict, &feedback(&v.message, &v.output)))
+    let output = feedback(&v.message, &v.output);
+    Ok(match v.score.filter(|s| s.is_finite()) {
+        Some(score) => {
+            let score = score.clamp(0.0, points);
+            let verdict = if passed && score >= points {
+                Verdict::Accepted
+            } else {
+                verdict
+            };
+            test.scored(score, verdict, &output)
+        }
+        None if passed => test.passed(""),
+        None => test.failed(verdict, &output),
+    })
 }
 
 /// What the last test's process printed, from the student's server's
@@ -236,7 +343,7 @@ fn last_test_output(stderr: &str) -> &str {
 /// explains the judge's silence.
 fn cut_short(case: &TestCase, conversation: &Conversation) -> Result<TestResult, String> {
     let (judge, student) = (&conversation.judge, &conversation.student);
-    let test = Test::new(&case.id, case.points);
+    let test = case.test();
     let stderr = student.stderr_text();
     let output = last_test_output(&stderr);
     match limit_of(student).or_else(|| limit_of(judge)) {
@@ -284,8 +391,15 @@ impl Grader for PythonUnittest {
             {
                 let source = agh_grader::asset_file("tests", &file)?;
                 let source = String::from_utf8_lossy(&source);
-                cases.extend(discover(&format!("test_{module}"), &source));
-                imported.extend(imported_modules(&source));
+                // A Gradescope suite's test without a weight is worth nothing.
+                let imported_here = imported_modules(&source);
+                let default_points = if imported_here.contains("gradescope_utils") {
+                    0.0
+                } else {
+                    1.0
+                };
+                cases.extend(discover(&format!("test_{module}"), &source, default_points));
+                imported.extend(imported_here);
             }
         }
         if cases.is_empty() {
@@ -309,7 +423,7 @@ impl Grader for PythonUnittest {
             let why = tail(&check.stderr_text());
             let tests = cases
                 .iter()
-                .map(|c| Test::new(&c.id, c.points).failed(verdict, &why))
+                .map(|c| c.test().failed(verdict, &why))
                 .collect();
             return Ok(Report {
                 tests,
@@ -329,9 +443,16 @@ impl Grader for PythonUnittest {
                 );
                 break;
             }
-            let timeout = BATCH_SLACK_MS + (TEST_TIMEOUT_MS + 2_000) * batch.len() as u64;
+            let timeout = BATCH_SLACK_MS
+                + batch
+                    .iter()
+                    .map(|c| c.timeout_ms.unwrap_or(TEST_TIMEOUT_MS) + 2_000)
+                    .sum::<u64>();
             let judge_cmd = Cmd::new(["python3", "-I", "-B", JUDGE, &TEST_TIMEOUT_MS.to_string()])
-                .args(batch.iter().map(|c| c.id.as_str()))
+                .args(batch.iter().map(|c| match c.timeout_ms {
+                    Some(ms) => format!("{}={ms}", c.id),
+                    None => c.id.clone(),
+                }))
                 .args(["--"])
                 .args(modules.iter().map(String::as_str))
                 .as_grader()
@@ -362,7 +483,7 @@ impl Grader for PythonUnittest {
                 Err(Error::SandboxLost(why)) => {
                     let case = &batch[0];
                     tests.push(
-                        Test::new(&case.id, case.points)
+                        case.test()
                             .failed(Verdict::ResourceLimit, &format!("not run: {why}")),
                     );
                     true
@@ -396,6 +517,46 @@ mod tests {
         let source = "import unittest\nimport solution, helpers.sub as h\nfrom geometry.shapes import Circle\n  import lazy  # later\n";
         let got: Vec<String> = imported_modules(source).into_iter().collect();
         assert_eq!(got, ["geometry", "helpers", "lazy", "solution", "unittest"]);
+    }
+
+    #[test]
+    fn gradescope_decorators_give_points_visibility_and_deadlines() {
+        let source = "from gradescope_utils.autograder_utils.decorators import weight\n\
+            class TestA(unittest.TestCase):\n\
+            \x20   @weight(2.5)\n\
+            \x20   @visibility('after_due_date')\n\
+            \x20   @timeout_decorator.timeout(1.5)\n\
+            \x20   def test_one(self):\n\
+            \x20       pass\n\
+            \x20   def helper(self):\n\
+            \x20       pass\n\
+            \x20   @partial_credit(4)\n\
+            \x20   def test_two(self, set_score=None):\n\
+            \x20       pass\n\
+            \x20   def test_three(self):  # points: 3\n\
+            \x20       pass\n\
+            \x20   @number(\"1.4\")\n\
+            \x20   def test_four(self):\n\
+            \x20       pass\n";
+        let cases = discover("test_a", source, 0.0);
+        let got: Vec<_> = cases
+            .iter()
+            .map(|c| (c.id.as_str(), c.points, c.visibility, c.timeout_ms))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "test_a.TestA.test_one",
+                    2.5,
+                    Visibility::AfterDueDate,
+                    Some(1500)
+                ),
+                ("test_a.TestA.test_two", 4.0, Visibility::Visible, None),
+                ("test_a.TestA.test_three", 3.0, Visibility::Visible, None),
+                ("test_a.TestA.test_four", 0.0, Visibility::Visible, None),
+            ]
+        );
     }
 
     #[test]

@@ -65,9 +65,10 @@ pub(super) async fn gradescope_command(command: GradescopeCommand) -> Outcome {
                 eprintln!(
                     "agh: its tests are Python unittest suites using gradescope_utils, run in the \
                      student's process, so a submission can forge its results (as on Gradescope). \
-                     A native grader judges the same tests out of the student's reach: see \
-                     \"Verdicts the student's code cannot reach\" in the README \
-                     (`agh new grader --lang python`)"
+                     agh's own grader judges the same tests out of the student's reach: put the \
+                     test files in a folder, name it as the `tests` asset and grade with \
+                     `--plugin builtin:python-tests` (see \"Gradescope unittest suites, natively\" \
+                     in the README)"
                 );
             }
             println!("{}", config_for(&image.tag));

@@ -526,7 +526,7 @@ fn read_signed(
 }
 
 /// Graders built into agh, named `builtin:NAME` where a component file goes.
-pub const BUILTINS: [(&str, &[u8]); 3] = [
+pub const BUILTINS: [(&str, &[u8]); 4] = [
     (
         "io-cases",
         include_bytes!(concat!(env!("OUT_DIR"), "/io-cases.wasm")),
@@ -538,6 +538,10 @@ pub const BUILTINS: [(&str, &[u8]); 3] = [
     (
         "gradescope",
         include_bytes!(concat!(env!("OUT_DIR"), "/gradescope.wasm")),
+    ),
+    (
+        "python-tests",
+        include_bytes!(concat!(env!("OUT_DIR"), "/python-tests.wasm")),
     ),
 ];
 

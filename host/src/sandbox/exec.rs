@@ -306,7 +306,8 @@ impl Sandbox {
     /// student program's stdin and the student program's stdout is the
     /// judge's stdin, through pipes inside the sandbox. Each side's stderr
     /// is captured under its cap. Both share one deadline; when the judge
-    /// ends, the student program's stdin is closed. The student's process
+    /// ends, the student program's stdin is closed, and a second later the
+    /// program is stopped if it still runs (not a limit of its own). The student's process
     /// cannot reach the judge's (another user, another process), so a
     /// verdict the judge prints on its stderr cannot be forged from the
     /// student's side.

@@ -200,6 +200,54 @@ async fn python_grader_verdicts_cannot_be_forged_by_the_student() {
     }
 }
 
+/// A Gradescope unittest suite marked with gradescope_utils' decorators
+/// (tests/cases/python-gradescope-utils), graded natively by
+/// `builtin:python-tests`, each test out of the student's reach: weights,
+/// partial credit that keeps its points when the test fails, a visibility,
+/// a hidden test's own failure message in place of its expected values, a
+/// one-second `@timeout`, no points for an unweighted test; a submission
+/// that patches `unittest` and the decorators in its own process gets 0.
+#[tokio::test]
+async fn builtin_python_tests_grades_a_gradescope_utils_suite_natively() {
+    let cases = support::repo_root().join("tests/cases/python-gradescope-utils");
+    let results = grade_folder(
+        "python-gradescope-utils",
+        &cases,
+        &cases.join("agh.toml"),
+        "builtin:python-tests",
+    )
+    .await;
+    let partial = results
+        .iter()
+        .find(|r| r["submission"] == "02-partial")
+        .expect("02-partial");
+    let test = |name: &str| {
+        partial["tests"]
+            .as_array()
+            .expect("tests")
+            .iter()
+            .find(|t| t["name"].as_str().is_some_and(|n| n.ends_with(name)))
+            .unwrap_or_else(|| panic!("no test {name} in {partial}"))
+            .clone()
+    };
+    let hidden = test("test_hidden_mul");
+    assert_eq!(hidden["visibility"], "after-due-date", "{hidden}");
+    assert_eq!(hidden["max_score"], 3.0, "{hidden}");
+    let shown = hidden["output"].as_str().unwrap_or_default();
+    assert!(
+        shown.starts_with("The hidden product test failed.") && !shown.contains("42"),
+        "{hidden}"
+    );
+    let squares = test("test_squares");
+    assert_eq!(
+        (squares["score"].as_f64(), squares["max_score"].as_f64()),
+        (Some(2.0), Some(4.0)),
+        "{squares}"
+    );
+    assert_eq!(test("test_fast")["verdict"], "time-limit");
+    assert_eq!(test("test_unweighted")["max_score"], 0.0);
+}
+
 /// Output and exceptions that broke the Python grader before, each scored
 /// as the student's (tests/cases/python-hostile-output): an exception
 /// message with a lone surrogate (the judge's verdict line was undecodable,

@@ -178,12 +178,30 @@ fn the_javascript_harness_is_the_python_graders_own() {
     let root = support::repo_root().join("graders");
     let generated =
         std::fs::read_to_string(root.join("python-unittest-js/harness.js")).expect("harness.js");
-    for file in ["wire.py", "judge.py", "student.py"] {
-        let source = std::fs::read_to_string(root.join("python-unittest/harness").join(file))
-            .expect("harness file");
+    let harness = root.join("python-unittest/harness");
+    let mut files = Vec::new();
+    let mut folders = vec![harness.clone()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).expect("harness folder") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() && !path.ends_with("__pycache__") {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "py") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() >= 3, "harness files: {files:?}");
+    for path in files {
+        let file = path
+            .strip_prefix(&harness)
+            .expect("in the harness")
+            .display();
+        let source = std::fs::read_to_string(&path).expect("harness file");
         let encoded = serde_json::to_string(&source).expect("json");
+        let placed = serde_json::to_string(&format!("/assets/agh-harness/{file}")).expect("json");
         assert!(
-            generated.contains(&encoded),
+            generated.contains(&format!("{placed}: {encoded}")),
             "harness.js is stale for {file}; run scripts/gen-js-harness"
         );
     }

@@ -390,6 +390,34 @@ async fn nothing_a_command_starts_outlives_it() {
     fixture.finish().await;
 }
 
+/// A conversation ends soon after its judge does: a program that stopped
+/// itself cannot hold it to its deadline (once a minute of wall clock), and
+/// being stopped then is no time limit of its own.
+#[tokio::test]
+async fn a_conversation_ends_soon_after_its_judge() {
+    let limits = Limits {
+        wall_time: Duration::from_secs(20),
+        ..Limits::default()
+    };
+    let fixture = Fixture::new("after-judge", limits).await;
+    let sandbox = &fixture.sandbox;
+    let judge = Command {
+        user: User::Grader,
+        ..Command::new(["sh", "-c", "echo verdict >&2"])
+    };
+    let program = Command::new(["sh", "-c", "kill -STOP $$"]);
+    let started = std::time::Instant::now();
+    let (judged, ran) = sandbox.converse(&judge, &program).await.expect("converse");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(8),
+        "the conversation took {took:?}"
+    );
+    assert_eq!(judged.stderr, b"verdict\n", "{judged:?}");
+    assert!(!ran.timed_out, "{ran:?}");
+    fixture.finish().await;
+}
+
 #[tokio::test]
 async fn read_back_refuses_links_and_fifos_and_caps_size() {
     let fixture = Fixture::new("readback", Limits::default()).await;

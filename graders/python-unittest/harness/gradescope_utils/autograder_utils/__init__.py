@@ -1,0 +1,1 @@
+"""The helpers of gradescope_utils that tests import (see the package)."""
