@@ -9,37 +9,26 @@ the test a ``set_score`` that records ``__score__``.
 import functools
 
 
-class weight:
-    """The test's points."""
+def _mark(attribute, doc):
+    """A decorator class that sets ``attribute`` on the test method to its
+    one argument."""
 
-    def __init__(self, val):
-        self.val = val
+    class Mark:
+        __doc__ = doc
 
-    def __call__(self, func):
-        func.__weight__ = self.val
-        return func
+        def __init__(self, val):
+            self.val = val
 
+        def __call__(self, func):
+            setattr(func, attribute, self.val)
+            return func
 
-class number:
-    """The test's number, for ordering and display."""
-
-    def __init__(self, val):
-        self.val = val
-
-    def __call__(self, func):
-        func.__number__ = self.val
-        return func
+    return Mark
 
 
-class visibility:
-    """Who sees the result: visible, hidden, after_due_date, after_published."""
-
-    def __init__(self, val):
-        self.val = val
-
-    def __call__(self, func):
-        func.__visibility__ = self.val
-        return func
+weight = _mark("__weight__", "The test's points.")
+number = _mark("__number__", "The test's number, for ordering and display.")
+visibility = _mark("__visibility__", "Who sees the result: visible, hidden, after_due_date, after_published.")
 
 
 class tags:
