@@ -282,7 +282,8 @@ impl Cmd {
     /// Runs this command as a judge beside `student`, each one's stdout
     /// feeding the other's stdin. Make the judge [`Cmd::as_grader`] and
     /// let it report its verdict on its own stderr: the student's code
-    /// runs in another process as another user and cannot forge it.
+    /// runs in another process as another user and cannot forge it. The
+    /// conversation ends a second after the judge does.
     ///
     /// # Errors
     /// When the host refuses either command or the sandbox is gone.
