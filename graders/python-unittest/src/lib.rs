@@ -306,26 +306,28 @@ fn judged(case: &TestCase, v: &JudgeVerdict) -> Result<TestResult, String> {
         .unwrap_or(case.visibility);
     let test = Test::new(&case.id, points).visibility(visibility);
     let passed = v.outcome == "passed";
-    let verdict = match v.limit.as_deref() {
-        _ if passed => Verdict::Wrong,
-        Some("time") => Verdict::TimeLimit,
-        Some("output") => Verdict::OutputLimit,
-        _ if v.student_raised => Verdict::RuntimeError,
+    // What a failure is: the limit that stopped the student's process, the
+    // student's own exception, or a wrong answer (a passed test that set
+    // itself less than its points too).
+    let failure = match v.limit.as_deref() {
+        Some("time") if !passed => Verdict::TimeLimit,
+        Some("output") if !passed => Verdict::OutputLimit,
+        _ if v.student_raised && !passed => Verdict::RuntimeError,
         _ => Verdict::Wrong,
     };
     let output = feedback(&v.message, &v.output);
     Ok(match v.score.filter(|s| s.is_finite()) {
         Some(score) => {
             let score = score.clamp(0.0, points);
-            let verdict = if passed && score >= points {
-                Verdict::Accepted
-            } else {
-                verdict
-            };
-            test.scored(score, verdict, &output)
+            let full = passed && score >= points;
+            test.scored(
+                score,
+                if full { Verdict::Accepted } else { failure },
+                &output,
+            )
         }
         None if passed => test.passed(""),
-        None => test.failed(verdict, &output),
+        None => test.failed(failure, &output),
     })
 }
 
@@ -460,6 +462,7 @@ impl Grader for PythonUnittest {
             let student_cmd = Cmd::new(["python3", "-I", "-B", STUDENT]).timeout_ms(timeout);
             let lost = match judge_cmd.converse(&student_cmd) {
                 Ok(conversation) => {
+                    let lost = conversation.judge.sandbox_lost || conversation.student.sandbox_lost;
                     let verdicts = judge_verdicts(&conversation.judge);
                     let mut given = verdicts.iter();
                     for (i, case) in batch.iter().enumerate() {
@@ -469,8 +472,6 @@ impl Grader for PythonUnittest {
                                 // Running when the conversation ended: charged
                                 // if it ended the conversation or ran alone in
                                 // it; otherwise it runs again in the next one.
-                                let lost = conversation.judge.sandbox_lost
-                                    || conversation.student.sandbox_lost;
                                 if lost || i == 0 {
                                     tests.push(cut_short(case, &conversation)?);
                                 }
@@ -478,7 +479,7 @@ impl Grader for PythonUnittest {
                             }
                         }
                     }
-                    conversation.judge.sandbox_lost || conversation.student.sandbox_lost
+                    lost
                 }
                 Err(Error::SandboxLost(why)) => {
                     let case = &batch[0];
