@@ -850,10 +850,12 @@ async fn an_api_and_two_workers_share_postgres_and_grade_each_upload_once() {
     let id = body["id"].as_str().expect("id").to_string();
     let docker = support::docker().await;
     let started = Instant::now();
+    // The holder is the worker with a sandbox for this submission: one
+    // still being removed for an earlier submission is not a hold.
     let holder = loop {
         let mut holding = Vec::new();
         for (i, worker) in workers.iter().enumerate() {
-            if !sandboxes_of(&docker, worker.pid(), None).await.is_empty() {
+            if !sandboxes_of(&docker, worker.pid(), Some(&id)).await.is_empty() {
                 holding.push(i);
             }
         }
