@@ -855,7 +855,10 @@ async fn an_api_and_two_workers_share_postgres_and_grade_each_upload_once() {
     let holder = loop {
         let mut holding = Vec::new();
         for (i, worker) in workers.iter().enumerate() {
-            if !sandboxes_of(&docker, worker.pid(), Some(&id)).await.is_empty() {
+            if !sandboxes_of(&docker, worker.pid(), Some(&id))
+                .await
+                .is_empty()
+            {
                 holding.push(i);
             }
         }
