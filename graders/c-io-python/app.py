@@ -61,7 +61,7 @@ class Grader(agh.Grader):
             except agh.HostError as err:
                 if err.kind != "sandbox-lost":
                     raise
-                tests.append(test.not_run(err.message))
+                tests.append(test.not_run(err.detail))
                 lost = True
             else:
                 if not run.succeeded:

@@ -94,15 +94,45 @@ function feedback(message, output) {
   return message ? `${message}\n\nYour program's output:\n${shown}` : `Your program's output:\n${shown}`;
 }
 
-/** A test's result from the judge's verdict. */
+// gradescope_utils' visibility names, as the judge reports its marks.
+const VISIBILITY = {
+  visible: agh.Visibility.VISIBLE,
+  hidden: agh.Visibility.HIDDEN,
+  after_due_date: agh.Visibility.AFTER_DUE_DATE,
+  after_published: agh.Visibility.AFTER_PUBLISHED,
+};
+
+/** What a failed test says, by the SDKs' one rule on feedback: a test's
+ * own failure message (`6 != 42`, its expected values) reaches a visible
+ * test only; what the student's code raised, a limit it met and staff's
+ * `@hide_errors` words are shown whatever the visibility. */
+function messageFor(v, visibility) {
+  const testsOwn = !(v.student_raised || v.limit || v.staff_message);
+  if (testsOwn && v.message && visibility !== agh.Visibility.VISIBLE) {
+    return 'the test failed (its own message is shown only for tests visible at once)';
+  }
+  return v.message || '';
+}
+
+/** A test's result from the judge's verdict, with the marks the judge
+ * read off the test (gradescope_utils' decorators) over the listing's:
+ * Gradescope's scoring, where a test that set its own score keeps it,
+ * passed or not, and passes only with all its points. */
 function judged(testCase, v) {
-  const test = new agh.Test(testCase.id, testCase.points);
   if (v.judge_failed) throw new Error(`the judge failed on ${testCase.id}: ${v.message}`);
-  if (v.outcome === 'passed') return test.passed();
-  let verdict = v.student_raised ? agh.Verdict.RUNTIME_ERROR : agh.Verdict.WRONG;
-  if (v.limit === 'time') verdict = agh.Verdict.TIME_LIMIT;
-  if (v.limit === 'output') verdict = agh.Verdict.OUTPUT_LIMIT;
-  return test.failed(verdict, feedback(v.message || '', v.output));
+  const points = Number.isFinite(v.weight) && v.weight >= 0 ? v.weight : testCase.points;
+  const visibility = Object.hasOwn(VISIBILITY, v.visibility) ? VISIBILITY[v.visibility] : agh.Visibility.VISIBLE;
+  const test = new agh.Test(testCase.id, points).visibility(visibility);
+  const passed = v.outcome === 'passed';
+  let failure = v.student_raised ? agh.Verdict.RUNTIME_ERROR : agh.Verdict.WRONG;
+  if (v.limit === 'time') failure = agh.Verdict.TIME_LIMIT;
+  if (v.limit === 'output') failure = agh.Verdict.OUTPUT_LIMIT;
+  const output = feedback(messageFor(v, visibility), v.output);
+  if (Number.isFinite(v.score)) {
+    const score = Math.min(Math.max(v.score, 0), points);
+    return test.scored(score, passed && score >= points ? agh.Verdict.ACCEPTED : failure, output);
+  }
+  return passed ? test.passed() : test.failed(failure, output);
 }
 
 /** What the last test's process printed, from the student's server's

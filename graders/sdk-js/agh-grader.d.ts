@@ -90,9 +90,11 @@ export interface TestResult {
 export class Test {
   constructor(name: string, points?: number);
   visibility(visibility: Visibility): Test;
+  hidden(): Test;
   scored(score: number, verdict: Verdict, output?: string): TestResult;
   passed(output?: string): TestResult;
   failed(verdict?: Verdict, output?: string): TestResult;
+  wrongOutput(expected: string, got: string): TestResult;
   notRun(why: string): TestResult;
   failedWith(run: Result, output?: string): TestResult;
 }
@@ -105,7 +107,7 @@ export const compare: {
 export const lines: {
   same(expected: string, got: string): boolean;
   sameUnordered(expected: string, got: string): boolean;
-  firstDifference(expected: string, got: string): string;
+  firstDifference(expected: string, got: string, visibility?: Visibility): string;
 };
 
 export class Context {

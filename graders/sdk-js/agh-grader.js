@@ -345,6 +345,11 @@ export class Test {
     return this;
   }
 
+  /** Never shown to the student. */
+  hidden() {
+    return this.visibility(Visibility.HIDDEN);
+  }
+
   /** `score` points with the verdict given; `output` past
    * `MAX_FEEDBACK_BYTES` is clipped (`clipFeedback`). */
   scored(score, verdict, output = '') {
@@ -366,6 +371,13 @@ export class Test {
   /** No marks, with the verdict given. */
   failed(verdict = Verdict.WRONG, output = '') {
     return this.scored(0, verdict, output);
+  }
+
+  /** No marks, wrong: the program printed `got` where `expected` was due.
+   * The feedback is `lines.firstDifference` with this test's visibility:
+   * the expected line is named only to a visible test. */
+  wrongOutput(expected, got) {
+    return this.failed(Verdict.WRONG, `wrong output: ${lines.firstDifference(expected, got, this.shown)}`);
   }
 
   /** No marks: not run, since the submission kept bringing the sandbox down. */
@@ -437,7 +449,22 @@ function trimmedLines(text) {
   return lines;
 }
 
-const clip = (line) => (line.length > 80 ? `${line.slice(0, 80)}…` : line);
+/** A line for feedback: its first 80 code points, quoted, with what could
+ * end the quotation or drive a terminal escaped. */
+function quoted(line) {
+  const points = Array.from(line);
+  let out = '"';
+  for (const ch of points.slice(0, 80)) {
+    const code = ch.codePointAt(0);
+    if (ch === '\\') out += '\\\\';
+    else if (ch === '"') out += '\\"';
+    else if (ch === '\t') out += '\\t';
+    else if (ch === '\r') out += '\\r';
+    else if (code < 0x20 || (code >= 0x7f && code <= 0x9f)) out += `\\u{${code.toString(16)}}`;
+    else out += ch;
+  }
+  return `${out}${points.length > 80 ? '…' : ''}"`;
+}
 
 /** Line-based comparisons and feedback. */
 export const lines = Object.freeze({
@@ -451,14 +478,39 @@ export const lines = Object.freeze({
     const b = trimmedLines(got).sort();
     return a.length === b.length && a.every((l, i) => l === b[i]);
   },
-  firstDifference(expected, got) {
+  /** Where `got` first departs from `expected`, for a test's feedback, by
+   * the one rule every SDK shares (graders/spec/comparators.md): the
+   * expected line is named only when `visibility` is `Visibility.VISIBLE`;
+   * otherwise (left out included) the feedback says where and what the
+   * student printed, never what was expected. `Test.wrongOutput` is this
+   * with the test's own visibility. */
+  firstDifference(expected, got, visibility) {
+    const shown = visibility === Visibility.VISIBLE;
     const a = trimmedLines(expected);
     const b = trimmedLines(got);
-    for (let i = 0; i < Math.min(a.length, b.length); i++) {
-      if (a[i] !== b[i]) return `line ${i + 1}: expected "${clip(a[i])}", got "${clip(b[i])}"`;
+    let n = Math.min(a.length, b.length);
+    for (let i = 0; i < n; i++) {
+      if (a[i] !== b[i]) {
+        n = i;
+        break;
+      }
     }
-    if (a.length > b.length) return `line ${b.length + 1}: expected "${clip(a[b.length])}", got the end of the output`;
-    if (a.length < b.length) return `line ${a.length + 1}: expected the end of the output, got "${clip(b[a.length])}"`;
+    const line = n + 1;
+    if (n < a.length && n < b.length) {
+      return shown
+        ? `line ${line}: expected ${quoted(a[n])}, got ${quoted(b[n])}`
+        : `line ${line}: got ${quoted(b[n])}, which is not what was expected`;
+    }
+    if (n < a.length) {
+      return shown
+        ? `line ${line}: expected ${quoted(a[n])}, got the end of the output`
+        : `line ${line}: got the end of the output, and more was expected`;
+    }
+    if (n < b.length) {
+      return shown
+        ? `line ${line}: expected the end of the output, got ${quoted(b[n])}`
+        : `line ${line}: got ${quoted(b[n])}, past the end of what was expected`;
+    }
     return 'the output differs only in spacing';
   },
 });

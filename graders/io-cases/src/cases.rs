@@ -60,7 +60,7 @@ pub enum Shown {
     AfterDueDate,
     /// Once grades are published.
     AfterPublished,
-    /// Never; its feedback says only pass or fail.
+    /// Never; its feedback never shows what was expected.
     Hidden,
 }
 

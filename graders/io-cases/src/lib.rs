@@ -149,16 +149,9 @@ fn run_case(cases: &Cases, case: &Case) -> Result<(TestResult, bool), GradeError
     if matches(case, &expected, &got) {
         return Ok((test.passed(""), lost));
     }
-    // Hidden cases say only that they failed: their expected output is
-    // the course's secret.
-    let feedback = match case.visibility {
-        Shown::Hidden => "wrong output".to_string(),
-        _ => format!(
-            "wrong output: {}",
-            agh_grader::lines::first_difference(&expected, &got)
-        ),
-    };
-    Ok((test.failed(Verdict::Wrong, &feedback), lost))
+    // The SDK's one rule: only a visible case's feedback names its
+    // expected output, the course's secret otherwise.
+    Ok((test.wrong_output(&expected, &got), lost))
 }
 
 impl Grader for IoCases {

@@ -436,7 +436,9 @@ def run_test(test_id, conversation, module_names):
         }
         verdict.update(marks_of(cases))
         if outcome != "passed" and "hide_errors" in verdict:
+            # Staff's own words for the failure, shown whatever the visibility.
             verdict["message"] = verdict.pop("hide_errors")
+            verdict["staff_message"] = True
         return verdict
     except ServerStopped:
         raise

@@ -254,6 +254,9 @@ struct JudgeVerdict {
     /// The points a `@partial_credit` test gave itself.
     #[serde(default)]
     score: Option<f64>,
+    /// The message is staff's own (`@hide_errors`), not the test's.
+    #[serde(default)]
+    staff_message: bool,
 }
 
 /// The verdicts the judge gave, in order.
@@ -288,6 +291,27 @@ fn feedback(message: &str, output: &str) -> String {
     }
 }
 
+/// What a failed test says to the student, by the SDKs' one rule on
+/// feedback: an expected value reaches a visible test's feedback only. A
+/// test's own failure message (`3 != 42` from `assertEqual`, a skip's
+/// reason) often holds its expected values, so a test of any other
+/// visibility says only that it failed; what the student's code raised,
+/// the limit it met and staff's own `@hide_errors` words are shown as they
+/// are.
+fn message_for(v: &JudgeVerdict, visibility: Visibility) -> &str {
+    let tests_own = !(v.student_raised || v.limit.is_some() || v.staff_message);
+    if tests_own && !v.message.is_empty() && !matches!(visibility, Visibility::Visible) {
+        TESTS_OWN_HIDDEN
+    } else {
+        &v.message
+    }
+}
+
+/// In place of a failure message that is the test's own, for a test that
+/// is not visible.
+const TESTS_OWN_HIDDEN: &str =
+    "the test failed (its own message is shown only for tests visible at once)";
+
 /// A test's result from the judge's verdict: Gradescope's scoring, where
 /// a test that set its own score (`@partial_credit`) keeps it, passed or
 /// not, and passes only with all its points.
@@ -315,7 +339,7 @@ fn judged(case: &TestCase, v: &JudgeVerdict) -> Result<TestResult, String> {
         _ if v.student_raised && !passed => Verdict::RuntimeError,
         _ => Verdict::Wrong,
     };
-    let output = feedback(&v.message, &v.output);
+    let output = feedback(message_for(v, visibility), &v.output);
     Ok(match v.score.filter(|s| s.is_finite()) {
         Some(score) => {
             let score = score.clamp(0.0, points);
@@ -557,6 +581,46 @@ mod tests {
                 ("test_a.TestA.test_three", 3.0, Visibility::Visible, None),
                 ("test_a.TestA.test_four", 0.0, Visibility::Visible, None),
             ]
+        );
+    }
+
+    /// A test's own failure message (its expected values) reaches the
+    /// student only for a visible test; the student's own exception, a
+    /// limit and staff's `@hide_errors` words whatever the visibility.
+    #[test]
+    fn a_tests_own_message_is_shown_to_visible_tests_only() {
+        let case = |visibility| TestCase {
+            id: "tests.T.test_mul".into(),
+            points: 1.0,
+            visibility,
+            timeout_ms: None,
+        };
+        let verdict = |extra: &str| -> JudgeVerdict {
+            let line = format!(
+                r#"{{"test": "tests.T.test_mul", "outcome": "failed", "message": "6 != 42"{extra}}}"#
+            );
+            serde_json::from_str(&line).expect("a verdict")
+        };
+        let output = |visibility, extra: &str| {
+            judged(&case(visibility), &verdict(extra))
+                .expect("judged")
+                .output
+        };
+        assert_eq!(output(Visibility::Visible, ""), "6 != 42");
+        for visibility in [
+            Visibility::AfterDueDate,
+            Visibility::AfterPublished,
+            Visibility::Hidden,
+        ] {
+            assert_eq!(output(visibility, ""), TESTS_OWN_HIDDEN);
+            assert_eq!(output(visibility, r#", "student_raised": true"#), "6 != 42");
+            assert_eq!(output(visibility, r#", "staff_message": true"#), "6 != 42");
+            assert_eq!(output(visibility, r#", "limit": "time""#), "6 != 42");
+        }
+        // The judge's run-time marks decide the visibility over the listing's.
+        assert_eq!(
+            output(Visibility::Visible, r#", "visibility": "hidden""#),
+            TESTS_OWN_HIDDEN
         );
     }
 

@@ -98,13 +98,18 @@ class SubmissionError(Exception):
 class HostError(Exception):
     """An error the host returned for a request: ``kind`` is one of
     ``refused``, ``not-found``, ``submission-state``, ``sandbox-lost``,
-    ``too-large``. Uncaught, it is the student's when :attr:`students` is
+    ``too-large``, and ``detail`` the host's own words. Uncaught, it is the student's when :attr:`students` is
     true and the grader's otherwise."""
 
-    def __init__(self, kind: str, message: str):
-        super().__init__("%s: %s" % (kind, message))
+    def __init__(self, kind: str, detail: str):
+        super().__init__("%s: %s" % (kind, detail))
         self.kind = kind
-        self.message = message
+        self.detail = detail
+
+    @property
+    def message(self) -> str:
+        """The host's own words: :attr:`detail` (the earlier name)."""
+        return self.detail
 
     @property
     def students(self) -> bool:
@@ -327,7 +332,7 @@ def reset_after_loss(*assets: str) -> Optional[str]:
     except HostError as err:
         if err.kind != "sandbox-lost":
             raise
-        return err.message
+        return err.detail
     return None
 
 
@@ -364,18 +369,26 @@ def log_warn(message: str) -> None:
 # Results ----------------------------------------------------------------------
 
 
-@dataclass
 class Test:
-    """One test's result, built from its name and points."""
+    """One test's result, built from its name and points:
+    ``Test("adds", 2).visibility(Visibility.AFTER_DUE_DATE).passed()``."""
 
-    name: str
-    points: float = 1.0
-    visibility: "_types.Visibility" = _types.Visibility.VISIBLE
+    def __init__(self, name: str, points: float = 1.0, visibility: Optional["_types.Visibility"] = None):
+        self.name = name
+        self.points = points
+        self.shown = _types.Visibility.VISIBLE if visibility is None else visibility
+
+    def __repr__(self):
+        return "Test(%r, %r, %r)" % (self.name, self.points, self.shown)
+
+    def visibility(self, visibility: "_types.Visibility") -> "Test":
+        """Sets who may see the result."""
+        self.shown = visibility
+        return self
 
     def hidden(self) -> "Test":
         """Never shown to the student."""
-        self.visibility = _types.Visibility.HIDDEN
-        return self
+        return self.visibility(_types.Visibility.HIDDEN)
 
     def scored(self, score: float, verdict: "_types.Verdict", output: str = "") -> "_types.TestResult":
         """``score`` points with the verdict given; ``output`` past
@@ -386,7 +399,7 @@ class Test:
             max_score=float(self.points),
             verdict=verdict,
             output=clip_feedback(output),
-            visibility=self.visibility,
+            visibility=self.shown,
         )
 
     def passed(self, output: str = "") -> "_types.TestResult":
@@ -396,6 +409,14 @@ class Test:
     def failed(self, verdict: "_types.Verdict" = _types.Verdict.WRONG, output: str = "") -> "_types.TestResult":
         """No marks, with the verdict given."""
         return self.scored(0.0, verdict, output)
+
+    def wrong_output(self, expected: str, got: str) -> "_types.TestResult":
+        """No marks, ``wrong``: the program printed ``got`` where
+        ``expected`` was due. The feedback is :func:`lines.first_difference`
+        with this test's visibility: the expected line is named only to a
+        visible test."""
+        feedback = "wrong output: " + lines.first_difference(expected, got, self.shown)
+        return self.failed(_types.Verdict.WRONG, feedback)
 
     def not_run(self, why: str) -> "_types.TestResult":
         """No marks: the test could not run because the submission's

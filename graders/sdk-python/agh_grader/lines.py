@@ -22,19 +22,63 @@ def same_unordered(expected: str, got: str) -> bool:
     return sorted(_trimmed(expected)) == sorted(_trimmed(got))
 
 
-def _clip(line: str) -> str:
-    return line if len(line) <= _SHOWN else line[:_SHOWN] + "…"
+def _quoted(line: str) -> str:
+    """A line for feedback: its first 80 code points, quoted, with what
+    could end the quotation or drive a terminal escaped."""
+    out = ['"']
+    for ch in line[:_SHOWN]:
+        code = ord(ch)
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == '"':
+            out.append('\\"')
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\r":
+            out.append("\\r")
+        elif code < 0x20 or 0x7F <= code <= 0x9F:
+            out.append("\\u{%x}" % code)
+        else:
+            out.append(ch)
+    if len(line) > _SHOWN:
+        out.append("…")
+    out.append('"')
+    return "".join(out)
 
 
-def first_difference(expected: str, got: str) -> str:
-    """A short description of the first line where ``got`` differs from
-    ``expected``, for feedback: ``line 3: expected "6 3", got "6 4"``."""
+def _visible(visibility) -> bool:
+    # The bindings' enum (Visibility.VISIBLE) or its name as every SDK
+    # spells it ("visible"); anything else, None included, is not visible.
+    name = getattr(visibility, "name", visibility)
+    return isinstance(name, str) and name.lower().replace("_", "-") == "visible"
+
+
+def first_difference(expected: str, got: str, visibility=None) -> str:
+    """Where ``got`` first departs from ``expected``, for a test's feedback,
+    by the one rule every SDK shares (graders/spec/comparators.md): the
+    expected line is named only when ``visibility`` is
+    ``Visibility.VISIBLE``; otherwise (left out included) the feedback says
+    where and what the student printed, never what was expected.
+    ``line 3: expected "6 3", got "6 4"``. ``Test.wrong_output`` is this
+    with the test's own visibility."""
+    shown = _visible(visibility)
     want, have = _trimmed(expected), _trimmed(got)
+    n = min(len(want), len(have))
     for i, (w, h) in enumerate(zip(want, have)):
         if w != h:
-            return 'line %d: expected "%s", got "%s"' % (i + 1, _clip(w), _clip(h))
-    if len(want) > len(have):
-        return 'line %d: expected "%s", got the end of the output' % (len(have) + 1, _clip(want[len(have)]))
-    if len(want) < len(have):
-        return 'line %d: expected the end of the output, got "%s"' % (len(want) + 1, _clip(have[len(want)]))
+            n = i
+            break
+    line = n + 1
+    if n < len(want) and n < len(have):
+        if shown:
+            return "line %d: expected %s, got %s" % (line, _quoted(want[n]), _quoted(have[n]))
+        return "line %d: got %s, which is not what was expected" % (line, _quoted(have[n]))
+    if n < len(want):
+        if shown:
+            return "line %d: expected %s, got the end of the output" % (line, _quoted(want[n]))
+        return "line %d: got the end of the output, and more was expected" % line
+    if n < len(have):
+        if shown:
+            return "line %d: expected the end of the output, got %s" % (line, _quoted(have[n]))
+        return "line %d: got %s, past the end of what was expected" % (line, _quoted(have[n]))
     return "the output differs only in spacing"

@@ -140,6 +140,31 @@ impl GradeContext {
 }
 
 impl Error {
+    /// What kind of error it is, as every SDK spells it: `refused`,
+    /// `not-found`, `submission-state`, `sandbox-lost`, `too-large`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Refused(_) => "refused",
+            Error::NotFound(_) => "not-found",
+            Error::SubmissionState(_) => "submission-state",
+            Error::SandboxLost(_) => "sandbox-lost",
+            Error::TooLarge(_) => "too-large",
+        }
+    }
+
+    /// The host's own words about it.
+    #[must_use]
+    pub fn detail(&self) -> &str {
+        match self {
+            Error::Refused(m)
+            | Error::NotFound(m)
+            | Error::SubmissionState(m)
+            | Error::SandboxLost(m)
+            | Error::TooLarge(m) => m,
+        }
+    }
+
     /// True when the student's doing caused it: a state they left in the
     /// sandbox, or a sandbox their command brought down.
     #[must_use]
@@ -497,6 +522,8 @@ pub mod compare {
 
 /// Line-based comparisons and feedback, for outputs judged line by line.
 pub mod lines {
+    use super::Visibility;
+
     /// The lines of `text` (split at line feeds) without trailing
     /// whitespace, and without the empty lines at its end.
     fn trimmed(text: &str) -> Vec<&str> {
@@ -526,42 +553,75 @@ pub mod lines {
         want == have
     }
 
-    /// A short description of the first line where `got` differs from
-    /// `expected`, for feedback: `line 3: expected "6 3", got "6 4"`.
+    /// Where `got` first departs from `expected`, for a test's feedback,
+    /// by the one rule every SDK shares (graders/spec/comparators.md): the
+    /// expected line is named only when the test is [`Visibility::Visible`];
+    /// otherwise the feedback says where and what the student printed,
+    /// never what was expected. `line 3: expected "6 3", got "6 4"`.
+    /// [`Test::wrong_output`] is this with the test's own visibility.
     #[must_use]
-    pub fn first_difference(expected: &str, got: &str) -> String {
-        const SHOWN: usize = 80;
-        let clip = |line: &str| -> String {
-            let mut shown: String = line.chars().take(SHOWN).collect();
-            if line.chars().count() > SHOWN {
-                shown.push('…');
-            }
-            shown
-        };
+    pub fn first_difference(expected: &str, got: &str, visibility: Visibility) -> String {
+        let shown = matches!(visibility, Visibility::Visible);
         let (want, have) = (trimmed(expected), trimmed(got));
-        for (i, pair) in want.iter().zip(have.iter()).enumerate() {
-            if pair.0 != pair.1 {
-                return format!(
-                    "line {}: expected {:?}, got {:?}",
-                    i + 1,
-                    clip(pair.0),
-                    clip(pair.1)
-                );
+        let at = want.iter().zip(&have).position(|(w, h)| w != h);
+        let n = at.unwrap_or(want.len().min(have.len()));
+        let line = n + 1;
+        match (want.get(n), have.get(n)) {
+            (Some(w), Some(h)) if shown => {
+                format!("line {line}: expected {}, got {}", quoted(w), quoted(h))
+            }
+            (Some(_), Some(h)) => {
+                format!(
+                    "line {line}: got {}, which is not what was expected",
+                    quoted(h)
+                )
+            }
+            (Some(w), None) if shown => {
+                format!(
+                    "line {line}: expected {}, got the end of the output",
+                    quoted(w)
+                )
+            }
+            (Some(_), None) => {
+                format!("line {line}: got the end of the output, and more was expected")
+            }
+            (None, Some(h)) if shown => {
+                format!(
+                    "line {line}: expected the end of the output, got {}",
+                    quoted(h)
+                )
+            }
+            (None, Some(h)) => {
+                format!(
+                    "line {line}: got {}, past the end of what was expected",
+                    quoted(h)
+                )
+            }
+            (None, None) => "the output differs only in spacing".into(),
+        }
+    }
+
+    /// A line for feedback: its first 80 code points, quoted, with what
+    /// could end the quotation or drive a terminal escaped.
+    fn quoted(line: &str) -> String {
+        const SHOWN: usize = 80;
+        let mut out = String::with_capacity(line.len().min(4 * SHOWN) + 4);
+        out.push('"');
+        for c in line.chars().take(SHOWN) {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+                c => out.push(c),
             }
         }
-        match want.len().cmp(&have.len()) {
-            std::cmp::Ordering::Greater => format!(
-                "line {}: expected {:?}, got the end of the output",
-                have.len() + 1,
-                clip(want[have.len()])
-            ),
-            std::cmp::Ordering::Less => format!(
-                "line {}: expected the end of the output, got {:?}",
-                want.len() + 1,
-                clip(have[want.len()])
-            ),
-            std::cmp::Ordering::Equal => "the output differs only in spacing".into(),
+        if line.chars().nth(SHOWN).is_some() {
+            out.push('…');
         }
+        out.push('"');
+        out
     }
 }
 
@@ -591,6 +651,12 @@ impl Test {
         self
     }
 
+    /// Never shown to the student.
+    #[must_use]
+    pub fn hidden(self) -> Self {
+        self.visibility(Visibility::Hidden)
+    }
+
     /// Full marks.
     #[must_use]
     pub fn passed(self, output: &str) -> TestResult {
@@ -609,6 +675,18 @@ impl Test {
     #[must_use]
     pub fn failed_with(self, run: &CommandResult, output: &str) -> TestResult {
         self.failed(run.verdict.unwrap_or(Verdict::Wrong), output)
+    }
+
+    /// No marks, `wrong`: the program printed `got` where `expected` was
+    /// due. The feedback is [`lines::first_difference`] with this test's
+    /// visibility: the expected line is named only to a visible test.
+    #[must_use]
+    pub fn wrong_output(self, expected: &str, got: &str) -> TestResult {
+        let feedback = format!(
+            "wrong output: {}",
+            lines::first_difference(expected, got, self.visibility)
+        );
+        self.failed(Verdict::Wrong, &feedback)
     }
 
     /// No marks: the test could not run because the submission's programs
@@ -658,27 +736,128 @@ pub fn clip_feedback(feedback: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_FEEDBACK_BYTES, Test, Verdict, clip_feedback, compare};
+    use super::{
+        CommandResult, Error, MAX_FEEDBACK_BYTES, Test, Verdict, Visibility, clip_feedback,
+        compare, lines,
+    };
 
     #[test]
-    fn line_comparisons_and_their_feedback() {
-        use super::lines;
+    fn line_comparisons() {
         assert!(lines::same("a\nb\n", "a  \nb\n\n"));
         assert!(!lines::same("a\nb", "b\na"));
         assert!(lines::same_unordered("a\nb\nb", "b\na\nb\n"));
         assert!(!lines::same_unordered("a\nb", "a\na"));
-        assert_eq!(
-            lines::first_difference("1\n2\n3\n", "1\n2\n4\n"),
-            "line 3: expected \"3\", got \"4\""
-        );
-        assert_eq!(
-            lines::first_difference("1\n2\n", "1\n"),
-            "line 2: expected \"2\", got the end of the output"
-        );
-        assert_eq!(
-            lines::first_difference("1\n", "1\nextra\n"),
-            "line 2: expected the end of the output, got \"extra\""
-        );
+    }
+
+    /// The cases of a WIT enum or variant of the contract, as it spells them.
+    fn contract_cases(kind: &str, name: &str) -> Vec<String> {
+        let wit = include_str!("../../../wit/0.2.0/grader.wit");
+        let start = wit
+            .find(&format!("{kind} {name} {{"))
+            .expect("in the contract");
+        let body = &wit[start..][..wit[start..].find('}').expect("closed")];
+        body.lines()
+            .skip(1)
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("//"))
+            .map(|l| l.split(['(', ',']).next().unwrap_or(l).to_string())
+            .collect()
+    }
+
+    /// What every SDK spells the same way (graders/spec/sdk.json).
+    #[test]
+    fn the_shared_names() {
+        let spec: serde_json::Value =
+            serde_json::from_str(include_str!("../../spec/sdk.json")).expect("sdk.json");
+        assert_eq!(spec["contract"], super::API_VERSION);
+        let names = |key: &str| -> Vec<String> {
+            let list = spec.pointer(key).and_then(|v| v.as_array()).expect(key);
+            list.iter()
+                .map(|v| v.as_str().expect(key).to_string())
+                .collect()
+        };
+        let test = || Test::new("adds", 2.0);
+        let run = CommandResult {
+            exit_code: Some(1),
+            signal: None,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            timed_out: false,
+            cpu_time_exceeded: false,
+            out_of_memory: false,
+            process_limit_reached: false,
+            file_size_exceeded: false,
+            storage_full: false,
+            sandbox_lost: false,
+            limit: None,
+            verdict: Some(Verdict::RuntimeError),
+            wall_time_ms: 1,
+            cpu_time_ms: 1,
+            peak_memory_bytes: 0,
+        };
+        for method in names("/test/methods") {
+            let result = match method.as_str() {
+                "visibility" => test().visibility(Visibility::AfterDueDate).passed(""),
+                "hidden" => test().hidden().passed(""),
+                "scored" => test().scored(1.0, Verdict::Wrong, ""),
+                "passed" => test().passed(""),
+                "failed" => test().failed(Verdict::Wrong, ""),
+                "failed_with" => test().failed_with(&run, ""),
+                "wrong_output" => test().wrong_output("1", "2"),
+                "not_run" => test().not_run("why"),
+                other => panic!("the Rust SDK's Test has no {other}"),
+            };
+            assert_eq!((result.name.as_str(), result.max_score), ("adds", 2.0));
+        }
+        let students = names("/host_error/students");
+        let kinds = contract_cases("variant", "error");
+        assert_eq!(kinds.len(), 5, "{kinds:?}");
+        for kind in kinds {
+            let detail = "the host says why".to_string();
+            let error = match kind.as_str() {
+                "refused" => Error::Refused(detail),
+                "not-found" => Error::NotFound(detail),
+                "submission-state" => Error::SubmissionState(detail),
+                "sandbox-lost" => Error::SandboxLost(detail),
+                "too-large" => Error::TooLarge(detail),
+                other => panic!("the Rust SDK has no error {other}"),
+            };
+            assert_eq!(error.kind(), kind);
+            assert_eq!(error.detail(), "the host says why");
+            assert_eq!(error.is_students(), students.contains(&kind), "{kind}");
+        }
+        assert_eq!(names("/host_error/fields"), ["kind", "detail", "students"]);
+    }
+
+    /// The feedback on a wrong output every SDK gives (graders/spec).
+    #[test]
+    fn the_shared_difference_vectors() {
+        let text = include_str!("../../spec/comparators.json");
+        let spec: serde_json::Value = serde_json::from_str(text).expect("vectors");
+        let vectors = spec["differences"].as_array().expect("a difference list");
+        assert!(vectors.len() >= 12, "{} vectors", vectors.len());
+        let mut wrong = Vec::new();
+        for v in vectors {
+            let text = |key: &str| v[key].as_str().expect(key).to_string();
+            let shown = match text("visibility").as_str() {
+                "visible" => Visibility::Visible,
+                "after-due-date" => Visibility::AfterDueDate,
+                "after-published" => Visibility::AfterPublished,
+                "hidden" => Visibility::Hidden,
+                other => panic!("unknown visibility {other}"),
+            };
+            let (e, g) = (text("expected"), text("got"));
+            let got = lines::first_difference(&e, &g, shown);
+            if got != text("feedback") {
+                wrong.push(format!("{shown:?}: {got:?} where {:?}", text("feedback")));
+            }
+            let result = Test::new("t", 1.0).visibility(shown).wrong_output(&e, &g);
+            assert_eq!(result.output, format!("wrong output: {}", text("feedback")));
+            assert!(matches!(result.verdict, Verdict::Wrong) && result.score == 0.0);
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 
     #[test]
@@ -714,7 +893,6 @@ mod tests {
 
     #[test]
     fn the_shared_comparator_vectors() {
-        use super::lines;
         let text = include_str!("../../spec/comparators.json");
         let spec: serde_json::Value = serde_json::from_str(text).expect("vectors");
         let vectors = spec["vectors"].as_array().expect("a vector list");

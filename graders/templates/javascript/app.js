@@ -23,7 +23,7 @@ export const grader = agh.defineGrader({
       const test = new agh.Test(name);
       if (!run.succeeded) return test.failedWith(run, run.stderrText);
       if (agh.compare.ignoringWhitespace(expected, run.stdoutText)) return test.passed();
-      return test.failed(agh.Verdict.WRONG, agh.lines.firstDifference(expected, run.stdoutText));
+      return test.wrongOutput(expected, run.stdoutText);
     });
   },
 });

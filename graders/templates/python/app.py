@@ -34,5 +34,5 @@ class Grader(agh.Grader):
             elif agh.compare.ignoring_whitespace(expected, run.stdout_text):
                 tests.append(test.passed())
             else:
-                tests.append(test.failed(agh.Verdict.WRONG, agh.lines.first_difference(expected, run.stdout_text)))
+                tests.append(test.wrong_output(expected, run.stdout_text))
         return tests

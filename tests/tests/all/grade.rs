@@ -409,8 +409,8 @@ async fn python_course_gets_its_expected_scores_from_a_javascript_grader() {
 #[tokio::test]
 async fn io_course_graded_without_code_gets_its_expected_scores() {
     let results = grade_course("io-course", "builtin:io-cases").await;
-    // A visible case says where the output went wrong; the hidden case
-    // never shows its expected output.
+    // A visible case says where the output went wrong and what was
+    // expected; the hidden case says where, never what was expected.
     let test_of = |submission: &str, name: &str| {
         results
             .iter()
@@ -426,7 +426,10 @@ async fn io_course_graded_without_code_gets_its_expected_scores() {
     );
     let hidden = test_of("10-wrong-when-empty", "empty-list");
     assert_eq!(hidden["visibility"], "hidden");
-    assert_eq!(hidden["output"], "wrong output");
+    assert_eq!(
+        hidden["output"],
+        "wrong output: line 1: got \"nothing\", which is not what was expected"
+    );
 }
 
 /// A mistake in `cases.toml` is the grader's failure, named by line: no

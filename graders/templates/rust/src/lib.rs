@@ -35,8 +35,7 @@ impl Grader for Exercise {
             } else if agh_grader::compare::ignoring_whitespace(&expected, &run.stdout_text()) {
                 test.passed("")
             } else {
-                let diff = agh_grader::lines::first_difference(&expected, &run.stdout_text());
-                test.failed(agh_grader::Verdict::Wrong, &diff)
+                test.wrong_output(&expected, &run.stdout_text())
             });
         }
         Ok(Report {
