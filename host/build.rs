@@ -28,6 +28,8 @@ fn main() {
         "graders/sdk",
         "graders/Cargo.lock",
         "wit",
+        // Embedded by sqlx::migrate!, which cannot see a new file by itself.
+        "host/migrations",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }

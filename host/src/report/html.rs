@@ -17,7 +17,7 @@ use crate::transcript::{TranscriptDir, show};
 const BINS: usize = 10;
 
 /// Text for HTML, any byte of it.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     quick_xml::escape::escape(show::printable(text.as_bytes()).as_str()).into_owned()
 }
 
@@ -181,6 +181,25 @@ fn submission(page: &mut String, dir: &TranscriptDir, index: usize, result: &Sub
         result.score,
         result.max_score
     );
+    details(page, result);
+    if let Some(reference) = &result.transcript {
+        let text = match dir.load(reference) {
+            Ok(entries) => show::render(dir, result, &entries, false),
+            Err(err) => format!("the transcript cannot be read: {err}"),
+        };
+        let _ = write!(
+            page,
+            "<details class=\"transcript\"><summary>transcript ({} entries)</summary><pre>{}</pre></details>",
+            reference.entries,
+            escape(&text)
+        );
+    }
+    page.push_str("</details></section>");
+}
+
+/// A result's error, its tests (verdict, score, who may see it, feedback)
+/// and the grader's own output, as staff read them.
+pub(crate) fn details(page: &mut String, result: &SubmissionResult) {
     if let Some(error) = &result.error {
         let _ = write!(page, "<p class=\"failed\">{}</p>", escape(error));
     }
@@ -208,19 +227,6 @@ fn submission(page: &mut String, dir: &TranscriptDir, index: usize, result: &Sub
     if !result.output.is_empty() {
         let _ = write!(page, "<pre>{}</pre>", escape(&result.output));
     }
-    if let Some(reference) = &result.transcript {
-        let text = match dir.load(reference) {
-            Ok(entries) => show::render(dir, result, &entries, false),
-            Err(err) => format!("the transcript cannot be read: {err}"),
-        };
-        let _ = write!(
-            page,
-            "<details class=\"transcript\"><summary>transcript ({} entries)</summary><pre>{}</pre></details>",
-            reference.entries,
-            escape(&text)
-        );
-    }
-    page.push_str("</details></section>");
 }
 
 #[cfg(test)]

@@ -97,9 +97,11 @@ pub fn health_router(service: Arc<Service>) -> Router {
     routes(|endpoint| !endpoint.path.starts_with("/v1/")).with_state(service)
 }
 
-/// The service's routes: every one of [`ENDPOINTS`].
+/// The service's routes: every one of [`ENDPOINTS`], and the staff pages
+/// (HTML for people, not part of the API's document).
 pub fn router(service: Arc<Service>) -> Router {
     routes(|_| true)
+        .merge(super::page::staff_routes())
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
         .with_state(service)
 }

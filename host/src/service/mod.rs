@@ -272,6 +272,12 @@ pub async fn serve(
             owner: crate::sandbox::this_owner().to_string(),
             healthy: service.healthy.clone(),
         });
+        tokio::spawn(report_worker(
+            service.clone(),
+            worker.owner.clone(),
+            jobs,
+            stop.clone(),
+        ));
         tokio::spawn(worker.run(stop.clone()))
     });
     if options.role != ServeRole::Worker {
@@ -295,6 +301,40 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often a grading process tells the store it runs (the staff pages
+/// show one not seen for [`WORKER_GONE`] as gone).
+pub const WORKER_REPORT: Duration = Duration::from_secs(10);
+
+/// How long a grading process may go unseen before the staff pages list
+/// it as gone.
+pub const WORKER_GONE: Duration = Duration::from_secs(60);
+
+/// Tells the store, now and every [`WORKER_REPORT`], that this process
+/// grades with `slots` slots, and whether its sandbox is proved safe.
+async fn report_worker(
+    service: Arc<Service>,
+    owner: String,
+    slots: usize,
+    stop: CancellationToken,
+) {
+    let started = store::now_ms();
+    let slots = i64::try_from(slots).unwrap_or(i64::MAX);
+    loop {
+        let healthy = service.healthy.load(Ordering::SeqCst);
+        if let Err(err) = service
+            .store
+            .worker_seen(&owner, slots, healthy, started)
+            .await
+        {
+            tracing::warn!(error = %err, "cannot report this worker to the store");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(WORKER_REPORT) => {}
+            () = stop.cancelled() => return,
+        }
+    }
 }
 
 /// Proves the sandbox now and every [`HEALTH_INTERVAL`].

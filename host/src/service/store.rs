@@ -266,6 +266,23 @@ pub struct QueueStats {
     pub done_by_status: Vec<(String, i64)>,
 }
 
+/// A grading process as it last reported itself.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WorkerRow {
+    /// Who it is in leases.
+    pub owner: String,
+    /// Its grading slots.
+    pub slots: i64,
+    /// Submissions it holds now.
+    pub busy: i64,
+    /// Its sandbox was proved safe when it last reported.
+    pub healthy: bool,
+    /// When it started, in Unix milliseconds.
+    pub started_ms: i64,
+    /// When it last reported.
+    pub seen_ms: i64,
+}
+
 /// The current time in Unix milliseconds.
 #[must_use]
 pub fn now_ms() -> i64 {
@@ -594,6 +611,95 @@ impl Store {
         Ok(sqlx::query_scalar("SELECT name FROM courses ORDER BY name")
             .fetch_all(&self.pool)
             .await?)
+    }
+
+    /// Records that the grading process `owner` runs with `slots` slots,
+    /// its sandbox proved safe or not (`healthy`), since `started_ms`.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn worker_seen(
+        &self,
+        owner: &str,
+        slots: i64,
+        healthy: bool,
+        started_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO workers (owner, slots, healthy, started_ms, seen_ms) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (owner) DO UPDATE SET \
+             slots = excluded.slots, healthy = excluded.healthy, \
+             started_ms = excluded.started_ms, seen_ms = excluded.seen_ms",
+        )
+        .bind(owner)
+        .bind(slots)
+        .bind(i64::from(healthy))
+        .bind(started_ms)
+        .bind(now_ms())
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// The grading processes seen since `since_ms`, with the submissions
+    /// each holds, newest first.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn workers(&self, since_ms: i64) -> Result<Vec<WorkerRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT w.owner, w.slots, w.healthy, w.started_ms, w.seen_ms, \
+             (SELECT COUNT(*) FROM submissions s WHERE s.state = 'running' \
+              AND s.lease_owner = w.owner) AS busy \
+             FROM workers w WHERE w.seen_ms >= $1 ORDER BY w.seen_ms DESC, w.owner",
+        )
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| WorkerRow {
+                owner: row.get("owner"),
+                slots: row.get("slots"),
+                busy: row.get("busy"),
+                healthy: row.get::<i64, _>("healthy") != 0,
+                started_ms: row.get("started_ms"),
+                seen_ms: row.get("seen_ms"),
+            })
+            .collect())
+    }
+
+    /// The latest `limit` submissions of `course` (of every course when
+    /// `None`), newest first.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn recent(
+        &self,
+        course: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<SubmissionRow>, StoreError> {
+        let rows = match course {
+            Some(course) => {
+                sqlx::query(&format!(
+                    "SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE course = $1 \
+                     ORDER BY seq DESC LIMIT $2"
+                ))
+                .bind(course)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {SUBMISSION_COLUMNS} FROM submissions ORDER BY seq DESC LIMIT $1"
+                ))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(submission_of).collect()
     }
 
     /// Submissions waiting, in all and for `course`.

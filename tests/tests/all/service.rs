@@ -517,6 +517,77 @@ async fn the_service_grades_each_upload_once_for_the_tokens_allowed() {
     assert!(dom.contains("<td id=\"queued\">0</td>"), "{dom}");
     assert!(dom.contains("<td>graded</td><td>3</td>"), "{dom}");
 
+    // The staff pages, through their forms in a browser without scripts:
+    // a submit token and an unknown one are refused; the course's staff
+    // see the course, the grading process, the uploads, each student's
+    // latest result and one submission's tests; signing out ends it.
+    let seen = support::browse("staff-pages.mjs", &[&server.url, &staff, &lms]);
+    assert_eq!(seen["unsigned_url"], "/staff/login", "{seen}");
+    assert!(
+        seen["submit_refused"]
+            .as_str()
+            .is_some_and(|t| t.contains("a submit token")),
+        "{seen}"
+    );
+    assert!(
+        seen["unknown_refused"]
+            .as_str()
+            .is_some_and(|t| t.contains("unknown or revoked")),
+        "{seen}"
+    );
+    assert_eq!(seen["signed_in_url"], "/staff", "{seen}");
+    assert_eq!(
+        seen["cookie"],
+        serde_json::json!({"httpOnly": true, "sameSite": "Strict", "path": "/staff"}),
+        "{seen}"
+    );
+    assert_eq!(seen["courses"][0][0], "io", "{seen}");
+    assert_eq!(seen["courses"].as_array().map(Vec::len), Some(1), "{seen}");
+    let worker = &seen["workers"][0];
+    assert_eq!(
+        (worker[0].as_str(), worker[1].as_str(), worker[3].as_str()),
+        (Some("worker 1"), Some("proved safe"), Some("2")),
+        "{seen}"
+    );
+    let recent = seen["recent"].as_array().expect("recent");
+    assert_eq!(recent.len(), 3, "{seen}");
+    assert!(
+        recent.iter().all(|r| r[1] == "io" && r[3] == "graded"),
+        "{seen}"
+    );
+    assert_eq!(seen["course_url"], "/staff/courses/io", "{seen}");
+    let students: Vec<&str> = seen["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| r[0].as_str())
+        .collect();
+    assert_eq!(students, ["alice", "bob"], "{seen}");
+    assert_eq!(seen["results"][0][1], id.as_str(), "{seen}");
+    assert_eq!(seen["submission"]["state"], "graded", "{seen}");
+    assert!(
+        seen["submission"]["score"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("7 / ")),
+        "{seen}"
+    );
+    assert!(
+        seen["submission"]["tests"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty() && t.iter().any(|t| t[1] == "accepted")),
+        "{seen}"
+    );
+    assert_eq!(seen["signed_out_url"], "/", "{seen}");
+    assert_eq!(seen["after_sign_out_url"], "/staff/login", "{seen}");
+    // The pages never take a bearer token in place of the sign-in.
+    let page = reqwest::Client::new()
+        .get(server.url(&format!("/staff/submissions/{id}")))
+        .bearer_auth(&staff)
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.url().path(), "/staff/login");
+
     // The operator's probe suite against this live service (last: it
     // uploads as the student agh-probe).
     let probe = Command::new(support::agh_binary())

@@ -310,6 +310,23 @@ pub fn chromium_dom(url: &str) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// What `tests/browser/SCRIPT` saw, driving Debian's Chromium through
+/// playwright-core (both installed by `scripts/setup`): its JSON.
+pub fn browse(script: &str, args: &[&str]) -> serde_json::Value {
+    let output = std::process::Command::new("node")
+        .arg(repo_root().join("tests/browser").join(script))
+        .args(args)
+        .output()
+        .unwrap_or_else(|err| panic!("this test needs Node.js: {err}; run `sudo scripts/setup`"));
+    assert!(
+        output.status.success(),
+        "{script} failed (playwright-core and chromium come from `sudo scripts/setup`): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|err| panic!("{script} printed no JSON ({err}): {output:?}"))
+}
+
 /// Containers the agh process `pid` created since `since` (a Unix time),
 /// told by their owner label, so other tests' sandboxes do not count.
 pub async fn containers_created_since(
