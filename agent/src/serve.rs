@@ -377,32 +377,23 @@ impl Agent {
             // The caller's folder, where the student may enter it: a
             // grader's own place is the grader's alone, and the program
             // then starts in the shared /tmp.
-            let Ok(cwd) = std::ffi::CString::new(asked.cwd) else {
+            if asked.cwd.contains('\0') {
                 door::refuse(&conn, door::Refusal::Malformed);
                 continue;
-            };
-            let mut command = std::process::Command::new(&asked.argv[0]);
-            command
-                .args(&asked.argv[1..])
-                .env_clear()
-                .envs(asked.env)
-                .stdin(Stdio::from(stdin))
-                .stdout(Stdio::from(stdout))
-                .stderr(Stdio::from(stderr));
-            std::os::unix::process::CommandExt::uid(&mut command, student);
-            std::os::unix::process::CommandExt::gid(&mut command, student);
-            sys::before_exec(&mut command, move || {
-                set_limits(&limits)?;
-                sys::enter_or(&cwd, c"/tmp")
-            });
-            match command.spawn() {
-                Ok(child) => {
-                    if let Ok(pid) = i32::try_from(child.id()) {
-                        self.knocks.push(Knock { pid, conn });
-                    }
-                    // Reaped by wait4 in the loop, not by `Child`.
-                    drop(child);
-                }
+            }
+            let env: Vec<String> = asked.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let started = sys::Exec::new(
+                &asked.argv,
+                &env,
+                &asked.cwd,
+                (student, student),
+                [stdin.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd()],
+                limits_of(&limits),
+            )
+            .map(|exec| exec.or_start_in(c"/tmp"))
+            .and_then(|exec| exec.spawn());
+            match started {
+                Ok(pid) => self.knocks.push(Knock { pid, conn }),
                 // As a shell says it: 127 for a missing program.
                 Err(_) => door::answer(&conn, 127 << 8),
             }
@@ -556,33 +547,43 @@ impl Proc {
         wiring: Option<(OwnedFd, OwnedFd)>,
         started: Instant,
     ) -> io::Result<Self> {
-        let mut command = std::process::Command::new(&spec.argv[0]);
-        command
-            .args(&spec.argv[1..])
-            .env_clear()
-            .envs(spec.env.iter().filter_map(|kv| kv.split_once('=')))
-            .current_dir(&spec.cwd)
-            .stderr(Stdio::piped());
-        std::os::unix::process::CommandExt::uid(&mut command, spec.uid);
-        std::os::unix::process::CommandExt::gid(&mut command, spec.gid);
-        match wiring {
-            Some((stdin, stdout)) => {
-                command
-                    .stdin(Stdio::from(stdin))
-                    .stdout(Stdio::from(stdout));
-            }
+        // Its ends of the pipes (or /dev/null), given to it by the spawn
+        // and closed here after it; ours are kept, non-blocking.
+        let (mut stdin, mut stdout) = (None, None);
+        let (theirs_in, theirs_out): (OwnedFd, OwnedFd) = match wiring {
+            Some(pair) => pair,
             None => {
-                command
-                    .stdin(if spec.stdin {
-                        Stdio::piped()
-                    } else {
-                        Stdio::null()
-                    })
-                    .stdout(Stdio::piped());
+                let theirs_in = if spec.stdin {
+                    let (read, write) = sys::pipe()?;
+                    stdin = Some(File::from(write));
+                    read
+                } else {
+                    OwnedFd::from(File::open("/dev/null")?)
+                };
+                let (read, write) = sys::pipe()?;
+                stdout = Some(File::from(read));
+                (theirs_in, write)
             }
+        };
+        let (read, theirs_err) = sys::pipe()?;
+        let stderr = Some(File::from(read));
+        for file in [&stdout, &stderr, &stdin].into_iter().flatten() {
+            sys::set_nonblocking(file.as_raw_fd())?;
         }
-        let limits = spec.limits.clone();
-        sys::before_exec(&mut command, move || set_limits(&limits));
+        let spawned = sys::Exec::new(
+            &spec.argv,
+            &spec.env,
+            &spec.cwd,
+            (spec.uid, spec.gid),
+            [
+                theirs_in.as_raw_fd(),
+                theirs_out.as_raw_fd(),
+                theirs_err.as_raw_fd(),
+            ],
+            limits_of(&spec.limits),
+        )
+        .and_then(|exec| exec.spawn());
+        drop((theirs_in, theirs_out, theirs_err));
         let mut proc = Proc {
             side,
             spec,
@@ -605,20 +606,12 @@ impl Proc {
             peak_processes: 0,
             spawn_error: None,
         };
-        match command.spawn() {
-            Ok(mut child) => {
-                proc.pid = i32::try_from(child.id()).ok();
-                proc.stdout = child.stdout.take().map(|s| File::from(OwnedFd::from(s)));
-                proc.stderr = child.stderr.take().map(|s| File::from(OwnedFd::from(s)));
-                proc.stdin = child.stdin.take().map(|s| File::from(OwnedFd::from(s)));
-                for file in [&proc.stdout, &proc.stderr, &proc.stdin]
-                    .into_iter()
-                    .flatten()
-                {
-                    sys::set_nonblocking(file.as_raw_fd())?;
-                }
-                // The child is reaped by wait4 in the loop, not by `Child`.
-                drop(child);
+        match spawned {
+            Ok(pid) => {
+                proc.pid = Some(pid);
+                proc.stdout = stdout;
+                proc.stderr = stderr;
+                proc.stdin = stdin;
             }
             Err(err) => {
                 let code = if err.kind() == io::ErrorKind::PermissionDenied {
@@ -810,19 +803,22 @@ impl Proc {
     }
 }
 
-/// Between fork and exec: the command's own limits.
-fn set_limits(limits: &ProcessLimits) -> io::Result<()> {
-    sys::set_limit(libc::RLIMIT_NPROC, limits.processes, limits.processes)?;
-    sys::set_limit(
-        libc::RLIMIT_FSIZE,
-        limits.file_size_bytes,
-        limits.file_size_bytes,
-    )?;
-    // SIGXCPU at the limit, SIGKILL a second later for a program that ignores it.
-    sys::set_limit(libc::RLIMIT_CPU, limits.cpu_seconds, limits.cpu_seconds + 1)?;
-    sys::set_limit(libc::RLIMIT_NOFILE, limits.open_files, limits.open_files)?;
-    sys::set_limit(libc::RLIMIT_STACK, limits.stack_bytes, limits.stack_bytes)?;
-    sys::set_limit(libc::RLIMIT_CORE, 0, 0)
+/// The command's own limits, set between its clone and exec: resource,
+/// soft and hard.
+fn limits_of(limits: &ProcessLimits) -> Vec<(sys::Resource, u64, u64)> {
+    vec![
+        (libc::RLIMIT_NPROC, limits.processes, limits.processes),
+        (
+            libc::RLIMIT_FSIZE,
+            limits.file_size_bytes,
+            limits.file_size_bytes,
+        ),
+        // SIGXCPU at the limit, SIGKILL a second later for a program that ignores it.
+        (libc::RLIMIT_CPU, limits.cpu_seconds, limits.cpu_seconds + 1),
+        (libc::RLIMIT_NOFILE, limits.open_files, limits.open_files),
+        (libc::RLIMIT_STACK, limits.stack_bytes, limits.stack_bytes),
+        (libc::RLIMIT_CORE, 0, 0),
+    ]
 }
 
 /// Whether a command met its process limit. RLIMIT_NPROC fails a fork

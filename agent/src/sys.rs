@@ -1,7 +1,9 @@
 //! The few system calls the agent needs that the standard library does not
 //! wrap. Every `unsafe` block of the agent is here, each one a single call
 //! whose arguments are owned values or plain integers (or, for passing
-//! descriptors, the control-message walk around one call).
+//! descriptors, the control-message walk around one call), but for the
+//! start of a program ([`Exec`]): its child, between a vfork-style clone
+//! and the exec, is a run of system calls on what was made before it.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
@@ -132,16 +134,6 @@ pub type Resource = libc::__rlimit_resource_t;
 #[cfg(not(target_env = "gnu"))]
 pub type Resource = libc::c_int;
 
-/// Sets one resource limit of the calling process, soft and hard.
-pub fn set_limit(resource: Resource, soft: u64, hard: u64) -> io::Result<()> {
-    let limit = libc::rlimit {
-        rlim_cur: soft,
-        rlim_max: hard,
-    };
-    // SAFETY: pointer to a local.
-    check(unsafe { libc::setrlimit(resource, &raw const limit) }).map(drop)
-}
-
 /// Opens `name` below the directory `dir` (or the root) without following
 /// a link in its last part; the caller walks one part at a time.
 pub fn open_below(dir: Option<&OwnedFd>, name: &str, flags: libc::c_int) -> io::Result<OwnedFd> {
@@ -228,34 +220,6 @@ pub fn space(path: &str) -> io::Result<(u64, u64)> {
     check(unsafe { libc::statvfs(path.as_ptr(), &raw mut st) })?;
     let unit = st.f_frsize;
     Ok((st.f_bavail * unit, st.f_blocks * unit))
-}
-
-/// Runs `limits` between fork and exec of `command`.
-pub fn before_exec(
-    command: &mut std::process::Command,
-    limits: impl Fn() -> io::Result<()> + Send + Sync + 'static,
-) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closures call only setrlimit, chdir and setsid, which
-    // are async-signal-safe, and allocate nothing.
-    unsafe {
-        command.pre_exec(move || {
-            limits()?;
-            check(libc::setsid()).map(drop)
-        });
-    }
-}
-
-/// Between fork and exec, as the user the program runs as: changes to
-/// `dir`, or to `fallback` when that user may not enter it. Both are made
-/// before the fork, so the child allocates nothing.
-pub fn enter_or(dir: &std::ffi::CStr, fallback: &std::ffi::CStr) -> io::Result<()> {
-    // SAFETY: chdir with valid C strings.
-    if unsafe { libc::chdir(dir.as_ptr()) } == 0 {
-        return Ok(());
-    }
-    // SAFETY: as above.
-    check(unsafe { libc::chdir(fallback.as_ptr()) }).map(drop)
 }
 
 /// `clone3` as a plain fork (no shared memory, SIGCHLD to the parent) with
@@ -496,4 +460,246 @@ pub fn recv_bytes(conn: &OwnedFd, buffer: &mut [u8]) -> usize {
 pub fn kill_group(group: i32) {
     // SAFETY: kill with integer arguments.
     unsafe { libc::kill(-group, libc::SIGKILL) };
+}
+
+/// A program to start, made whole before the clone: between the clone and
+/// the exec the child shares this process's memory, so it only makes
+/// system calls with what is here, allocating nothing and taking no lock.
+pub struct Exec {
+    /// Where to look for the program, in order (argv\[0\] itself when it
+    /// names a path, else each folder of the `PATH` it is given).
+    candidates: Vec<CString>,
+    argv: Vec<CString>,
+    env: Vec<CString>,
+    cwd: CString,
+    /// Where to start when `cwd` cannot be entered as the program's user.
+    fallback_cwd: Option<CString>,
+    uid: u32,
+    gid: u32,
+    /// Root drops its supplementary groups (another user has none to drop).
+    drop_groups: bool,
+    /// The descriptors that become its stdin, stdout and stderr.
+    stdio: [RawFd; 3],
+    limits: Vec<(Resource, u64, u64)>,
+}
+
+/// Where programs are looked for when the command's environment names no
+/// `PATH` (as the C library's `execvp` looks).
+const DEFAULT_PATH: &str = "/usr/local/bin:/bin:/usr/bin";
+
+impl Exec {
+    /// A program: `argv` run with exactly `env` (`NAME=value` entries; the
+    /// last of a name wins), from `cwd`, as `uid`:`gid` with no
+    /// supplementary groups, in a session of its own, with `stdio` as its
+    /// 0, 1 and 2 and `limits` (resource, soft, hard) set.
+    ///
+    /// # Errors
+    /// `InvalidInput` for an empty argv or a NUL byte in any string.
+    pub fn new(
+        argv: &[String],
+        env: &[String],
+        cwd: &str,
+        ids: (u32, u32),
+        stdio: [RawFd; 3],
+        limits: Vec<(Resource, u64, u64)>,
+    ) -> io::Result<Self> {
+        let text = |s: &str| {
+            CString::new(s).map_err(|_| {
+                io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the command")
+            })
+        };
+        let program = argv
+            .first()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "an empty command"))?;
+        let mut named = std::collections::BTreeMap::new();
+        for entry in env {
+            if let Some((name, value)) = entry.split_once('=') {
+                named.insert(name, value);
+            }
+        }
+        let candidates = if program.contains('/') {
+            vec![text(program)?]
+        } else {
+            named
+                .get("PATH")
+                .copied()
+                .unwrap_or(DEFAULT_PATH)
+                .split(':')
+                .map(|dir| {
+                    text(&format!(
+                        "{}/{program}",
+                        if dir.is_empty() { "." } else { dir }
+                    ))
+                })
+                .collect::<io::Result<_>>()?
+        };
+        Ok(Self {
+            candidates,
+            argv: argv.iter().map(|a| text(a)).collect::<io::Result<_>>()?,
+            env: named
+                .iter()
+                .map(|(name, value)| text(&format!("{name}={value}")))
+                .collect::<io::Result<_>>()?,
+            cwd: text(cwd)?,
+            fallback_cwd: None,
+            uid: ids.0,
+            gid: ids.1,
+            // SAFETY: getuid takes nothing and cannot fail.
+            drop_groups: unsafe { libc::getuid() } == 0,
+            stdio,
+            limits,
+        })
+    }
+
+    /// Starts in `fallback` when the program's user may not enter its folder.
+    #[must_use]
+    pub fn or_start_in(mut self, fallback: &std::ffi::CStr) -> Self {
+        self.fallback_cwd = Some(fallback.to_owned());
+        self
+    }
+
+    /// Starts the program: its pid once it has begun (the exec done), or
+    /// why it could not (the error of its exec, or of a step before it).
+    ///
+    /// A vfork-style clone (`CLONE_VM | CLONE_VFORK`): the child borrows
+    /// this process's memory until its exec instead of copying it, which
+    /// under gVisor is most of what starting a command costs.
+    pub fn spawn(&self) -> io::Result<i32> {
+        const STACK: usize = 64 * 1024;
+        let pointers = |strings: &[CString]| -> Vec<*const libc::c_char> {
+            strings
+                .iter()
+                .map(|s| s.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
+        let argv = pointers(&self.argv);
+        let env = pointers(&self.env);
+        let mut child = Child {
+            exec: self,
+            argv: argv.as_ptr(),
+            env: env.as_ptr(),
+            error: 0,
+        };
+        let mut stack = vec![0u8; STACK];
+        // The stack grows down from its end, kept 16-byte aligned.
+        let top = (stack.as_mut_ptr() as usize + STACK) & !15;
+        // SAFETY: `child_main` gets a pointer to `child`, which (with the
+        // strings and stack it points to) outlives the call: CLONE_VFORK
+        // holds this thread until the child has exec'd or exited. The child
+        // only makes system calls (see `child_main`).
+        let pid = unsafe {
+            libc::clone(
+                child_main,
+                top as *mut libc::c_void,
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                (&raw mut child).cast(),
+            )
+        };
+        if pid == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        drop(stack);
+        if child.error != 0 {
+            // It exited without running anything: reaped here, not counted
+            // as an orphan by the loop.
+            wait_child(pid);
+            return Err(io::Error::from_raw_os_error(child.error));
+        }
+        Ok(pid)
+    }
+}
+
+/// What the child of [`Exec::spawn`] reads, and where it leaves the error
+/// that stopped it.
+struct Child<'a> {
+    exec: &'a Exec,
+    argv: *const *const libc::c_char,
+    env: *const *const libc::c_char,
+    error: libc::c_int,
+}
+
+/// The child of [`Exec::spawn`], between clone and exec. It shares the
+/// agent's memory, so it allocates nothing, panics nowhere and makes its
+/// identity changes as raw system calls: the C library's `setuid` and
+/// `setgid` would signal every thread of the process whose memory this is.
+extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `Child` of `spawn`, alive until this child execs
+    // or exits; every call below takes integers or pointers into it.
+    unsafe {
+        let child = &mut *arg.cast::<Child>();
+        let exec = child.exec;
+        let fail = |child: &mut Child| -> ! {
+            child.error = *libc::__errno_location();
+            if child.error == 0 {
+                child.error = libc::EINVAL;
+            }
+            libc::_exit(127)
+        };
+        // A program starts with default signals and none blocked (the
+        // agent ignores SIGPIPE and blocks SIGCHLD for its own reasons).
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&raw mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &raw const none, std::ptr::null_mut());
+        for (target, &fd) in (0..).zip(exec.stdio.iter()) {
+            // dup2 onto itself would keep close-on-exec.
+            let done = if fd == target {
+                libc::fcntl(fd, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, target)
+            };
+            if done == -1 {
+                fail(child);
+            }
+        }
+        // Supplementary groups go when root drops to the program's user.
+        if (exec.drop_groups
+            && libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) == -1)
+            || libc::syscall(libc::SYS_setgid, exec.gid) == -1
+            || libc::syscall(libc::SYS_setuid, exec.uid) == -1
+        {
+            fail(child);
+        }
+        if libc::chdir(exec.cwd.as_ptr()) == -1 {
+            match &exec.fallback_cwd {
+                Some(fallback) if libc::chdir(fallback.as_ptr()) == 0 => {}
+                _ => fail(child),
+            }
+        }
+        for &(resource, soft, hard) in &exec.limits {
+            let limit = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            // prlimit64 itself: a C library may apply setrlimit to every
+            // thread of the process, which is the agent's here.
+            let set = libc::syscall(
+                libc::SYS_prlimit64,
+                0,
+                resource,
+                &raw const limit,
+                std::ptr::null_mut::<libc::rlimit>(),
+            );
+            if set == -1 {
+                fail(child);
+            }
+        }
+        if libc::setsid() == -1 {
+            fail(child);
+        }
+        // As execvp looks: a missing candidate is passed over; a found one
+        // that may not run is remembered and reported unless a later one runs.
+        let mut denied = false;
+        for program in &exec.candidates {
+            libc::execve(program.as_ptr(), child.argv, child.env);
+            match *libc::__errno_location() {
+                libc::ENOENT | libc::ENOTDIR => {}
+                libc::EACCES => denied = true,
+                _ => fail(child),
+            }
+        }
+        *libc::__errno_location() = if denied { libc::EACCES } else { libc::ENOENT };
+        fail(child)
+    }
 }

@@ -635,6 +635,65 @@ async fn host_environment_never_reaches_the_sandbox() {
     assert_eq!(printed["runtime"], "runsc");
 }
 
+/// A command starts clean of the agent that started it: no signal
+/// blocked or ignored (the agent blocks SIGCHLD and ignores SIGPIPE), no
+/// supplementary group, its own session, the agent's descriptors closed,
+/// its limits set; and a program that is missing or may not run is told
+/// apart (127, 126) like a shell tells them.
+#[tokio::test]
+async fn a_command_starts_clean_of_the_agent() {
+    let run = |argv: &[&str]| -> serde_json::Value {
+        let output = std::process::Command::new(support::agh_binary())
+            .args(["sandbox", "run", "--image", IMAGE, "--"])
+            .args(argv)
+            .output()
+            .expect("running agh");
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|err| panic!("{err}: {output:?}"))
+    };
+    // What a C program sees of its own start (gVisor's /proc has no
+    // signal lines).
+    let program = r#"
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/resource.h>
+#include <unistd.h>
+int main(void) {
+    sigset_t blocked;
+    struct sigaction pipe_action;
+    struct rlimit core;
+    sigprocmask(SIG_BLOCK, NULL, &blocked);
+    sigaction(SIGPIPE, NULL, &pipe_action);
+    getrlimit(RLIMIT_CORE, &core);
+    int open_fds = 0;
+    for (int fd = 3; fd < 1024; fd++) open_fds += fcntl(fd, F_GETFD) != -1;
+    printf("chld-blocked=%d pipe-ignored=%d groups=%d session-leader=%d core=%lu fds-above-2=%d\n",
+           sigismember(&blocked, SIGCHLD), pipe_action.sa_handler == SIG_IGN,
+           getgroups(0, NULL), getsid(0) == getpid() || getsid(0) == getppid(), (unsigned long)core.rlim_cur, open_fds);
+    return 0;
+}
+"#;
+    let script = format!(
+        "cat > /work/start.c <<'EOF'\n{program}\nEOF\ngcc -o /work/start /work/start.c && /work/start"
+    );
+    let printed = run(&["sh", "-c", &script]);
+    assert_eq!(
+        printed["stdout"].as_str().map(str::trim),
+        Some("chld-blocked=0 pipe-ignored=0 groups=0 session-leader=1 core=0 fds-above-2=0"),
+        "{printed}"
+    );
+    let missing = run(&["/no/such/program"]);
+    assert_eq!(missing["outcome"]["exit_code"], 127, "{missing}");
+    let denied = run(&["/etc/passwd"]);
+    assert_eq!(denied["outcome"]["exit_code"], 126, "{denied}");
+    assert!(
+        denied["stderr"]
+            .as_str()
+            .is_some_and(|e| e.contains("/etc/passwd")),
+        "{denied}"
+    );
+}
+
 /// An image whose `dmesg` prints gVisor's banner, run under plain runc,
 /// does not pass the gVisor check (the check asks the host which process
 /// runs the sandbox, not the image), while the real runsc does.
