@@ -207,6 +207,85 @@ fn readme(language: Language) -> String {
     )
 }
 
+/// A Python unittest course graded by agh's own unittest grader: tests
+/// marked as Gradescope's gradescope_utils marks them, two submissions,
+/// the policy and what each submission scores.
+const PYTHON_TESTS_COURSE: [(&str, &str); 5] = [
+    (
+        "agh.toml",
+        include_str!("../../graders/templates/python-tests/agh.toml"),
+    ),
+    (
+        "expected.toml",
+        include_str!("../../graders/templates/python-tests/expected.toml"),
+    ),
+    (
+        "course/tests/test_stats.py",
+        include_str!("../../graders/templates/python-tests/course/tests/test_stats.py"),
+    ),
+    (
+        "submissions/passing/stats.py",
+        include_str!("../../graders/templates/python-tests/submissions/passing/stats.py"),
+    ),
+    (
+        "submissions/failing/stats.py",
+        include_str!("../../graders/templates/python-tests/submissions/failing/stats.py"),
+    ),
+];
+
+const PYTHON_TESTS_README: &str = "# A Python course graded by its unittest tests
+
+     No grader code to write or build: agh's own unittest grader,
+     `builtin:python-tests`, runs the tests in `course/tests/` against each
+     submission, one test at a time, each in a judge process that the
+     student's code cannot reach (a submission that patches `unittest` or
+     the decorators changes nothing), with per-test limits.
+
+     The exercise: `stats.py` with `mean(xs)` and `spread(xs)`. Grade the two
+     sample submissions (one passes, one scores part):
+
+         agh grade --plugin builtin:python-tests --config agh.toml --submissions submissions
+
+     Before students meet it, check it: the samples must score what
+     `expected.toml` says, and agh's own hostile submissions (endless loops,
+     fork bombs, forged scores, a patched `unittest`) must score nothing:
+
+         agh check --plugin builtin:python-tests --config agh.toml --samples .
+
+     Writing tests: any `unittest.TestCase` in `course/tests/test_*.py`, marked
+     as Gradescope's `gradescope_utils` marks them (the files run unchanged
+     there): `@weight(points)`, `@number(\"1.1\")`, `@visibility(...)`,
+     `@partial_credit(points)` with `set_score`, `@hide_errors(\"message\")`,
+     and `timeout_decorator`'s `@timeout(seconds)`. A test without `@weight`
+     is worth nothing. A failing test's own message (`3 != 8`) is shown only
+     to a test visible at once; for any other visibility the student reads
+     that it failed, what their code raised, and what it printed.
+
+     - `agh.toml` is the operator's policy: images, ceilings, and the course
+         files (`course/`); `reference` is graded first, so broken tests stop
+         the batch before anyone is charged.
+     - To grade in your own way later, `agh new grader --lang python DIR` makes
+         a grader project whose code you write.
+";
+
+/// Makes a Python unittest course graded by `builtin:python-tests` in
+/// `dir` (which must not exist, or be empty).
+///
+/// # Errors
+/// [`ScaffoldError::NotEmpty`], or a file that cannot be written.
+pub fn new_tests_course(dir: &Path) -> Result<Vec<PathBuf>, ScaffoldError> {
+    if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(ScaffoldError::NotEmpty(dir.into()));
+    }
+    let mut files: Vec<(&str, &str)> = PYTHON_TESTS_COURSE.to_vec();
+    files.push(("README.md", PYTHON_TESTS_README));
+    files.push((".gitignore", "__pycache__/\nout/\n"));
+    for (path, contents) in &files {
+        write(dir, path, contents)?;
+    }
+    Ok(files.into_iter().map(|(p, _)| dir.join(p)).collect())
+}
+
 /// Makes a new grader project in `dir` (which must not exist, or be empty).
 ///
 /// # Errors

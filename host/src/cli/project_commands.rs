@@ -2,6 +2,7 @@
 
 use super::*;
 use agh::scaffold::{self, ScaffoldError};
+use std::path::Path;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum NewCommand {
@@ -11,6 +12,11 @@ pub(super) enum NewCommand {
         /// The language to write it in.
         #[arg(long, value_enum)]
         lang: LanguageArg,
+        /// With `--lang python`: a course of unittest tests (marked as
+        /// gradescope_utils marks them) graded by agh's own unittest
+        /// grader, `builtin:python-tests`, with no grader code at all.
+        #[arg(long)]
+        tests: bool,
         /// The folder to make (new, or empty).
         dir: PathBuf,
     },
@@ -27,7 +33,10 @@ pub(super) struct BuildArgs {
 }
 
 pub(super) fn new_command(command: NewCommand) -> Outcome {
-    let NewCommand::Grader { lang, dir } = command;
+    let NewCommand::Grader { lang, tests, dir } = command;
+    if tests {
+        return new_tests_course(lang, &dir);
+    }
     match scaffold::new_project(&dir, lang.into()) {
         Ok(files) => {
             println!(
@@ -37,6 +46,36 @@ pub(super) fn new_command(command: NewCommand) -> Outcome {
             );
             println!(
                 "next:\n  cd {}\n  agh build\n  agh grade --plugin grader.wasm --config agh.toml --submissions submissions",
+                dir.display()
+            );
+            Outcome::Success
+        }
+        Err(err) => {
+            eprintln!("agh: {err}");
+            match err {
+                ScaffoldError::Io { .. } => Outcome::Infra,
+                _ => Outcome::Usage,
+            }
+        }
+    }
+}
+
+fn new_tests_course(lang: LanguageArg, dir: &Path) -> Outcome {
+    if !matches!(lang, LanguageArg::Python) {
+        eprintln!(
+            "agh: --tests makes a Python unittest course, graded with no grader code: use it with --lang python"
+        );
+        return Outcome::Usage;
+    }
+    match scaffold::new_tests_course(dir) {
+        Ok(files) => {
+            println!(
+                "made a Python unittest course in {} ({} files), graded by builtin:python-tests: no grader to build",
+                dir.display(),
+                files.len()
+            );
+            println!(
+                "next:\n  cd {}\n  agh grade --plugin builtin:python-tests --config agh.toml --submissions submissions\n  agh check --plugin builtin:python-tests --config agh.toml --samples .",
                 dir.display()
             );
             Outcome::Success

@@ -131,6 +131,89 @@ fn a_new_grader_in_every_language_builds_and_grades_its_samples() {
     );
 }
 
+/// `agh new grader --lang python --tests`: a unittest course with no
+/// grader code, graded by `builtin:python-tests` as made (a failing test's
+/// own message only for a visible test), and passing `agh check` as made.
+#[test]
+fn a_new_unittest_course_grades_and_passes_the_gate_as_made() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let refused = agh(
+        &["new", "grader", "--lang", "rust", "--tests", "r"],
+        root.path(),
+    );
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(
+        text(&refused.stderr).contains("--lang python"),
+        "{refused:?}"
+    );
+    let made = agh(
+        &["new", "grader", "--lang", "python", "--tests", "course"],
+        root.path(),
+    );
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let course = root.path().join("course");
+    assert!(course.join("course/tests/test_stats.py").is_file());
+    let alone = support::courses_alone();
+    let graded = agh(
+        &[
+            "grade",
+            "--plugin",
+            "builtin:python-tests",
+            "--config",
+            "agh.toml",
+            "--submissions",
+            "submissions",
+            "--json",
+        ],
+        &course,
+    );
+    assert_eq!(
+        scores(&graded),
+        [("failing".to_string(), 2.0), ("passing".to_string(), 4.0)],
+        "{}",
+        text(&graded.stderr)
+    );
+    let results: serde_json::Value = serde_json::from_slice(&graded.stdout).expect("json");
+    let failing = results
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["submission"] == "failing"))
+        .expect("failing");
+    let output_of = |name: &str| {
+        failing["tests"]
+            .as_array()
+            .and_then(|t| {
+                t.iter()
+                    .find(|t| t["name"].as_str().is_some_and(|n| n.ends_with(name)))
+            })
+            .map(|t| t["output"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_else(|| panic!("no {name} in {failing}"))
+    };
+    assert_eq!(output_of("test_spread"), "3 != 8");
+    assert!(
+        output_of("test_hidden_cases").starts_with("the test failed"),
+        "{failing}"
+    );
+    let checked = agh(
+        &[
+            "check",
+            "--plugin",
+            "builtin:python-tests",
+            "--config",
+            "agh.toml",
+            "--samples",
+            ".",
+        ],
+        &course,
+    );
+    drop(alone);
+    assert!(
+        checked.status.success() && text(&checked.stdout).contains("PASSED"),
+        "agh check failed:\n{}{}",
+        text(&checked.stdout),
+        text(&checked.stderr)
+    );
+}
+
 /// Without its toolchain, `agh build` says exactly what is missing and how
 /// to install it.
 #[test]

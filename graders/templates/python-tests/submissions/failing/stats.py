@@ -1,0 +1,6 @@
+def mean(xs):
+    return sum(xs) // len(xs)
+
+
+def spread(xs):
+    return max(xs) - xs[0]
