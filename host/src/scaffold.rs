@@ -274,12 +274,20 @@ const PYTHON_TESTS_README: &str = "# A Python course graded by its unittest test
 /// # Errors
 /// [`ScaffoldError::NotEmpty`], or a file that cannot be written.
 pub fn new_tests_course(dir: &Path) -> Result<Vec<PathBuf>, ScaffoldError> {
+    let mut files: Vec<(String, String)> = PYTHON_TESTS_COURSE
+        .iter()
+        .map(|(p, c)| ((*p).to_string(), (*c).to_string()))
+        .collect();
+    files.push(("README.md".into(), PYTHON_TESTS_README.into()));
+    files.push((".gitignore".into(), "__pycache__/\nout/\n".into()));
+    make(dir, files)
+}
+
+/// Writes `files` into `dir`, which must not exist or be empty.
+fn make(dir: &Path, files: Vec<(String, String)>) -> Result<Vec<PathBuf>, ScaffoldError> {
     if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
         return Err(ScaffoldError::NotEmpty(dir.into()));
     }
-    let mut files: Vec<(&str, &str)> = PYTHON_TESTS_COURSE.to_vec();
-    files.push(("README.md", PYTHON_TESTS_README));
-    files.push((".gitignore", "__pycache__/\nout/\n"));
     for (path, contents) in &files {
         write(dir, path, contents)?;
     }
@@ -291,9 +299,6 @@ pub fn new_tests_course(dir: &Path) -> Result<Vec<PathBuf>, ScaffoldError> {
 /// # Errors
 /// [`ScaffoldError`] when the folder is in use or cannot be written.
 pub fn new_project(dir: &Path, language: Language) -> Result<Vec<PathBuf>, ScaffoldError> {
-    if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
-        return Err(ScaffoldError::NotEmpty(dir.into()));
-    }
     let mut files: Vec<(String, String)> = COURSE
         .iter()
         .map(|(p, c)| ((*p).to_string(), (*c).to_string()))
@@ -347,10 +352,7 @@ pub fn new_project(dir: &Path, language: Language) -> Result<Vec<PathBuf>, Scaff
             );
         }
     }
-    for (path, contents) in &files {
-        write(dir, path, contents)?;
-    }
-    Ok(files.into_iter().map(|(p, _)| dir.join(p)).collect())
+    make(dir, files)
 }
 
 /// The language of the project in `dir`.

@@ -50,13 +50,17 @@ pub(super) fn new_command(command: NewCommand) -> Outcome {
             );
             Outcome::Success
         }
-        Err(err) => {
-            eprintln!("agh: {err}");
-            match err {
-                ScaffoldError::Io { .. } => Outcome::Infra,
-                _ => Outcome::Usage,
-            }
-        }
+        Err(err) => not_made(&err),
+    }
+}
+
+/// A project that could not be made: the operator's mistake (a folder in
+/// use), or the machine's (a file that could not be written).
+fn not_made(err: &ScaffoldError) -> Outcome {
+    eprintln!("agh: {err}");
+    match err {
+        ScaffoldError::Io { .. } => Outcome::Infra,
+        _ => Outcome::Usage,
     }
 }
 
@@ -80,13 +84,7 @@ fn new_tests_course(lang: LanguageArg, dir: &Path) -> Outcome {
             );
             Outcome::Success
         }
-        Err(err) => {
-            eprintln!("agh: {err}");
-            match err {
-                ScaffoldError::Io { .. } => Outcome::Infra,
-                _ => Outcome::Usage,
-            }
-        }
+        Err(err) => not_made(&err),
     }
 }
 
