@@ -19,7 +19,9 @@ pub enum Language {
     C,
     /// `.py` files.
     Python,
-    /// Neither: only the attacks that need no program.
+    /// `.java` files.
+    Java,
+    /// None of these: only the attacks that need no program.
     Unknown,
 }
 
@@ -29,6 +31,8 @@ impl Language {
             Language::C
         } else if path.ends_with(".py") {
             Language::Python
+        } else if path.ends_with(".java") {
+            Language::Java
         } else {
             Language::Unknown
         }
@@ -40,6 +44,7 @@ impl Language {
         match self {
             Language::C => "C",
             Language::Python => "Python",
+            Language::Java => "Java",
             Language::Unknown => "no language agh knows",
         }
     }
@@ -95,9 +100,30 @@ pub fn attacks(language: Language, files: &[(String, Vec<u8>)], shown: &[u8]) ->
         what: "an empty submission",
         files: Vec::new(),
     }];
+    if language == Language::Java {
+        // A Java source is a class named after its file: each is replaced
+        // by a class of its own name (and package) whose loading attacks,
+        // so the attack runs whether the course runs a main or its tests
+        // load the classes.
+        for (name, what, body) in java_attacks(shown) {
+            let files = files
+                .iter()
+                .map(|(path, bytes)| match java_class(path) {
+                    Some(class) => (
+                        path.clone(),
+                        java_program(&java_package(bytes), class, &body).into_bytes(),
+                    ),
+                    None => (path.clone(), bytes.clone()),
+                })
+                .collect();
+            attacks.push(Attack { name, what, files });
+        }
+        return attacks;
+    }
     let programs: Vec<(&'static str, &'static str, String)> = match language {
         Language::C => c_programs(shown),
         Language::Python => python_programs(shown),
+        Language::Java => Vec::new(),
         Language::Unknown => vec![
             (
                 "syntax-error",
@@ -140,7 +166,7 @@ fn replaced(
         .map(|(path, bytes)| {
             let replace = match language {
                 Language::C => Some(path) == main_c.as_ref(),
-                Language::Python => is_source(path),
+                Language::Python | Language::Java => is_source(path),
                 Language::Unknown => true,
             };
             if replace {
@@ -382,6 +408,141 @@ def _exit_zero():
 atexit.register(_exit_zero)
 "#;
 
+/// The class a `.java` file must hold: its file name's stem.
+fn java_class(path: &str) -> Option<&str> {
+    let stem = path.rsplit('/').next()?.strip_suffix(".java")?;
+    let identifier = stem
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && stem.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    identifier.then_some(stem)
+}
+
+/// The `package` line of a Java source, if it has one.
+fn java_package(source: &[u8]) -> String {
+    String::from_utf8_lossy(source)
+        .lines()
+        .map(str::trim)
+        .find(|line| line.starts_with("package ") && line.ends_with(';'))
+        .map(|line| format!("{line}\n"))
+        .unwrap_or_default()
+}
+
+/// `text` as a Java string literal.
+fn java_literal(text: &str) -> String {
+    let mut literal = String::from("\"");
+    for unit in text.encode_utf16() {
+        match unit {
+            0x22 => literal.push_str("\\\""),
+            0x5c => literal.push_str("\\\\"),
+            0x20..=0x7e => literal.push(char::from(u8::try_from(unit).unwrap_or(b'?'))),
+            _ => {
+                let _ = write!(literal, "\\u{unit:04x}");
+            }
+        }
+    }
+    literal.push('"');
+    literal
+}
+
+/// A class `class` whose static initializer is `body`: it runs when the
+/// class is first used, by `main` or by a test.
+fn java_program(package: &str, class: &str, body: &str) -> String {
+    if body.is_empty() {
+        return NOT_A_PROGRAM.into();
+    }
+    format!(
+        "{package}public class {class} {{\n  static volatile boolean on = true;\n  static {{\n{body}\n  }}\n  public static void main(String[] args) {{}}\n}}\n"
+    )
+}
+
+/// Java's attacks: name, what it does, and the static initializer's body
+/// (empty for the source that is no program at all).
+fn java_attacks(shown: &[u8]) -> Vec<(&'static str, &'static str, String)> {
+    let paths = FORGED_PATHS
+        .iter()
+        .map(|p| java_literal(p))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let roots = PEEKED
+        .iter()
+        .map(|p| java_literal(p))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let shown_bytes = shown
+        .iter()
+        .map(|b| format!("(byte) {b}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    vec![
+        ("syntax-error", "does not compile", String::new()),
+        ("endless-loop", "never ends", "    while (on) {}".into()),
+        (
+            "thread-bomb",
+            "starts threads until it cannot, each spinning",
+            "    while (on) {\n      try { new Thread(() -> { while (on) {} }).start(); } catch (Throwable t) {}\n    }".into(),
+        ),
+        (
+            "memory-bomb",
+            "takes memory until it is stopped",
+            "    java.util.List<byte[]> hog = new java.util.ArrayList<>();\n    while (on) hog.add(new byte[1 << 24]);".into(),
+        ),
+        (
+            "output-flood",
+            "prints without end",
+            "    String line = \"A\".repeat(1000);\n    while (on) System.out.println(line);".into(),
+        ),
+        (
+            "prints-visible-output",
+            "prints what the best sample printed first (a visible case's output), whatever it is given",
+            format!("    byte[] shown = {{ {shown_bytes} }};\n    System.out.write(shown, 0, shown.length);\n    System.out.flush();"),
+        ),
+        (
+            "fake-score",
+            "prints and writes a results file claiming full marks, and says it passed",
+            format!(
+                "    String fake = {};\n    for (String path : new String[] {{ {paths} }}) {{\n      try {{ java.nio.file.Files.writeString(java.nio.file.Path.of(path), fake); }} catch (Exception e) {{}}\n    }}\n    System.out.println(fake);\n    System.out.println(\"All tests passed\");\n    System.out.println(\"OK\");\n    System.out.println(\"score: 100/100\");",
+                java_literal(FAKE_RESULTS)
+            ),
+        ),
+        (
+            "reads-assets",
+            "looks for its input among the files it can read and prints the file beside it",
+            format!("    String[] roots = {{ {roots} }};\n{JAVA_PEEK}"),
+        ),
+        (
+            "exits-early",
+            "says OK and exits 0 as soon as it is loaded, before a test can finish",
+            "    System.out.println(\"OK\");\n    System.exit(0);".into(),
+        ),
+    ]
+}
+
+/// As the C and Python peeks: finds a readable file holding what stdin
+/// gave and prints the files of the same stem beside it (every readable
+/// file when none is found).
+const JAVA_PEEK: &str = r#"    try {
+      byte[] given = System.in.readAllBytes();
+      java.util.List<java.nio.file.Path> files = new java.util.ArrayList<>();
+      for (String root : roots) {
+        try (var walk = java.nio.file.Files.walk(java.nio.file.Path.of(root))) {
+          walk.filter(java.nio.file.Files::isRegularFile).forEach(files::add);
+        } catch (Exception e) {}
+      }
+      java.nio.file.Path found = null;
+      for (var path : files) {
+        try { if (java.util.Arrays.equals(java.nio.file.Files.readAllBytes(path), given)) { found = path; break; } } catch (Exception e) {}
+      }
+      String stem = found == null ? null : found.toString().replaceAll("\\.[^./]*$", "");
+      for (var path : files) {
+        if (path.equals(found)) continue;
+        if (stem != null && !path.toString().replaceAll("\\.[^./]*$", "").equals(stem)) continue;
+        try { System.out.write(java.nio.file.Files.readAllBytes(path)); } catch (Exception e) {}
+      }
+      System.out.flush();
+    } catch (Exception e) {}"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,5 +583,47 @@ mod tests {
                 .iter()
                 .any(|a| a.name == "empty" && a.files.is_empty())
         );
+    }
+
+    #[test]
+    fn java_attacks_keep_each_class_and_package_and_the_rest() {
+        let files = vec![
+            (
+                "src/Main.java".to_string(),
+                b"package course.io;\npublic class Main { public static void main(String[] a) {} }"
+                    .to_vec(),
+            ),
+            ("Helper.java".to_string(), b"class Helper {}".to_vec()),
+            ("notes.txt".to_string(), b"notes".to_vec()),
+        ];
+        let attacks = attacks(Language::Java, &files, b"4 2\n");
+        let names: Vec<&str> = attacks.iter().map(|a| a.name).collect();
+        assert!(
+            names.contains(&"exits-early") && names.contains(&"thread-bomb"),
+            "{names:?}"
+        );
+        let early = attacks
+            .iter()
+            .find(|a| a.name == "exits-early")
+            .expect("early");
+        let main = String::from_utf8_lossy(&early.files[0].1);
+        assert!(
+            main.starts_with("package course.io;\npublic class Main {"),
+            "{main}"
+        );
+        assert!(main.contains("System.exit(0)"), "{main}");
+        let helper = String::from_utf8_lossy(&early.files[1].1);
+        assert!(helper.starts_with("public class Helper {"), "{helper}");
+        assert_eq!(early.files[2], files[2]);
+        let shown = attacks
+            .iter()
+            .find(|a| a.name == "prints-visible-output")
+            .expect("shown");
+        assert!(
+            String::from_utf8_lossy(&shown.files[0].1)
+                .contains("(byte) 52, (byte) 32, (byte) 50, (byte) 10")
+        );
+        assert_eq!(java_literal("a\"\\\n\u{e9}"), "\"a\\\"\\\\\\u000a\\u00e9\"");
+        assert_eq!(java_class("x/My-Class.java"), None);
     }
 }

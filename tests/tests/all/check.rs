@@ -135,3 +135,30 @@ async fn the_example_graders_pass_the_gate() {
         );
     }
 }
+
+/// A Java course (tests/cases/java-io, graded by the no-code grader): agh
+/// check makes Java's stock attacks, each class replaced by one of its
+/// name whose loading attacks (exits at once saying OK, spins, starts
+/// threads, takes memory, floods, forges a results file, looks for the
+/// expected outputs), and none scores more than expected.toml allows (case
+/// 01's output printed blind passes case 01 alone).
+#[test]
+fn java_stock_attacks_score_nothing_on_a_java_course() {
+    let course = support::repo_root().join("tests/cases/java-io");
+    let out = tempfile::tempdir().expect("tempdir");
+    let (output, report) = check("builtin:io-cases", &course, &out.path().join("check"));
+    assert!(output.status.success(), "{report}");
+    assert_eq!(report["language"], "java", "{report}");
+    assert!(failed(&report, "samples").is_empty(), "{report}");
+    assert!(failed(&report, "attacks").is_empty(), "{report}");
+    let names = attack_names(&report);
+    for attack in [
+        "attack-exits-early",
+        "attack-thread-bomb",
+        "attack-fake-score",
+        "attack-reads-assets",
+        "attack-prints-visible-output",
+    ] {
+        assert!(names.iter().any(|a| a == attack), "no {attack}: {report}");
+    }
+}
